@@ -1,0 +1,71 @@
+"""Model cards: ``README.md`` of a checkpoint folder, rendered from its ``metrics.json``.
+
+The card is generated, so it can never disagree with the figures. Training writes the
+architecture, data, command and dev scores; ``python -m s2s evaluate --save-as NAME`` adds
+evaluation tables. Free-text fields are read from ``metrics.json`` when present:
+``title``, ``description``, ``data_attribution``, ``weaknesses`` (list) and ``notes`` (list).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from .checkpoint import CARD_FILE, atomic_write, read_metrics
+
+
+def _table(rows: list[dict[str, Any]], columns: list[tuple[str, str]]) -> list[str]:
+    lines = ["| " + " | ".join(title for _, title in columns) + " |",
+             "|" + "|".join(" --- " for _ in columns) + "|"]
+    lines += ["| " + " | ".join(str(row.get(key, "")) for key, _ in columns) + " |" for row in rows]
+    return lines
+
+
+def render_card(metrics: dict[str, Any], name: str) -> str:
+    model = metrics.get("model", {})
+    train = metrics.get("train", {})
+    training = metrics.get("training", {})
+    lines = [f"# {metrics.get('title', name)}", ""]
+    if metrics.get("description"):
+        lines += [metrics["description"], ""]
+    lines += ["## Data", ""]
+    data = metrics.get("data", {})
+    lines += [f"- train: {', '.join(data.get('train', []))} ({data.get('train_pairs_used', '?')} pairs used, "
+              f"{data.get('train_pairs_too_long', 0)} longer than {train.get('max_len', '?')} pieces skipped)",
+              f"- dev: {', '.join(data.get('dev', []))}"]
+    if metrics.get("data_attribution"):
+        lines += [f"- licence and attribution: {metrics['data_attribution']}"]
+    lines += ["", "## Model", "",
+              f"- {model.get('encoder_layers')}-layer bidirectional {str(model.get('rnn_type', '')).upper()} encoder "
+              f"({model.get('encoder_hidden')} per direction), {model.get('decoder_layers')}-layer decoder "
+              f"({model.get('decoder_hidden')}), attention `{model.get('attention')}`, embeddings "
+              f"{model.get('embedding_dim')}, tied: {model.get('tie_embeddings')}, dropout {model.get('dropout')}",
+              f"- joint sentencepiece vocabulary of {model.get('vocab_size')} pieces (byte fallback)",
+              f"- {metrics.get('parameters', 0):,} parameters", "",
+              "## Training", "",
+              f"- command: `{metrics.get('command', '')}`",
+              f"- seed {train.get('seed')}, label smoothing {train.get('label_smoothing')}, "
+              f"learning rate {train.get('lr')}, batches of {train.get('batch_tokens')} target tokens",
+              f"- {training.get('steps', '?')} steps in {training.get('seconds', 0) / 60:.1f} minutes "
+              f"({training.get('tokens_per_second', '?')} target tokens/s) on {metrics.get('hardware', '?')}; "
+              f"stopped because: {training.get('stopped_because', '?')}; best dev BLEU at step "
+              f"{training.get('best_step', '?')}"]
+    dev = metrics.get("dev")
+    if dev:
+        lines += [f"- dev during training ({dev.get('decoding')}): BLEU {dev.get('bleu')}, chrF {dev.get('chrf')}, "
+                  f"loss {dev.get('loss')}"]
+    for split, rows in metrics.get("evaluation", {}).items():
+        lines += ["", f"## Evaluation: {split}", ""]
+        lines += _table(rows, [("decoding", "decoding"), ("bleu", "BLEU"), ("chrf", "chrF"),
+                               ("sentences_per_second", "sentences/s")])
+    for title, key in (("Known weaknesses", "weaknesses"), ("Notes", "notes")):
+        if metrics.get(key):
+            lines += ["", f"## {title}", ""] + [f"- {item}" for item in metrics[key]]
+    return "\n".join(lines) + "\n"
+
+
+def write_card(folder: Path) -> None:
+    """(Re)write ``folder/README.md`` from ``folder/metrics.json``."""
+    folder = Path(folder)
+    text = render_card(read_metrics(folder), folder.name)
+    atomic_write(folder / CARD_FILE, lambda tmp: tmp.write_text(text, encoding="utf-8"))

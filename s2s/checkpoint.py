@@ -1,0 +1,103 @@
+"""Checkpoint folders: data only, so loading never executes code from them.
+
+A model folder holds
+- ``config.json``        the ``ModelConfig`` (plain JSON);
+- ``model.safetensors``  the weights (safetensors: tensors only, no pickle), fp16 or fp32;
+- ``spm.model``          the joint sentencepiece model;
+- ``metrics.json``       training and evaluation figures (optional for loading);
+- ``README.md``          the model card (optional for loading).
+A missing or corrupt file raises an error that names it. Files are written to a temporary
+name and renamed, so an interrupted save never leaves a half-written file behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from .config import ModelConfig, from_dict, read_json
+from .model import Seq2Seq
+from .tokenizer import Tokenizer
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+TOKENIZER_FILE = "spm.model"
+METRICS_FILE = "metrics.json"
+CARD_FILE = "README.md"
+# With tie_embeddings these share the encoder embedding; they are stored once, under its name.
+TIED_ALIASES = ("decoder.embedding.weight", "decoder.output.weight")
+
+
+def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+    """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it to ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(handle)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def write_json(path: Path, values: Any) -> None:
+    atomic_write(path, lambda tmp: tmp.write_text(json.dumps(values, indent=2, ensure_ascii=False) + "\n",
+                                                 encoding="utf-8"))
+
+
+def save_model(folder: Path, model: Seq2Seq, tokenizer: Tokenizer, fp16: bool = True) -> None:
+    """Write config, weights and tokenizer of ``model`` into ``folder``."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    state = {name: tensor.detach().to(torch.float16 if fp16 and tensor.is_floating_point() else tensor.dtype)
+             .contiguous().clone() for name, tensor in model.state_dict().items()
+             if not (model.config.tie_embeddings and name in TIED_ALIASES)}
+    write_json(folder / CONFIG_FILE, vars(model.config))
+    atomic_write(folder / WEIGHTS_FILE, lambda tmp: save_file(state, str(tmp)))
+    atomic_write(folder / TOKENIZER_FILE, lambda tmp: tokenizer.save(tmp))
+
+
+
+def load_model(folder: Path) -> tuple[Seq2Seq, Tokenizer]:
+    """Rebuild the model and tokenizer saved in ``folder`` (in float32, eval mode)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"no model folder at {folder}")
+    config = from_dict(ModelConfig, read_json(folder / CONFIG_FILE), str(folder / CONFIG_FILE))
+    tokenizer = Tokenizer.load(folder / TOKENIZER_FILE)
+    if tokenizer.vocab_size != config.vocab_size:
+        raise ValueError(f"{folder / TOKENIZER_FILE} has {tokenizer.vocab_size} pieces but "
+                         f"{folder / CONFIG_FILE} says vocab_size={config.vocab_size}")
+    weights_path = folder / WEIGHTS_FILE
+    if not weights_path.exists():
+        raise FileNotFoundError(f"missing file: {weights_path}")
+    try:
+        state = load_file(str(weights_path))
+    except (SafetensorError, OSError, ValueError) as error:
+        raise ValueError(f"corrupt weights file {weights_path}: {error}") from error
+    model = Seq2Seq(config)
+    expected = {name for name in model.state_dict() if not (config.tie_embeddings and name in TIED_ALIASES)}
+    if set(state) != expected:
+        missing, unexpected = sorted(expected - set(state)), sorted(set(state) - expected)
+        raise ValueError(f"{weights_path} does not match {folder / CONFIG_FILE}: "
+                         f"missing {missing[:5]}, unexpected {unexpected[:5]}")
+    try:
+        model.load_state_dict({k: v.float() for k, v in state.items()}, strict=False)
+    except RuntimeError as error:
+        raise ValueError(f"{weights_path} does not match {folder / CONFIG_FILE}: {error}") from error
+    return model.eval(), tokenizer
+
+
+def read_metrics(folder: Path) -> dict[str, Any]:
+    """``metrics.json`` of a model folder, or {} when it has none."""
+    path = Path(folder) / METRICS_FILE
+    return read_json(path) if path.exists() else {}

@@ -1,0 +1,163 @@
+"""Command line: ``python -m s2s {train,translate,evaluate,card} --help``.
+
+A thin layer: every command parses its arguments and calls the library.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import shlex
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+from .card import write_card
+from .checkpoint import METRICS_FILE, read_metrics, write_json
+from .config import ModelConfig, TrainConfig, from_dict, read_json
+from .translator import DecodeSettings, Translator, make_settings
+
+
+def _add_dataclass_options(parser: argparse.ArgumentParser, cls: type, title: str, skip: tuple[str, ...] = ()) -> None:
+    """One ``--option`` per field of ``cls``; defaults stay None so a --config file can fill them."""
+    group = parser.add_argument_group(title)
+    for field in dataclasses.fields(cls):
+        if field.name in skip:
+            continue
+        flag = "--" + field.name.replace("_", "-")
+        default = field.default
+        if isinstance(default, bool):
+            group.add_argument(flag, dest=f"{cls.__name__}.{field.name}", default=None,
+                               action=argparse.BooleanOptionalAction, help=f"(default: {default})")
+        else:
+            group.add_argument(flag, dest=f"{cls.__name__}.{field.name}", default=None, type=type(default),
+                               metavar=type(default).__name__.upper(), help=f"(default: {default})")
+
+
+def _dataclass_values(args: argparse.Namespace, cls: type) -> dict[str, Any]:
+    prefix = f"{cls.__name__}."
+    return {key[len(prefix):]: value for key, value in vars(args).items()
+            if key.startswith(prefix) and value is not None}
+
+
+def _decode_options(parser: argparse.ArgumentParser) -> None:
+    defaults = DecodeSettings()
+    parser.add_argument("--strategy", choices=["greedy", "beam", "sample"], default=defaults.strategy)
+    parser.add_argument("--beam-size", type=int, default=defaults.beam_size)
+    parser.add_argument("--nbest", type=int, default=defaults.nbest, help="hypotheses (or samples) per input")
+    parser.add_argument("--alpha", type=float, default=defaults.alpha, help="GNMT length penalty; 0 = off")
+    parser.add_argument("--max-length-ratio", type=float, default=defaults.max_length_ratio)
+    parser.add_argument("--max-length-extra", type=int, default=defaults.max_length_extra)
+    parser.add_argument("--no-repeat-ngram", type=int, default=defaults.no_repeat_ngram)
+    parser.add_argument("--temperature", type=float, default=defaults.temperature)
+    parser.add_argument("--top-k", type=int, default=defaults.top_k)
+    parser.add_argument("--top-p", type=float, default=defaults.top_p)
+    parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument("--prefix", default=defaults.prefix, help="forced start of every output")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m s2s", description="Attention encoder-decoder: train, "
+                                     "translate and evaluate.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    train = commands.add_parser("train", help="train a model", description="Train a model on parallel data "
+                                "(TSV source<TAB>target, .gz accepted, or two line-aligned files).")
+    train.add_argument("--train", nargs="+", type=Path, required=True, metavar="FILE", help="TSV or SRC TGT files")
+    train.add_argument("--dev", nargs="+", type=Path, required=True, metavar="FILE", help="TSV or SRC TGT files")
+    train.add_argument("--out", type=Path, required=True, help="model folder to write")
+    train.add_argument("--config", type=Path, help='JSON {"model": {...}, "train": {...}}; options override it')
+    train.add_argument("--resume", action="store_true", help="continue the run saved in --out")
+    train.add_argument("--no-progress", action="store_true", help="no progress bar")
+    # The model's vocab_size is that of the trained tokenizer, set by the training's --vocab-size.
+    _add_dataclass_options(train, ModelConfig, "model", skip=("vocab_size",))
+    _add_dataclass_options(train, TrainConfig, "training")
+
+    translate = commands.add_parser("translate", help="translate stdin to stdout, one sentence per line")
+    translate.add_argument("--model", type=Path, required=True)
+    translate.add_argument("--format", choices=["text", "json"], default="text",
+                           help="text: best output (n-best joined by tabs); json: one full result per line")
+    translate.add_argument("--batch-size", type=int, default=64)
+    _decode_options(translate)
+
+    evaluate = commands.add_parser("evaluate", help="BLEU, chrF and speed for greedy and beam sizes")
+    evaluate.add_argument("--model", type=Path, required=True)
+    evaluate.add_argument("--data", nargs="+", type=Path, required=True, metavar="FILE", help="TSV or SRC TGT")
+    evaluate.add_argument("--beam-size", nargs="+", type=int, default=[5], metavar="K")
+    evaluate.add_argument("--no-greedy", action="store_true", help="skip the greedy row")
+    evaluate.add_argument("--alpha", type=float, default=DecodeSettings().alpha)
+    evaluate.add_argument("--batch-size", type=int, default=64)
+    evaluate.add_argument("--save-as", metavar="NAME", help="store the table in metrics.json and the model card")
+    evaluate.add_argument("--outputs", type=Path, help="write the outputs of each row to FILE.<decoding>.txt")
+
+    card = commands.add_parser("card", help="re-render a model folder's README.md from its metrics.json")
+    card.add_argument("--model", type=Path, required=True)
+    return parser
+
+
+def run_train(args: argparse.Namespace, argv: Sequence[str]) -> None:
+    from .train import train  # imported here: tqdm and training code are not needed to translate
+
+    file_values = read_json(args.config) if args.config else {}
+    model_values = {**file_values.get("model", {}), **_dataclass_values(args, ModelConfig)}
+    train_values = {**file_values.get("train", {}), **_dataclass_values(args, TrainConfig)}
+    model_config = from_dict(ModelConfig, model_values, "model settings")
+    train_config = from_dict(TrainConfig, train_values, "training settings")
+    command = "python -m s2s " + " ".join(shlex.quote(a) for a in argv if a != "--resume")
+    train(model_config, train_config, args.train, args.dev, args.out, resume=args.resume,
+          command=command, show_progress=not args.no_progress)
+
+
+def run_translate(args: argparse.Namespace) -> None:
+    settings = make_settings(**{key: getattr(args, key) for key in (
+        "strategy", "beam_size", "nbest", "alpha", "max_length_ratio", "max_length_extra", "no_repeat_ngram",
+        "temperature", "top_k", "top_p", "seed", "prefix")})
+    translator = Translator.load(args.model)
+    lines = [line.rstrip("\r\n") for line in sys.stdin]
+    results = translator.translate_batch(lines, settings, batch_size=args.batch_size)
+    for number, result in enumerate(results, start=1):
+        for warning in result["warnings"]:
+            print(f"warning: line {number}: {warning}", file=sys.stderr)
+        if args.format == "json":
+            print(json.dumps(result, ensure_ascii=False))
+        else:
+            print("\t".join(h["text"] for h in result["hypotheses"]))
+
+
+def run_evaluate(args: argparse.Namespace) -> None:
+    from .evaluate import decoding_runs, evaluate_files, format_table
+
+    translator = Translator.load(args.model)
+    runs = decoding_runs(args.beam_size, args.alpha, greedy=not args.no_greedy)
+    rows, count = evaluate_files(translator, args.data, runs, batch_size=args.batch_size)
+    print(f"{args.model} on {' '.join(map(str, args.data))} ({count} sources, batches of {args.batch_size})")
+    print(format_table(rows))
+    if args.outputs:
+        for row in rows:
+            Path(f"{args.outputs}.{row['decoding'].replace(' ', '')}.txt").write_text(
+                "\n".join(row["outputs"]) + "\n", encoding="utf-8")
+    if args.save_as:
+        metrics = read_metrics(args.model)
+        metrics.setdefault("evaluation", {})[args.save_as] = [
+            {key: value for key, value in row.items() if key != "outputs"} for row in rows]
+        write_json(Path(args.model) / METRICS_FILE, metrics)
+        write_card(args.model)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "train":
+            run_train(args, argv)
+        elif args.command == "translate":
+            run_translate(args)
+        elif args.command == "evaluate":
+            run_evaluate(args)
+        else:
+            write_card(args.model)
+    except (ValueError, FileNotFoundError, FileExistsError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0

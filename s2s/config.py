@@ -1,0 +1,117 @@
+"""Plain configuration values: one dataclass for the model, one for training.
+
+Both are stored as JSON (``config.json`` in a checkpoint folder, or ``--config FILE`` for
+training), so a checkpoint is described by data only and loading it never runs code.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any, TypeVar
+
+ATTENTION_TYPES = ("bahdanau", "luong-dot", "luong-general", "none")
+RNN_TYPES = ("gru", "lstm")
+
+T = TypeVar("T")
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise ValueError(message)
+
+
+@dataclasses.dataclass
+class ModelConfig:
+    """Architecture of the encoder-decoder; everything needed to rebuild it."""
+
+    vocab_size: int = 8000
+    embedding_dim: int = 256
+    encoder_hidden: int = 256  # per direction: encoder states have 2 * encoder_hidden features
+    decoder_hidden: int = 512
+    encoder_layers: int = 1
+    decoder_layers: int = 1
+    rnn_type: str = "gru"
+    attention: str = "bahdanau"
+    dropout: float = 0.3
+    tie_embeddings: bool = True  # share source, target and output embeddings (joint vocabulary)
+    max_source_len: int = 128  # pieces, </s> included; longer input is truncated with a warning
+
+    def validate(self) -> "ModelConfig":
+        _require(self.vocab_size >= 5, f"vocab_size must be >= 5, got {self.vocab_size}")
+        for name in ("embedding_dim", "encoder_hidden", "decoder_hidden",
+                     "encoder_layers", "decoder_layers", "max_source_len"):
+            _require(int(getattr(self, name)) >= 1, f"{name} must be >= 1, got {getattr(self, name)}")
+        _require(self.rnn_type in RNN_TYPES, f"rnn_type must be one of {RNN_TYPES}, got {self.rnn_type!r}")
+        _require(self.attention in ATTENTION_TYPES,
+                 f"attention must be one of {ATTENTION_TYPES}, got {self.attention!r}")
+        _require(0.0 <= self.dropout < 1.0, f"dropout must be in [0, 1), got {self.dropout}")
+        return self
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """Optimisation and bookkeeping settings of ``python -m s2s train``."""
+
+    vocab_size: int = 8000
+    max_len: int = 64  # training pairs with more pieces on either side are skipped
+    batch_tokens: int = 3000  # target tokens per batch (bucketed by length)
+    lr: float = 1e-3
+    warmup_steps: int = 500
+    lr_decay: float = 0.5  # multiply the learning rate by this after `lr_patience` bad validations
+    lr_patience: int = 2
+    min_lr: float = 2e-5
+    clip_norm: float = 1.0
+    label_smoothing: float = 0.1
+    teacher_forcing: float = 1.0  # ratio at the start of training
+    teacher_forcing_final: float = 1.0  # ratio reached linearly at `teacher_forcing_steps`
+    teacher_forcing_steps: int = 10000
+    max_steps: int = 0  # 0 = no limit
+    max_epochs: int = 0  # 0 = no limit
+    max_time: float = 0.0  # seconds of training; 0 = no limit
+    valid_every: int = 1000  # steps
+    valid_beam_size: int = 1  # dev BLEU is measured with this beam (1 = greedy, fastest)
+    early_stopping_patience: int = 8  # validations without dev BLEU improvement
+    seed: int = 1
+    threads: int = 0  # torch threads; 0 = torch's default
+    fp16_weights: bool = True  # store the shipped weights in float16
+
+    def validate(self) -> "TrainConfig":
+        _require(self.lr > 0, f"lr must be > 0, got {self.lr}")
+        _require(self.batch_tokens >= 1, f"batch_tokens must be >= 1, got {self.batch_tokens}")
+        _require(self.max_len >= 2, f"max_len must be >= 2, got {self.max_len}")
+        _require(0.0 <= self.label_smoothing < 1.0,
+                 f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        for name in ("teacher_forcing", "teacher_forcing_final"):
+            value = getattr(self, name)
+            _require(0.0 <= value <= 1.0, f"{name} must be in [0, 1], got {value}")
+        _require(0.0 < self.lr_decay <= 1.0, f"lr_decay must be in (0, 1], got {self.lr_decay}")
+        _require(self.valid_every >= 1, f"valid_every must be >= 1, got {self.valid_every}")
+        _require(self.valid_beam_size >= 1, f"valid_beam_size must be >= 1, got {self.valid_beam_size}")
+        return self
+
+
+def from_dict(cls: type[T], values: dict[str, Any], source: str) -> T:
+    """Build ``cls`` from a dict, naming ``source`` when a key is unknown or a value is bad."""
+    known = {field.name for field in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(f"{source}: unknown setting(s) {unknown}")
+    try:
+        return cls(**values).validate()  # type: ignore[attr-defined]
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{source}: {error}") from error
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    """Read a JSON object from ``path``; errors name the file."""
+    try:
+        values = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise FileNotFoundError(f"missing file: {path}") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"corrupt JSON in {path}: {error}") from error
+    if not isinstance(values, dict):
+        raise ValueError(f"corrupt JSON in {path}: expected an object")
+    return values

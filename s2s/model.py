@@ -1,0 +1,158 @@
+"""The encoder-decoder: embeddings -> bidirectional RNN encoder -> attentional RNN decoder.
+
+Decoder step t (Luong et al. 2015, Section 3, without input feeding):
+    s_t      = RNN(embed(y_{t-1}), s_{t-1})                 decoder state
+    c_t      = Attention(query=s_t, keys=values=h_1..h_S)   context  (attention != "none")
+             = h_summary                                     fixed vector (attention == "none")
+    h~_t     = tanh(W_c [s_t; c_t])                          attentional state, size embedding_dim
+    p(y_t)   = softmax(W_o h~_t + b_o)                       W_o tied to the embeddings if asked
+Because s_t does not depend on c_{t-1}, a teacher-forced target runs through the RNN in one
+call, which is what makes training fast on a CPU. The same ``Decoder.forward`` serves
+training (T target steps at once) and search (one step at a time), so the attention that
+search returns is exactly the one the trained model computes.
+
+With attention ``none`` the decoder sees only the final encoder state ``h_summary`` (the
+concatenated last forward and backward states): it initialises s_0 and is the context at
+every step, as in the fixed-vector models of Cho et al. 2014 and Sutskever et al. 2014.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Union
+
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from .attention import Attention
+from .config import ModelConfig
+from .tokenizer import PAD_ID
+
+# GRU state: [layers, N, H]; LSTM state: (h, c), each [layers, N, H].
+RNNState = Union[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]
+
+
+def select_state(state: RNNState, index: torch.Tensor) -> RNNState:
+    """Rows ``index`` [N'] of a decoder state (batch is dimension 1)."""
+    if isinstance(state, tuple):
+        return tuple(s.index_select(1, index) for s in state)  # type: ignore[return-value]
+    return state.index_select(1, index)
+
+
+@dataclasses.dataclass
+class EncoderMemory:
+    """What the decoder reads: computed once per source batch.
+
+    states [N, S, 2*He], keys [N, S, Hd] (attention-projected states, None without attention),
+    mask [N, S] (True = real token), summary [N, 2*He] (final forward + backward states).
+    """
+
+    states: torch.Tensor
+    keys: torch.Tensor | None
+    mask: torch.Tensor
+    summary: torch.Tensor
+
+    def select(self, index: torch.Tensor) -> "EncoderMemory":
+        """Rows ``index`` [N'] of every field, e.g. to repeat each sentence once per beam."""
+        return EncoderMemory(
+            states=self.states.index_select(0, index),
+            keys=None if self.keys is None else self.keys.index_select(0, index),
+            mask=self.mask.index_select(0, index),
+            summary=self.summary.index_select(0, index),
+        )
+
+
+def _rnn(kind: str, input_size: int, hidden: int, layers: int, dropout: float, bidirectional: bool) -> nn.RNNBase:
+    rnn_class = nn.GRU if kind == "gru" else nn.LSTM
+    return rnn_class(input_size, hidden, num_layers=layers, batch_first=True,
+                     dropout=dropout if layers > 1 else 0.0, bidirectional=bidirectional)
+
+
+class Encoder(nn.Module):
+    def __init__(self, config: ModelConfig, embedding: nn.Embedding) -> None:
+        super().__init__()
+        self.embedding = embedding
+        self.dropout = nn.Dropout(config.dropout)
+        self.rnn = _rnn(config.rnn_type, config.embedding_dim, config.encoder_hidden,
+                        config.encoder_layers, config.dropout, bidirectional=True)
+
+    def forward(self, source: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """source [B, S] ids, lengths [B] -> states [B, S, 2*He] (0 on padding), summary [B, 2*He]."""
+        embedded = self.dropout(self.embedding(source))
+        packed = pack_padded_sequence(embedded, lengths.cpu(), batch_first=True, enforce_sorted=False)
+        outputs, final = self.rnn(packed)
+        states, _ = pad_packed_sequence(outputs, batch_first=True, total_length=source.size(1))
+        final_hidden = final[0] if isinstance(final, tuple) else final  # [layers * 2, B, He]
+        summary = torch.cat([final_hidden[-2], final_hidden[-1]], dim=-1)
+        return self.dropout(states), summary
+
+
+class Decoder(nn.Module):
+    def __init__(self, config: ModelConfig, embedding: nn.Embedding) -> None:
+        super().__init__()
+        self.config = config
+        key_dim = 2 * config.encoder_hidden
+        self.embedding = embedding
+        self.dropout = nn.Dropout(config.dropout)
+        self.bridge = nn.Linear(key_dim, config.decoder_layers * config.decoder_hidden)
+        self.rnn = _rnn(config.rnn_type, config.embedding_dim, config.decoder_hidden,
+                        config.decoder_layers, config.dropout, bidirectional=False)
+        self.attention = (None if config.attention == "none"
+                          else Attention(config.attention, config.decoder_hidden, key_dim))
+        self.combine = nn.Linear(config.decoder_hidden + key_dim, config.embedding_dim)
+        self.output = nn.Linear(config.embedding_dim, config.vocab_size)
+        if config.tie_embeddings:
+            self.output.weight = embedding.weight
+
+    def initial_state(self, summary: torch.Tensor) -> RNNState:
+        """summary [N, 2*He] -> s_0 [layers, N, Hd] (and a zero LSTM cell)."""
+        layers, hidden = self.config.decoder_layers, self.config.decoder_hidden
+        state = torch.tanh(self.bridge(summary)).view(-1, layers, hidden).transpose(0, 1).contiguous()
+        return (state, torch.zeros_like(state)) if self.config.rnn_type == "lstm" else state
+
+    def forward(self, previous: torch.Tensor, state: RNNState, memory: EncoderMemory
+                ) -> tuple[torch.Tensor, RNNState, torch.Tensor | None]:
+        """previous [N, T] ids y_0..y_{T-1} -> logits [N, T, V], new state, alphas [N, T, S] or None."""
+        embedded = self.dropout(self.embedding(previous))
+        queries, state = self.rnn(embedded, state)  # [N, T, Hd]
+        if self.attention is None:
+            context = memory.summary.unsqueeze(1).expand(-1, queries.size(1), -1)
+            alphas = None
+        else:
+            context, alphas = self.attention(queries, memory.keys, memory.states, memory.mask)
+        attentional = torch.tanh(self.combine(torch.cat([queries, context], dim=-1)))
+        return self.output(self.dropout(attentional)), state, alphas
+
+
+class Seq2Seq(nn.Module):
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config.validate()
+        source_embedding = nn.Embedding(config.vocab_size, config.embedding_dim, padding_idx=PAD_ID)
+        target_embedding = (source_embedding if config.tie_embeddings else
+                            nn.Embedding(config.vocab_size, config.embedding_dim, padding_idx=PAD_ID))
+        self.encoder = Encoder(config, source_embedding)
+        self.decoder = Decoder(config, target_embedding)
+
+    def encode(self, source: torch.Tensor, lengths: torch.Tensor) -> tuple[EncoderMemory, RNNState]:
+        """source [B, S], lengths [B] -> memory for the decoder and its initial state s_0."""
+        states, summary = self.encoder(source, lengths)
+        attention = self.decoder.attention
+        memory = EncoderMemory(
+            states=states,
+            keys=None if attention is None else attention.project_keys(states),
+            mask=source != PAD_ID,
+            summary=summary,
+        )
+        return memory, self.decoder.initial_state(summary)
+
+    def forward(self, source: torch.Tensor, lengths: torch.Tensor, target_in: torch.Tensor
+                ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Teacher-forced pass: source [B, S], target_in [B, T] -> logits [B, T, V], alphas [B, T, S]."""
+        memory, state = self.encode(source, lengths)
+        logits, _, alphas = self.decoder(target_in, state, memory)
+        return logits, alphas
+
+    def parameter_count(self) -> int:
+        return sum(p.numel() for p in self.parameters())

@@ -1,0 +1,324 @@
+"""Training, as one straight loop: data -> tokenizer -> model -> batches -> validation -> checkpoints.
+
+Output folder ``out``:
+- ``config.json``, ``model.safetensors``, ``spm.model``: the best model so far (by dev BLEU),
+  a complete checkpoint folder that ``s2s.load`` reads;
+- ``train_state.pt``: the last state (fp32 weights, optimiser, progress, RNG), written at every
+  validation and when training stops or is interrupted (Ctrl-C, SIGTERM); ``--resume`` continues
+  from it exactly: same data order, same random draws;
+- ``train_log.jsonl``: one JSON object per logged event (training and validation metrics);
+- ``metrics.json`` and ``README.md``: the figures and the model card.
+
+On resume the model architecture and tokenizer come from ``out``; the training settings come
+from the command, so a budget such as ``--max-time`` can be extended.
+
+Teacher forcing below 1 uses two-pass scheduled sampling (Mihaylova & Carpuat 2019): a first
+pass without gradient predicts every position, then each decoder input is replaced by the
+previous prediction with probability 1 - ratio, and the second pass learns from that input.
+It keeps the whole target in one RNN call instead of a Python loop over time steps.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import platform
+import random
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from .card import write_card
+from .checkpoint import METRICS_FILE, TOKENIZER_FILE, atomic_write, read_metrics, save_model, write_json
+from .config import ModelConfig, TrainConfig, from_dict, read_json
+from .data import Batch, bucket_batches, group_references, make_batch, read_pairs
+from .evaluate import corpus_scores
+from .model import Seq2Seq
+from .tokenizer import BOS_ID, PAD_ID, Tokenizer
+from .translator import DecodeSettings, Translator
+
+STATE_FILE = "train_state.pt"
+LOG_FILE = "train_log.jsonl"
+TOKENIZER_SAMPLE = 400_000  # sentences used to train sentencepiece
+
+
+class Interrupted(Exception):
+    """Raised by the SIGTERM handler so training saves its state and stops."""
+
+
+@dataclasses.dataclass
+class Progress:
+    """Where training stands; saved in ``train_state.pt`` as plain values."""
+
+    step: int = 0
+    epoch: int = 0
+    batch_in_epoch: int = 0
+    elapsed: float = 0.0  # wall-clock seconds over all runs, validation included (the --max-time budget)
+    step_seconds: float = 0.0  # seconds spent in training steps only (for tokens per second)
+    target_tokens: int = 0
+    best_bleu: float = -1.0
+    best_step: int = 0
+    bad_validations: int = 0  # since the best dev BLEU
+    lr_bad_validations: int = 0  # since the last learning-rate decay or improvement
+    lr_scale: float = 1.0
+    finished_reason: str = ""
+
+
+def teacher_forcing_ratio(config: TrainConfig, step: int) -> float:
+    """Linear decay from ``teacher_forcing`` to ``teacher_forcing_final`` over ``teacher_forcing_steps``."""
+    fraction = min(1.0, step / max(1, config.teacher_forcing_steps))
+    return config.teacher_forcing + fraction * (config.teacher_forcing_final - config.teacher_forcing)
+
+
+def learning_rate(config: TrainConfig, progress: Progress) -> float:
+    """Linear warm-up, then the plateau-decayed rate (never below ``min_lr``)."""
+    warmup = min(1.0, (progress.step + 1) / max(1, config.warmup_steps))
+    return max(config.min_lr, config.lr * progress.lr_scale) * warmup
+
+
+def scheduled_inputs(model: Seq2Seq, batch: Batch, ratio: float, generator: torch.Generator) -> torch.Tensor:
+    """Decoder inputs [B, T] where each gold token after <s> is replaced by the model's own
+    previous prediction with probability 1 - ratio (first pass, no gradient)."""
+    if ratio >= 1.0:
+        return batch.target_in
+    with torch.no_grad():
+        logits, _ = model(batch.source, batch.source_lengths, batch.target_in)
+    predicted = torch.cat([batch.target_in[:, :1], logits.argmax(-1)[:, :-1]], dim=1)
+    replace = torch.rand(batch.target_in.shape, generator=generator) >= ratio
+    replace[:, 0] = False
+    replace &= batch.target_in != PAD_ID
+    return torch.where(replace, predicted, batch.target_in)
+
+
+def batch_loss(model: Seq2Seq, batch: Batch, target_in: torch.Tensor, label_smoothing: float) -> torch.Tensor:
+    """Mean cross-entropy per target token (label-smoothed), padding ignored."""
+    logits, _ = model(batch.source, batch.source_lengths, target_in)
+    return F.cross_entropy(logits.reshape(-1, logits.size(-1)), batch.target_out.reshape(-1),
+                           ignore_index=PAD_ID, label_smoothing=label_smoothing, reduction="sum") / batch.target_tokens
+
+
+@torch.no_grad()
+def dev_loss(model: Seq2Seq, batches: Sequence[Batch]) -> float:
+    """Cross-entropy per target token on the dev set, without label smoothing."""
+    model.eval()
+    total, tokens = 0.0, 0
+    for batch in batches:
+        total += float(batch_loss(model, batch, batch.target_in, 0.0)) * batch.target_tokens
+        tokens += batch.target_tokens
+    return total / max(1, tokens)
+
+
+def encode_pairs(tokenizer: Tokenizer, pairs: Sequence[tuple[str, str]], max_len: int
+                 ) -> tuple[list[list[int]], list[list[int]], int]:
+    """Ids of each side; pairs longer than ``max_len`` pieces on either side are dropped (counted)."""
+    sources = tokenizer.encode_batch([s for s, _ in pairs])
+    targets = tokenizer.encode_batch([t for _, t in pairs])
+    kept = [(s, t) for s, t in zip(sources, targets) if 0 < len(s) < max_len and 0 < len(t) < max_len]
+    return [s for s, _ in kept], [t for _, t in kept], len(pairs) - len(kept)
+
+
+def _log(out: Path, record: dict[str, Any]) -> None:
+    with open(out / LOG_FILE, "a", encoding="utf-8") as log:
+        log.write(json.dumps(record) + "\n")
+
+
+def _save_state(out: Path, model: Seq2Seq, optimizer: torch.optim.Optimizer, progress: Progress,
+                generator: torch.Generator) -> None:
+    state = {
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "progress": dataclasses.asdict(progress),
+        "torch_rng": torch.get_rng_state(),
+        "sampling_rng": generator.get_state(),
+    }
+    atomic_write(out / STATE_FILE, lambda tmp: torch.save(state, tmp))
+
+
+def _prepare_output(out: Path, resume: bool, model_config: ModelConfig, config: TrainConfig,
+                    train_pairs: Sequence[tuple[str, str]], say: Callable[[str], None]) -> tuple[Tokenizer, ModelConfig]:
+    """Fresh run: train the tokenizer and fix the vocabulary. Resume: read both back from ``out``."""
+    if resume:
+        if not (out / STATE_FILE).exists():
+            raise FileNotFoundError(f"cannot resume: missing file {out / STATE_FILE}")
+        tokenizer = Tokenizer.load(out / TOKENIZER_FILE)
+        return tokenizer, from_dict(ModelConfig, read_json(out / "config.json"), str(out / "config.json"))
+    if (out / STATE_FILE).exists():
+        raise FileExistsError(f"{out} already holds a training run; pass --resume to continue it "
+                              "or choose another --out")
+    out.mkdir(parents=True, exist_ok=True)
+    say(f"training sentencepiece ({config.vocab_size} pieces) ...")
+    rng = random.Random(config.seed)
+    sample = rng.sample(list(train_pairs), min(len(train_pairs), TOKENIZER_SAMPLE // 2))
+    tokenizer = Tokenizer.train([text for pair in sample for text in pair], config.vocab_size)
+    tokenizer.save(out / TOKENIZER_FILE)
+    model_config = dataclasses.replace(model_config, vocab_size=tokenizer.vocab_size).validate()
+    write_json(out / "config.json", vars(model_config))
+    return tokenizer, model_config
+
+
+def train(model_config: ModelConfig, config: TrainConfig, train_paths: Sequence[Path], dev_paths: Sequence[Path],
+          out: Path, resume: bool = False, command: str = "", show_progress: bool = True) -> dict[str, Any]:
+    """Train a model into ``out``; returns the final metrics."""
+    out = Path(out)
+    say = lambda message: tqdm.write(message, file=sys.stderr)  # noqa: E731
+    config.validate()
+    if config.threads > 0:
+        torch.set_num_threads(config.threads)
+    skipped_lines: list[str] = []
+    train_pairs = read_pairs(train_paths, on_skip=skipped_lines.append)
+    dev_pairs = read_pairs(dev_paths, on_skip=skipped_lines.append)
+    for message in skipped_lines[:20]:
+        say(message)
+    if len(skipped_lines) > 20:
+        say(f"... {len(skipped_lines) - 20} more malformed lines skipped")
+
+    tokenizer, model_config = _prepare_output(out, resume, model_config, config, train_pairs, say)
+    torch.manual_seed(config.seed)
+    model = Seq2Seq(model_config)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    progress = Progress()
+    generator = torch.Generator().manual_seed(config.seed)  # scheduled-sampling draws
+    if resume:
+        state = torch.load(out / STATE_FILE, weights_only=True)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        progress = Progress(**state["progress"])
+        progress.finished_reason = ""
+        torch.set_rng_state(state["torch_rng"])
+        generator.set_state(state["sampling_rng"])
+        say(f"resumed at step {progress.step} (epoch {progress.epoch}, {progress.elapsed:.0f} s trained)")
+
+    sources, targets, dropped = encode_pairs(tokenizer, train_pairs, config.max_len)
+    if not sources:
+        raise ValueError(f"no training pair has fewer than max_len={config.max_len} pieces on both sides")
+    lengths = [(len(s), len(t)) for s, t in zip(sources, targets)]
+    dev_sources, dev_references = group_references(dev_pairs)
+    dev_src_ids, dev_tgt_ids, _ = encode_pairs(tokenizer, dev_pairs, 10**9)
+    dev_batches = [make_batch([dev_src_ids[i] for i in chunk], [dev_tgt_ids[i] for i in chunk], BOS_ID)
+                   for chunk in bucket_batches([(len(s), len(t)) for s, t in zip(dev_src_ids, dev_tgt_ids)],
+                                               config.batch_tokens, seed=0)]
+    translator = Translator(model, tokenizer, name=out.name)
+    valid_settings = DecodeSettings(strategy="greedy" if config.valid_beam_size == 1 else "beam",
+                                    beam_size=config.valid_beam_size).validate()
+    metrics = read_metrics(out) if resume else {}
+    metrics.update({
+        "model": vars(model_config), "parameters": model.parameter_count(), "train": vars(config),
+        "data": {"train": [str(p) for p in train_paths], "dev": [str(p) for p in dev_paths],
+                 "train_pairs_used": len(sources), "train_pairs_too_long": dropped,
+                 "malformed_lines_skipped": len(skipped_lines)},
+        "command": command or metrics.get("command", ""),
+        "hardware": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads",
+    })
+    say(f"{len(sources)} training pairs ({dropped} longer than {config.max_len} pieces skipped), "
+        f"{len(dev_sources)} dev sources, {model.parameter_count():,} parameters, vocabulary {tokenizer.vocab_size}")
+
+    def validate() -> None:
+        started = time.perf_counter()
+        loss = dev_loss(model, dev_batches)
+        results = translator.translate_batch(dev_sources, valid_settings)
+        scores = corpus_scores([r["hypotheses"][0]["text"] for r in results], dev_references)
+        improved = scores["bleu"] > progress.best_bleu
+        if improved:
+            progress.best_bleu, progress.best_step = scores["bleu"], progress.step
+            progress.bad_validations = progress.lr_bad_validations = 0
+            save_model(out, model, tokenizer, fp16=config.fp16_weights)
+            metrics["dev"] = {"loss": round(loss, 4), **scores, "step": progress.step,
+                              "decoding": "greedy" if config.valid_beam_size == 1 else f"beam {config.valid_beam_size}",
+                              "train_seconds": round(progress.elapsed, 1)}
+        else:
+            progress.bad_validations += 1
+            progress.lr_bad_validations += 1
+            if progress.lr_bad_validations >= config.lr_patience:
+                progress.lr_scale *= config.lr_decay
+                progress.lr_bad_validations = 0
+        _log(out, {"event": "validation", "step": progress.step, "epoch": progress.epoch,
+                   "dev_loss": round(loss, 4), "dev_ppl": round(math.exp(min(loss, 50)), 2), **scores,
+                   "best_bleu": progress.best_bleu, "lr": learning_rate(config, progress),
+                   "elapsed": round(progress.elapsed, 1), "seconds": round(time.perf_counter() - started, 1)})
+        progress.elapsed += time.perf_counter() - started
+        say(f"step {progress.step}: dev loss {loss:.3f}  BLEU {scores['bleu']:.2f}  chrF {scores['chrf']:.2f}"
+            f"{'  (best, saved)' if improved else ''}")
+        model.train()
+
+    def stop_reason() -> str:
+        if config.max_steps and progress.step >= config.max_steps:
+            return "max_steps"
+        if config.max_time and progress.elapsed >= config.max_time:
+            return "max_time"
+        if progress.bad_validations >= config.early_stopping_patience:
+            return "early_stopping"
+        return ""
+
+    def on_sigterm(signum: int, frame: Any) -> None:
+        raise Interrupted()
+
+    previous_handler = signal.signal(signal.SIGTERM, on_sigterm)
+    model.train()
+    bar = tqdm(total=config.max_steps or None, initial=progress.step, disable=not show_progress,
+               unit="step", dynamic_ncols=True, file=sys.stderr)
+    window_tokens, window_start, last_logged = 0, time.perf_counter(), progress.step
+    try:
+        while not (reason := stop_reason()) and not (config.max_epochs and progress.epoch >= config.max_epochs):
+            batches = bucket_batches(lengths, config.batch_tokens, seed=config.seed * 1000 + progress.epoch)
+            while progress.batch_in_epoch < len(batches):
+                step_start = time.perf_counter()
+                chunk = batches[progress.batch_in_epoch]
+                batch = make_batch([sources[i] for i in chunk], [targets[i] for i in chunk], BOS_ID)
+                for group in optimizer.param_groups:
+                    group["lr"] = learning_rate(config, progress)
+                ratio = teacher_forcing_ratio(config, progress.step)
+                loss = batch_loss(model, batch, scheduled_inputs(model, batch, ratio, generator), config.label_smoothing)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip_norm)
+                optimizer.step()
+                progress.step += 1
+                progress.batch_in_epoch += 1
+                progress.target_tokens += batch.target_tokens
+                progress.elapsed += time.perf_counter() - step_start
+                progress.step_seconds += time.perf_counter() - step_start
+                window_tokens += batch.target_tokens
+                tokens_per_second = window_tokens / max(1e-9, time.perf_counter() - window_start)
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss.item():.3f}", tok_s=f"{tokens_per_second:.0f}", epoch=progress.epoch)
+                if progress.step - last_logged >= 50 or progress.step == 1:
+                    _log(out, {"event": "train", "step": progress.step, "epoch": progress.epoch,
+                               "loss": round(loss.item(), 4), "grad_norm": round(float(grad_norm), 3),
+                               "lr": learning_rate(config, progress), "teacher_forcing": round(ratio, 3),
+                               "tokens_per_second": round(tokens_per_second, 1), "elapsed": round(progress.elapsed, 1)})
+                    window_tokens, window_start, last_logged = 0, time.perf_counter(), progress.step
+                if progress.step % config.valid_every == 0:
+                    validate()
+                    _save_state(out, model, optimizer, progress, generator)
+                if stop_reason():
+                    break
+            else:
+                progress.epoch += 1
+                progress.batch_in_epoch = 0
+        progress.finished_reason = reason or stop_reason() or "max_epochs"
+    except (KeyboardInterrupt, Interrupted):
+        progress.finished_reason = "interrupted"
+        say("interrupted: saving the training state; continue with --resume")
+    finally:
+        bar.close()
+        signal.signal(signal.SIGTERM, previous_handler)
+    if progress.finished_reason != "interrupted" and progress.step != progress.best_step and \
+            progress.step % config.valid_every != 0:
+        validate()
+    _save_state(out, model, optimizer, progress, generator)
+    metrics["training"] = {"steps": progress.step, "epochs_completed": progress.epoch,
+                           "seconds": round(progress.elapsed, 1), "target_tokens": progress.target_tokens,
+                           "tokens_per_second": round(progress.target_tokens / max(1e-9, progress.step_seconds), 1),
+                           "stopped_because": progress.finished_reason, "best_step": progress.best_step}
+    write_json(out / METRICS_FILE, metrics)
+    write_card(out)
+    say(f"stopped ({progress.finished_reason}) at step {progress.step}; best dev BLEU {progress.best_bleu:.2f} "
+        f"at step {progress.best_step}; model in {out}")
+    return metrics

@@ -1,0 +1,216 @@
+"""The public API: ``s2s.load(folder).translate(text, ...)`` -> a JSON-serialisable dict.
+
+Settings are validated here, where they enter, and nowhere else. Input rules:
+- empty or whitespace-only text gives a result with no hypotheses and a ``message``;
+- text longer than ``MAX_INPUT_CHARS`` characters is cut there, and a source longer than the
+  model's ``max_source_len`` pieces is truncated to it; both add a line to ``warnings``;
+- any Unicode encodes (sentencepiece byte fallback); control characters are normalised away.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from . import search
+from .checkpoint import load_model, read_metrics
+from .data import pad
+from .model import Seq2Seq
+from .search import BeamStep, Hypothesis
+from .tokenizer import EOS_ID, EOS_PIECE, Tokenizer
+
+STRATEGIES = ("greedy", "beam", "sample")
+MAX_BEAM_SIZE = 64
+MAX_SAMPLES = 64
+MAX_INPUT_CHARS = 2000
+MAX_TARGET_LEN = 256  # hard cap on output tokens, whatever the ratio says
+
+
+@dataclasses.dataclass
+class DecodeSettings:
+    """How to decode. ``nbest`` is the number of hypotheses returned (samples, for sampling)."""
+
+    strategy: str = "beam"
+    beam_size: int = 5
+    nbest: int = 1
+    alpha: float = 0.6  # length penalty; 0 = raw log-probability
+    max_length_ratio: float = 2.0  # output may have ratio * source pieces + extra tokens
+    max_length_extra: int = 10
+    no_repeat_ngram: int = 0  # 0 = off
+    temperature: float = 1.0
+    top_k: int = 0  # 0 = off
+    top_p: float = 1.0  # 1 = off
+    seed: int | None = None  # sampling seed; None = a fresh random draw
+    prefix: str = ""  # forced start of the output, taken as whole pieces
+
+    def validate(self) -> "DecodeSettings":
+        def check(name: str, low: float, high: float, integer: bool) -> None:
+            value = getattr(self, name)
+            kind = int if integer else (int, float)
+            if isinstance(value, bool) or not isinstance(value, kind) or not (low <= value <= high):
+                raise ValueError(f"{name} must be {'an integer' if integer else 'a number'} "
+                                 f"in [{low}, {high}], got {value!r}")
+
+        if self.strategy not in STRATEGIES:
+            raise ValueError(f"strategy must be one of {STRATEGIES}, got {self.strategy!r}")
+        check("beam_size", 1, MAX_BEAM_SIZE, True)
+        check("nbest", 1, self.beam_size if self.strategy == "beam" else MAX_SAMPLES, True)
+        check("alpha", 0.0, 5.0, False)
+        check("max_length_ratio", 0.1, 10.0, False)
+        check("max_length_extra", 0, MAX_TARGET_LEN, True)
+        check("no_repeat_ngram", 0, 10, True)
+        check("temperature", 1e-3, 100.0, False)
+        check("top_k", 0, 1_000_000, True)
+        check("top_p", 1e-6, 1.0, False)
+        if self.seed is not None:
+            check("seed", 0, 2**63 - 1, True)
+        if not isinstance(self.prefix, str) or len(self.prefix) > MAX_INPUT_CHARS:
+            raise ValueError(f"prefix must be a string of at most {MAX_INPUT_CHARS} characters")
+        return self
+
+
+def make_settings(settings: DecodeSettings | None = None, **overrides: Any) -> DecodeSettings:
+    """Settings from defaults (or ``settings``) with keyword overrides; unknown names are errors."""
+    known = {field.name for field in dataclasses.fields(DecodeSettings)}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise ValueError(f"unknown decoding setting(s) {unknown}; known: {sorted(known)}")
+    return dataclasses.replace(settings or DecodeSettings(), **overrides).validate()
+
+
+class Translator:
+    """A loaded model with its tokenizer: translates text and explains how."""
+
+    def __init__(self, model: Seq2Seq, tokenizer: Tokenizer, name: str = "model",
+                 metrics: dict[str, Any] | None = None) -> None:
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.name = name
+        self.metrics = metrics or {}
+
+    @classmethod
+    def load(cls, folder: str | Path) -> "Translator":
+        model, tokenizer = load_model(Path(folder))
+        return cls(model, tokenizer, name=Path(folder).name, metrics=read_metrics(Path(folder)))
+
+    @property
+    def has_attention(self) -> bool:
+        return self.model.config.attention != "none"
+
+    def translate(self, text: str, settings: DecodeSettings | None = None, **overrides: Any) -> dict[str, Any]:
+        """Translate one text; see ``translate_batch`` for the result."""
+        return self.translate_batch([text], settings, **overrides)[0]
+
+    def translate_batch(self, texts: list[str], settings: DecodeSettings | None = None,
+                        batch_size: int = 64, **overrides: Any) -> list[dict[str, Any]]:
+        """Translate many texts, batched by length; results come back in input order.
+
+        Each result: ``source``, ``source_pieces`` (</s> included), ``hypotheses`` (each with
+        ``text``, ``pieces``, ``ids``, ``token_logprobs``, ``score``, ``normalized_score``,
+        ``attention`` [len(pieces)][len(source_pieces)] or None, ``finished``, ``beam_path``),
+        ``trace`` (beam search only), ``settings``, ``warnings``, ``message``, ``time_ms``.
+        """
+        settings = make_settings(settings, **overrides)
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        started = time.perf_counter()
+        prepared = [self._prepare(text) for text in texts]
+        prefix_ids = self.tokenizer.encode(settings.prefix) if settings.prefix.strip() else []
+        generator = torch.Generator().manual_seed(
+            settings.seed if settings.seed is not None else int(torch.randint(2**62, (1,))))
+        results: list[dict[str, Any] | None] = [None] * len(texts)
+        order = sorted((i for i, p in enumerate(prepared) if p["ids"]), key=lambda i: len(prepared[i]["ids"]))
+        for start in range(0, len(order), batch_size):
+            chunk = order[start:start + batch_size]
+            outputs = self._decode([prepared[i]["ids"] for i in chunk], prefix_ids, settings, generator)
+            for i, (hypotheses, trace) in zip(chunk, outputs):
+                results[i] = self._result(prepared[i], hypotheses, trace, settings)
+        elapsed_ms = (time.perf_counter() - started) * 1000.0
+        for i, result in enumerate(results):
+            if result is None:
+                results[i] = result = self._result(prepared[i], [], None, settings)
+                result["message"] = "Empty input: type a sentence to translate."
+            result["time_ms"] = elapsed_ms
+        return results  # type: ignore[return-value]
+
+    def _prepare(self, text: str) -> dict[str, Any]:
+        if not isinstance(text, str):
+            raise ValueError(f"text must be a string, got {type(text).__name__}")
+        warnings = []
+        if len(text) > MAX_INPUT_CHARS:
+            warnings.append(f"Input has {len(text)} characters; only the first {MAX_INPUT_CHARS} were read.")
+            text = text[:MAX_INPUT_CHARS]
+        ids = self.tokenizer.encode(text) if text.strip() else []
+        limit = self.model.config.max_source_len - 1  # room for </s>
+        if len(ids) > limit:
+            warnings.append(f"Input has {len(ids)} pieces; the model reads at most {limit}, "
+                            "so the rest was cut off.")
+            ids = ids[:limit]
+        return {"source": text, "ids": ids, "warnings": warnings}
+
+    @torch.inference_mode()
+    def _decode(self, sources: list[list[int]], prefix_ids: list[int], settings: DecodeSettings,
+                generator: torch.Generator) -> list[tuple[list[Hypothesis], list[BeamStep] | None]]:
+        source = pad([ids + [EOS_ID] for ids in sources])
+        lengths = torch.tensor([len(ids) + 1 for ids in sources])
+        max_lengths = (lengths.double() * settings.max_length_ratio + settings.max_length_extra).long()
+        max_lengths = max_lengths.clamp(min=len(prefix_ids) + 1, max=max(MAX_TARGET_LEN, len(prefix_ids) + 1))
+        prefix = torch.tensor([prefix_ids] * len(sources)) if prefix_ids else None
+        if settings.strategy == "greedy":
+            hypotheses = search.greedy(self.model, source, lengths, max_lengths, prefix, settings.alpha)
+            return [([h], None) for h in hypotheses]
+        if settings.strategy == "sample":
+            samples = search.sample(self.model, source, lengths, max_lengths, settings.nbest, settings.temperature,
+                                    settings.top_k, settings.top_p, generator, prefix, settings.alpha)
+            return [(h, None) for h in samples]
+        beams, traces = search.beam_search(self.model, source, lengths, max_lengths, settings.beam_size,
+                                           settings.nbest, settings.alpha, settings.no_repeat_ngram, prefix)
+        return list(zip(beams, traces))
+
+    def _result(self, prepared: dict[str, Any], hypotheses: list[Hypothesis], trace: list[BeamStep] | None,
+                settings: DecodeSettings) -> dict[str, Any]:
+        ids = prepared["ids"]
+        return {
+            "model": self.name,
+            "source": prepared["source"],
+            "source_pieces": self.tokenizer.pieces(ids + [EOS_ID]) if ids else [],
+            "hypotheses": [self.hypothesis_dict(h) for h in hypotheses],
+            "trace": None if trace is None else [self._step_dict(step) for step in trace],
+            "settings": dataclasses.asdict(settings),
+            "warnings": list(prepared["warnings"]),
+            "message": None,
+        }
+
+    def hypothesis_dict(self, hypothesis: Hypothesis) -> dict[str, Any]:
+        """JSON form of a hypothesis, with pieces and detokenised text."""
+        return {
+            "text": self.tokenizer.decode(hypothesis.ids),
+            "pieces": self.tokenizer.pieces(hypothesis.ids),
+            "ids": hypothesis.ids,
+            "token_logprobs": hypothesis.token_logprobs,
+            "score": hypothesis.score,
+            "normalized_score": hypothesis.normalized_score,
+            "attention": None if hypothesis.attention is None else hypothesis.attention.tolist(),
+            "finished": hypothesis.finished,
+            "beam_path": hypothesis.beam_path,
+        }
+
+    def _step_dict(self, step: BeamStep) -> dict[str, Any]:
+        return {
+            "step": step.step,
+            "alive": [{"slot": slot, "token": token, "piece": self.tokenizer.pieces([token])[0],
+                       "parent": parent, "score": score} for slot, token, parent, score in step.alive],
+            "finished": [{"parent": parent, "piece": EOS_PIECE, "score": score, "normalized_score": normalized}
+                         for parent, score, normalized in step.finished],
+            "pruned": step.pruned,
+        }
+
+
+def load(folder: str | Path) -> Translator:
+    """Load a checkpoint folder (see ``s2s.checkpoint``) as a ``Translator``."""
+    return Translator.load(folder)
+

@@ -1,0 +1,68 @@
+"""Fixtures: tiny data, tokenizers and models that the tests make themselves."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+import torch
+
+from s2s.config import ModelConfig
+from s2s.model import Seq2Seq
+from s2s.tokenizer import Tokenizer
+from s2s.translator import Translator
+
+WORDS = ["red", "blue", "green", "cat", "dog", "bird", "runs", "sleeps", "eats", "big", "small", "the"]
+
+
+def reverse_task(count: int, seed: int) -> list[tuple[str, str]]:
+    """Pairs 'w1 w2 ... wn' -> 'wn ... w2 w1': a task a tiny model learns in seconds."""
+    rng = random.Random(seed)
+    pairs = []
+    for _ in range(count):
+        words = [rng.choice(WORDS) for _ in range(rng.randint(1, 6))]
+        pairs.append((" ".join(words), " ".join(reversed(words))))
+    return pairs
+
+
+def write_tsv(path: Path, pairs: list[tuple[str, str]]) -> Path:
+    path.write_text("".join(f"{s}\t{t}\n" for s, t in pairs), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="session")
+def tokenizer() -> Tokenizer:
+    text = [s for pair in reverse_task(500, seed=0) for s in pair] + ["Hello world.", "Bonjour le monde."]
+    return Tokenizer.train(text, vocab_size=60)
+
+
+def random_model(vocab_size: int, attention: str = "bahdanau", rnn_type: str = "gru", seed: int = 0,
+                 scale: float = 1.0, **overrides) -> Seq2Seq:
+    """A small model with random weights; ``scale`` sharpens its output distributions."""
+    torch.manual_seed(seed)
+    config = ModelConfig(vocab_size=vocab_size, embedding_dim=16, encoder_hidden=12,
+                         decoder_hidden=24, attention=attention,  # 24 = 2 * 12, as luong-dot needs
+                         rnn_type=rnn_type, dropout=0.0, **overrides)
+    model = Seq2Seq(config)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.mul_(scale)
+    return model.eval()
+
+
+@pytest.fixture
+def translator(tokenizer: Tokenizer) -> Translator:
+    return Translator(random_model(tokenizer.vocab_size, scale=3.0), tokenizer, name="random")
+
+
+@pytest.fixture(scope="session")
+def reverse_data(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    folder = tmp_path_factory.mktemp("data")
+    return (write_tsv(folder / "train.tsv", reverse_task(400, seed=1)),
+            write_tsv(folder / "dev.tsv", reverse_task(30, seed=2)))
+
+
+TINY_TRAIN_OPTIONS = ["--vocab-size", "60", "--embedding-dim", "24", "--encoder-hidden", "24",
+                      "--decoder-hidden", "32", "--batch-tokens", "300", "--warmup-steps", "5",
+                      "--lr", "0.01", "--dropout", "0.0", "--no-progress", "--threads", "1"]

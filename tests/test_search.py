@@ -1,0 +1,174 @@
+"""Search is correct: greedy, beam (exact on enumerable models), attention along each path."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import torch
+
+from s2s import search
+from s2s.data import pad
+from s2s.tokenizer import EOS_ID
+from tests.conftest import random_model
+
+ATTENTIONS = ["bahdanau", "luong-dot", "luong-general", "none"]
+
+
+def batch_of(sources: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Padded source ids with </s> appended, and their lengths."""
+    return pad([s + [EOS_ID] for s in sources]), torch.tensor([len(s) + 1 for s in sources])
+
+
+SOURCES = [[5, 6, 7], [8, 9, 10, 11, 12, 13], [14]]
+
+
+@pytest.mark.parametrize("attention", ATTENTIONS)
+@pytest.mark.parametrize("rnn_type", ["gru", "lstm"])
+def test_beam_of_one_equals_greedy(attention: str, rnn_type: str) -> None:
+    model = random_model(40, attention, rnn_type, scale=2.0)
+    source, lengths = batch_of(SOURCES)
+    max_lengths = torch.full((len(SOURCES),), 12)
+    greedy = search.greedy(model, source, lengths, max_lengths)
+    beams, _ = search.beam_search(model, source, lengths, max_lengths, beam_size=1, alpha=0.0)
+    for g, (b,) in zip(greedy, beams):
+        assert g.ids == b.ids
+        assert g.score == pytest.approx(b.score, abs=1e-4)
+
+
+def all_outputs(tokens: list[int], max_length: int) -> list[list[int]]:
+    """Every output that ends with </s> and has at most ``max_length`` tokens."""
+    return [list(body) + [EOS_ID] for n in range(max_length) for body in itertools.product(tokens, repeat=n)]
+
+
+@pytest.mark.parametrize("seed", range(12))
+@pytest.mark.parametrize("alpha", [0.0, 1.0])
+def test_beam_as_wide_as_vocabulary_finds_the_enumerated_optimum(seed: int, alpha: float) -> None:
+    # Vocabulary: 4 specials + tokens 4 and 5. With 3 output tokens at most, a beam of 6
+    # (= the vocabulary) never has to prune, so it must find the exhaustive optimum.
+    model = random_model(6, "bahdanau", seed=seed, scale=4.0)
+    source, lengths = batch_of([[4, 5, 4]])
+    candidates = all_outputs([4, 5], max_length=3)
+    scored = search.force_decode(model, source.expand(len(candidates), -1), lengths.expand(len(candidates)),
+                                 candidates, alpha=alpha)
+    best = max(scored, key=lambda h: h.normalized_score)
+    ((found,),), _ = search.beam_search(model, source, lengths, torch.tensor([3]), beam_size=6, alpha=alpha)
+    assert found.ids == best.ids
+    assert found.normalized_score == pytest.approx(best.normalized_score, abs=1e-4)
+
+
+@pytest.mark.parametrize("attention", ["bahdanau", "luong-general"])
+def test_each_beam_hypothesis_carries_the_attention_of_its_own_path(attention: str) -> None:
+    model = random_model(30, attention, scale=2.0)
+    source, lengths = batch_of([[5, 6, 7, 8]])
+    beams, _ = search.beam_search(model, source, lengths, torch.tensor([8]), beam_size=6, nbest=6)
+    assert len(beams[0]) == 6
+    assert len({tuple(h.ids) for h in beams[0]}) == 6
+    for hypothesis in beams[0]:
+        (forced,) = search.force_decode(model, source, lengths, [hypothesis.ids])
+        torch.testing.assert_close(hypothesis.attention, forced.attention, atol=1e-5, rtol=1e-4)
+        assert hypothesis.token_logprobs == pytest.approx(forced.token_logprobs, abs=1e-4)
+
+
+def test_attention_rows_sum_to_one_over_real_tokens_and_are_zero_on_padding() -> None:
+    model = random_model(30, "bahdanau", scale=2.0)
+    source, lengths = batch_of([[5, 6], [5, 6, 7, 8, 9, 10]])
+    target_in = torch.tensor([[2, 5, 6, 7], [2, 8, 9, 10]])
+    _, alphas = model(source, lengths, target_in)
+    torch.testing.assert_close(alphas.sum(-1), torch.ones(2, 4))
+    assert torch.all(alphas[0, :, int(lengths[0]):] == 0)
+    beams, _ = search.beam_search(model, source, lengths, torch.tensor([6, 6]), beam_size=3, nbest=3)
+    for sentence, hypotheses in enumerate(beams):
+        for hypothesis in hypotheses:
+            assert hypothesis.attention.shape == (len(hypothesis.ids), int(lengths[sentence]))
+            torch.testing.assert_close(hypothesis.attention.sum(-1), torch.ones(len(hypothesis.ids)))
+
+
+@pytest.mark.parametrize("attention", ["bahdanau", "none"])
+def test_batched_beam_search_equals_one_sentence_at_a_time(attention: str) -> None:
+    model = random_model(40, attention, scale=2.0)
+    source, lengths = batch_of(SOURCES)
+    max_lengths = torch.tensor([9, 14, 5])
+    batched, batched_traces = search.beam_search(model, source, lengths, max_lengths, beam_size=4, nbest=3,
+                                                 alpha=0.6, no_repeat_ngram=2)
+    for index, sentence in enumerate(SOURCES):
+        single_source, single_lengths = batch_of([sentence])
+        single, single_traces = search.beam_search(model, single_source, single_lengths, max_lengths[index:index + 1],
+                                                   beam_size=4, nbest=3, alpha=0.6, no_repeat_ngram=2)
+        assert [h.ids for h in batched[index]] == [h.ids for h in single[0]]
+        assert [h.score for h in batched[index]] == pytest.approx([h.score for h in single[0]], abs=1e-4)
+        assert [(s.step, [a[:3] for a in s.alive]) for s in batched_traces[index]] == \
+            [(s.step, [a[:3] for a in s.alive]) for s in single_traces[0]]
+
+
+def test_beam_does_not_stop_while_a_live_hypothesis_can_still_win() -> None:
+    # Whatever the model, every returned list must be the true top of all finished hypotheses the
+    # search saw, and a live beam at the stop must have no chance to beat the n-th best.
+    model = random_model(12, "bahdanau", seed=3, scale=3.0)
+    source, lengths = batch_of([[4, 5, 6]])
+    (hypotheses,), (trace,) = search.beam_search(model, source, lengths, torch.tensor([7]), beam_size=4,
+                                                 nbest=2, alpha=1.0)
+    last = trace[-1]
+    worst_kept = hypotheses[-1].normalized_score
+    for _, _, _, score in last.alive:
+        assert score / search.length_penalty(7, 1.0) <= worst_kept + 1e-6
+
+
+def test_trace_and_beam_path_follow_the_hypothesis() -> None:
+    model = random_model(30, "bahdanau", scale=2.0)
+    source, lengths = batch_of([[5, 6, 7]])
+    (hypotheses,), (trace,) = search.beam_search(model, source, lengths, torch.tensor([8]), beam_size=3, nbest=3)
+    for hypothesis in hypotheses:
+        assert len(hypothesis.beam_path) == len(hypothesis.ids)
+        # Walk the slots: the token kept at (step, slot) is the hypothesis's token at that step.
+        for step, slot in enumerate(hypothesis.beam_path[1:]):
+            node = next(a for a in trace[step].alive if a[0] == slot)
+            assert node[1] == hypothesis.ids[step]
+        finish_step = trace[len(hypothesis.ids) - 1]
+        assert any(parent == hypothesis.beam_path[-1] and score == pytest.approx(hypothesis.score)
+                   for parent, score, _ in finish_step.finished)
+
+
+def test_no_repeat_ngram_forbids_repeated_bigrams() -> None:
+    model = random_model(8, "bahdanau", seed=1, scale=3.0)  # tiny vocabulary: repeats are likely
+    source, lengths = batch_of([[4, 5, 6, 7]])
+    beams, _ = search.beam_search(model, source, lengths, torch.tensor([12]), beam_size=3, nbest=3,
+                                  no_repeat_ngram=2)
+    for hypothesis in beams[0]:
+        body = hypothesis.ids[:-1]
+        bigrams = list(zip(body, body[1:]))
+        assert len(bigrams) == len(set(bigrams))
+
+
+def test_forced_prefix_starts_every_output() -> None:
+    model = random_model(30, "bahdanau", scale=2.0)
+    source, lengths = batch_of([[5, 6, 7], [8, 9]])
+    prefix = torch.tensor([[20, 21], [20, 21]])
+    for hypotheses in [search.greedy(model, source, lengths, torch.tensor([8, 8]), prefix)] + \
+            [[h for hs in search.beam_search(model, source, lengths, torch.tensor([8, 8]), 3, 3, prefix=prefix)[0]
+              for h in hs]]:
+        for hypothesis in hypotheses:
+            assert hypothesis.ids[:2] == [20, 21]
+
+
+def test_sampling_is_reproducible_and_top_k_one_is_greedy() -> None:
+    model = random_model(30, "bahdanau", scale=2.0)
+    source, lengths = batch_of(SOURCES)
+    max_lengths = torch.full((3,), 10)
+
+    def draw(seed: int, **options) -> list[list[list[int]]]:
+        samples = search.sample(model, source, lengths, max_lengths, samples=4,
+                                generator=torch.Generator().manual_seed(seed), **options)
+        return [[h.ids for h in hyps] for hyps in samples]
+
+    options = dict(temperature=1.5, top_k=0, top_p=0.9)
+    assert draw(7, **options) == draw(7, **options)
+    greedy = search.greedy(model, source, lengths, max_lengths)
+    for sentence, hypotheses in enumerate(draw(3, temperature=1.0, top_k=1, top_p=1.0)):
+        assert all(ids == greedy[sentence].ids for ids in hypotheses)
+
+
+def test_top_p_keeps_the_smallest_nucleus() -> None:
+    log_probs = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05]]))
+    kept = search.filter_for_sampling(log_probs, 1.0, 0, 0.7) > float("-inf")
+    assert kept.tolist() == [[True, True, False, False]]

@@ -1,0 +1,161 @@
+"""Training and the command line, end to end on a reverse-the-words task."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import s2s
+from s2s.cli import main
+from tests.conftest import TINY_TRAIN_OPTIONS, reverse_task, write_tsv
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_cli(*args: str, stdin: str = "") -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "s2s", *args], input=stdin, capture_output=True, text=True,
+                          cwd=ROOT, timeout=300)
+
+
+def log_records(folder: Path, event: str) -> list[dict]:
+    lines = (folder / "train_log.jsonl").read_text().splitlines()
+    return [record for record in map(json.loads, lines) if record["event"] == event]
+
+
+@pytest.fixture(scope="module")
+def trained(reverse_data: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("run") / "model"
+    train, dev = reverse_data
+    assert main(["train", "--train", str(train), "--dev", str(dev), "--out", str(out), "--max-steps", "60",
+                 "--valid-every", "30", "--seed", "3", *TINY_TRAIN_OPTIONS]) == 0
+    return out
+
+
+def test_training_lowers_the_loss_and_writes_a_complete_folder(trained: Path) -> None:
+    losses = [r["loss"] for r in log_records(trained, "train")]
+    assert losses[-1] < 0.7 * losses[0]
+    validations = log_records(trained, "validation")
+    assert [v["step"] for v in validations] == [30, 60]
+    assert validations[-1]["dev_loss"] < validations[0]["dev_loss"]
+    for name in ("config.json", "model.safetensors", "spm.model", "metrics.json", "README.md", "train_state.pt"):
+        assert (trained / name).exists(), name
+    metrics = json.loads((trained / "metrics.json").read_text())
+    assert metrics["training"]["steps"] == 60 and metrics["dev"]["bleu"] >= 0
+    assert "python -m s2s train" in (trained / "README.md").read_text()
+
+
+def test_resume_continues_exactly_where_it_stopped(reverse_data: tuple[Path, Path], tmp_path: Path) -> None:
+    train, dev = reverse_data
+    common = ["train", "--train", str(train), "--dev", str(dev), "--valid-every", "4", "--seed", "5",
+              "--teacher-forcing", "0.5", *TINY_TRAIN_OPTIONS]
+    assert main([*common, "--out", str(tmp_path / "whole"), "--max-steps", "8"]) == 0
+    assert main([*common, "--out", str(tmp_path / "split"), "--max-steps", "4"]) == 0
+    assert main([*common, "--out", str(tmp_path / "split"), "--max-steps", "8", "--resume"]) == 0
+    whole = torch.load(tmp_path / "whole" / "train_state.pt", weights_only=True)
+    split = torch.load(tmp_path / "split" / "train_state.pt", weights_only=True)
+    assert split["progress"]["step"] == whole["progress"]["step"] == 8
+    for name, tensor in whole["model"].items():
+        torch.testing.assert_close(split["model"][name], tensor, msg=name)
+
+
+def test_a_second_run_into_the_same_folder_needs_resume(trained: Path, reverse_data: tuple[Path, Path]) -> None:
+    train, dev = reverse_data
+    result = run_cli("train", "--train", str(train), "--dev", str(dev), "--out", str(trained), "--max-steps", "1")
+    assert result.returncode == 2 and "--resume" in result.stderr
+
+
+def test_translate_reads_stdin_and_writes_one_line_per_input(trained: Path) -> None:
+    result = run_cli("translate", "--model", str(trained), "--strategy", "beam", "--beam-size", "4", "--nbest", "2",
+                     stdin="red cat\n\nbig dog runs\n")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.split("\n")[:-1]
+    assert len(lines) == 3 and lines[1] == ""
+    assert len(lines[0].split("\t")) == 2
+
+
+def test_translate_json_lines_carry_the_full_result(trained: Path) -> None:
+    result = run_cli("translate", "--model", str(trained), "--format", "json", "--strategy", "greedy",
+                     stdin="red cat\nthe bird\n")
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["source"] for r in records] == ["red cat", "the bird"]
+    assert records[0]["hypotheses"][0]["attention"]
+
+
+def test_translate_learns_the_reverse_task(reverse_data: tuple[Path, Path], tmp_path: Path) -> None:
+    train, dev = reverse_data
+    out = tmp_path / "model"
+    assert main(["train", "--train", str(train), "--dev", str(dev), "--out", str(out), "--max-steps", "600",
+                 "--valid-every", "300", "--seed", "1", *TINY_TRAIN_OPTIONS]) == 0
+    translator = s2s.load(out)
+    for source, target in reverse_task(10, seed=99):
+        assert translator.translate(source, strategy="beam", beam_size=3)["hypotheses"][0]["text"] == target
+
+
+def test_bad_settings_on_the_command_line_give_a_clear_error(trained: Path) -> None:
+    result = run_cli("translate", "--model", str(trained), "--beam-size", "0", stdin="red cat\n")
+    assert result.returncode == 2
+    assert "beam_size" in result.stderr and "Traceback" not in result.stderr
+    missing = run_cli("translate", "--model", str(trained.parent / "missing"), stdin="x\n")
+    assert missing.returncode == 2 and "missing" in missing.stderr
+
+
+def test_evaluate_prints_bleu_chrf_and_speed_for_each_decoding(trained: Path, reverse_data: tuple[Path, Path]
+                                                              ) -> None:
+    _, dev = reverse_data
+    result = run_cli("evaluate", "--model", str(trained), "--data", str(dev), "--beam-size", "1", "3")
+    assert result.returncode == 0, result.stderr
+    header, *rows = result.stdout.splitlines()[1:]
+    assert header.split() == ["decoding", "BLEU", "chrF", "sent/s"]
+    assert [" ".join(r.split()[:-3]) for r in rows] == ["greedy", "beam 1", "beam 3"]
+
+
+def test_evaluate_uses_every_reference_of_a_repeated_source(trained: Path, tmp_path: Path) -> None:
+    translator = s2s.load(trained)
+    source = "red cat eats the small bird"
+    output = translator.translate(source, strategy="greedy")["hypotheses"][0]["text"]
+    data = write_tsv(tmp_path / "multi.tsv", [(source, "something else entirely"), (source, output)])
+    result = run_cli("evaluate", "--model", str(trained), "--data", str(data), "--beam-size", "1", "--no-greedy")
+    assert "(1 sources" in result.stdout
+    assert result.stdout.splitlines()[-1].split()[2] == "100.00"
+
+
+def test_training_data_may_be_two_gzipped_line_aligned_files(tmp_path: Path) -> None:
+    pairs = reverse_task(100, seed=4)
+    for suffix, column in (("src", 0), ("tgt", 1)):
+        with gzip.open(tmp_path / f"train.{suffix}.gz", "wt", encoding="utf-8") as handle:
+            handle.write("".join(p[column] + "\n" for p in pairs))
+    dev = write_tsv(tmp_path / "dev.tsv", reverse_task(5, seed=5))
+    result = run_cli("train", "--train", str(tmp_path / "train.src.gz"), str(tmp_path / "train.tgt.gz"),
+                     "--dev", str(dev), "--out", str(tmp_path / "m"), "--max-steps", "2", *TINY_TRAIN_OPTIONS)
+    assert result.returncode == 0, result.stderr
+    assert json.loads((tmp_path / "m" / "metrics.json").read_text())["data"]["train_pairs_used"] == 100
+
+
+def test_malformed_training_lines_are_reported_with_their_line_number(tmp_path: Path) -> None:
+    pairs = reverse_task(60, seed=6)
+    lines = [f"{s}\t{t}" for s, t in pairs]
+    lines[9] = "no tab on this line"
+    lines[19] = "\tempty source"
+    train = tmp_path / "train.tsv"
+    train.write_text("\n".join(lines) + "\n")
+    dev = write_tsv(tmp_path / "dev.tsv", reverse_task(5, seed=7))
+    result = run_cli("train", "--train", str(train), "--dev", str(dev), "--out", str(tmp_path / "m"),
+                     "--max-steps", "1", *TINY_TRAIN_OPTIONS)
+    assert result.returncode == 0, result.stderr
+    assert f"{train}:10:" in result.stderr and f"{train}:20:" in result.stderr
+    garbage = tmp_path / "garbage.tsv"
+    garbage.write_text("just words\n" * 20)
+    failed = run_cli("train", "--train", str(garbage), "--dev", str(dev), "--out", str(tmp_path / "g"))
+    assert failed.returncode == 2 and "malformed" in failed.stderr
+
+
+@pytest.mark.parametrize("command", ["train", "translate", "evaluate"])
+def test_every_command_has_help(command: str) -> None:
+    result = run_cli(command, "--help")
+    assert result.returncode == 0 and "usage" in result.stdout
