@@ -1,0 +1,62 @@
+"""The models a user can pick: every folder with a ``config.json`` under a root folder.
+
+Models load on first use and stay cached; a folder that fails to load is reported by name
+with its error, and the other models keep working. A folder added later (for example by
+``python -m s2s train --out checkpoints/mine``) shows up on the next ``names()`` call.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+from .checkpoint import CONFIG_FILE, read_metrics
+from .translator import Translator
+
+
+class ModelCatalog:
+    def __init__(self, root: Path, default: str | None = None) -> None:
+        self.root = Path(root)
+        self.default = default
+        self._loaded: dict[str, Translator] = {}
+        self._lock = threading.Lock()
+
+    def names(self) -> list[str]:
+        """Model folder names, the default first, then alphabetical."""
+        if not self.root.is_dir():
+            return []
+        names = sorted(p.name for p in self.root.iterdir() if (p / CONFIG_FILE).is_file())
+        if self.default in names:
+            names.remove(self.default)
+            names.insert(0, self.default)
+        return names
+
+    def get(self, name: str) -> Translator:
+        """The loaded model ``name``; raises ValueError with a readable reason if it cannot load."""
+        if name not in self.names():
+            raise ValueError(f"unknown model {name!r}; available: {', '.join(self.names()) or 'none'}")
+        with self._lock:
+            if name not in self._loaded:
+                try:
+                    self._loaded[name] = Translator.load(self.root / name)
+                except (OSError, ValueError) as error:
+                    raise ValueError(f"model {name!r} failed to load: {error}") from error
+            return self._loaded[name]
+
+    def summary(self, name: str) -> dict[str, Any]:
+        """What the model card says, in brief: title, description, data and scores."""
+        try:
+            metrics = read_metrics(self.root / name)
+        except ValueError as error:
+            return {"name": name, "error": str(error)}
+        return {
+            "name": name,
+            "title": metrics.get("title", name),
+            "description": metrics.get("description", ""),
+            "data": metrics.get("data", {}).get("train", []),
+            "attention": metrics.get("model", {}).get("attention"),
+            "parameters": metrics.get("parameters"),
+            "dev": metrics.get("dev", {}),
+            "evaluation": metrics.get("evaluation", {}),
+        }

@@ -1,0 +1,207 @@
+"""Plotly figures of what the search returned: attention heatmaps and the beam tree.
+
+Every figure is built from a ``Translator`` result dict only; nothing here runs the model.
+Labels are escaped: Plotly reads tick labels and hover text as a subset of HTML (a target
+piece ``</s>`` would silently vanish), so every piece goes through ``html.escape`` and
+Plotly shows the entity as the literal character. Axes are positional (0..n-1 with the
+pieces as tick text), because Plotly merges repeated category names.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from typing import Any, Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+
+from .tokenizer import EOS_PIECE
+
+WORD_START = "\u2581"  # sentencepiece's word-boundary mark
+BYTE_PIECE = re.compile(r"<0x([0-9A-Fa-f]{2})>")
+COLOR_SCALE = "Blues"
+WINNER_COLOR = "#d62728"
+
+
+def escape(text: str) -> str:
+    """Text safe to show in a Plotly label or hover (and in HTML)."""
+    return html.escape(text, quote=True)
+
+
+def piece_label(piece: str) -> str:
+    """A readable piece: an ASCII byte piece as its character, other bytes as \\xNN; ▁ kept visible."""
+    def byte(match: re.Match) -> str:
+        value = int(match.group(1), 16)
+        return chr(value) if 0x20 <= value < 0x7F else f"\\x{value:02x}"
+
+    return BYTE_PIECE.sub(byte, piece)
+
+
+def merge_pieces(pieces: Sequence[str]) -> list[tuple[str, list[int]]]:
+    """Group pieces into words: a new word starts at a piece beginning with ▁ and at </s>.
+
+    Returns (word, piece indices) pairs. Byte-fallback pieces are joined back into their
+    UTF-8 characters, so an emoji split into four byte pieces reads as the emoji.
+    """
+    groups: list[tuple[list[str], list[int]]] = []
+    for index, piece in enumerate(pieces):
+        if not groups or piece.startswith(WORD_START) or piece == EOS_PIECE or groups[-1][0][-1] == EOS_PIECE:
+            groups.append(([], []))
+        groups[-1][0].append(piece)
+        groups[-1][1].append(index)
+    return [(_join_word(word_pieces), indices) for word_pieces, indices in groups]
+
+
+def _join_word(pieces: list[str]) -> str:
+    raw = bytearray()
+    for piece in pieces:
+        match = BYTE_PIECE.fullmatch(piece)
+        raw += bytes([int(match.group(1), 16)]) if match else piece.encode("utf-8")
+    return raw.decode("utf-8", errors="replace").replace(WORD_START, " ").strip() or WORD_START
+
+
+def merge_attention(attention: np.ndarray, source_pieces: Sequence[str], target_pieces: Sequence[str]
+                    ) -> tuple[np.ndarray, list[str], list[str]]:
+    """Word-level attention [target_words, source_words] from piece-level [T, S].
+
+    Source pieces of a word are summed (the weight the word receives, so rows still sum to 1);
+    target pieces of a word are averaged (the typical distribution while writing the word).
+    """
+    source_words = merge_pieces(source_pieces)
+    target_words = merge_pieces(target_pieces)
+    summed = np.stack([attention[:, idx].sum(axis=1) for _, idx in source_words], axis=1)
+    merged = np.stack([summed[idx].mean(axis=0) for _, idx in target_words], axis=0)
+    return merged, [w for w, _ in source_words], [w for w, _ in target_words]
+
+
+def empty_figure(message: str) -> go.Figure:
+    """A blank figure that says why there is nothing to draw."""
+    figure = go.Figure()
+    figure.add_annotation(text=escape(message), showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper",
+                          font={"size": 14, "color": "#666"})
+    figure.update_layout(xaxis={"visible": False}, yaxis={"visible": False}, height=260,
+                         margin={"l": 10, "r": 10, "t": 30, "b": 10})
+    return figure
+
+
+def attention_heatmap(source_pieces: Sequence[str], target_pieces: Sequence[str], attention: Any,
+                      title: str, merge_words: bool = False) -> go.Figure:
+    """Heatmap of attention [len(target_pieces), len(source_pieces)]: source across, target down.
+
+    The colour scale is fixed to [0, 1] so two heatmaps can be compared by eye.
+    """
+    if attention is None:
+        return empty_figure("This model has no attention: the decoder sees only the final encoder state.")
+    weights = np.asarray(attention, dtype=float)
+    if merge_words:
+        weights, source_labels, target_labels = merge_attention(weights, source_pieces, target_pieces)
+    else:
+        source_labels = [piece_label(p) for p in source_pieces]
+        target_labels = [piece_label(p) for p in target_pieces]
+    source_text = [escape(s) for s in source_labels]
+    target_text = [escape(t) for t in target_labels]
+    hover = [[[target_text[i], source_text[j]] for j in range(len(source_text))] for i in range(len(target_text))]
+    figure = go.Figure(go.Heatmap(
+        z=weights, x=list(range(len(source_text))), y=list(range(len(target_text))),
+        zmin=0.0, zmax=1.0, colorscale=COLOR_SCALE, customdata=hover,
+        hovertemplate="target: %{customdata[0]}<br>source: %{customdata[1]}<br>weight: %{z:.3f}<extra></extra>",
+        colorbar={"title": {"text": "weight"}, "thickness": 12},
+    ))
+    cell = 26
+    figure.update_layout(
+        title={"text": escape(title) + "<br><sub>source across, output down</sub>", "font": {"size": 14}},
+        xaxis={"tickmode": "array", "tickvals": list(range(len(source_text))), "ticktext": source_text,
+               "tickangle": -45, "side": "top"},
+        yaxis={"tickmode": "array", "tickvals": list(range(len(target_text))), "ticktext": target_text,
+               "autorange": "reversed"},
+        height=max(300, 140 + cell * len(target_text)), margin={"l": 90, "r": 20, "t": 110, "b": 20},
+    )
+    return figure
+
+
+def beam_tree(trace: Sequence[dict[str, Any]] | None, hypotheses: Sequence[dict[str, Any]], title: str) -> go.Figure:
+    """The search as a tree: x = step, y = beam slot (best at the top).
+
+    Kept candidates are dots, branches that were pruned later are faded, finished hypotheses
+    (</s>) are squares, and the path of the best hypothesis is drawn in red.
+    """
+    if not trace:
+        return empty_figure("No beam trace: choose beam search to see the tree.")
+    winner: set[tuple[int, int]] = set()
+    winner_end = None
+    if hypotheses:
+        path = hypotheses[0]["beam_path"]
+        winner = {(step, slot) for step, slot in enumerate(path[1:])}
+        winner_end = (len(path) - 1, path[-1], hypotheses[0]["score"])
+    has_children = {(step["step"] - 1, node["parent"]) for step in trace for node in step["alive"]}
+    has_children |= {(step["step"] - 1, node["parent"]) for step in trace for node in step["finished"]}
+    beam = max(len(step["alive"]) for step in trace) or 1
+
+    edges = {"kept": ([], []), "dead": ([], []), "winner": ([], [])}
+    nodes: dict[str, dict[str, list]] = {kind: {"x": [], "y": [], "text": [], "hover": []}
+                                         for kind in ("kept", "dead", "finished", "winner")}
+
+    def parent_xy(step: int, parent: int) -> tuple[float, float]:
+        return (step - 1, parent) if step > 0 else (-1, 0)
+
+    for step in trace:
+        t = step["step"]
+        for node in step["alive"]:
+            on_path = (t, node["slot"]) in winner
+            kind = "winner" if on_path else ("kept" if (t, node["slot"]) in has_children else "dead")
+            edge = "winner" if on_path else ("kept" if kind == "kept" else "dead")
+            _add_edge(edges[edge], parent_xy(t, node["parent"]), (t, node["slot"]))
+            _add_node(nodes[kind], t, node["slot"], node["piece"],
+                      f"step {t}, slot {node['slot']}<br>piece: {escape(piece_label(node['piece']))}"
+                      f"<br>score: {node['score']:.3f}")
+        for rank, node in enumerate(step["finished"]):
+            y = beam + rank * 0.5
+            is_winner = winner_end is not None and winner_end[0] == t and winner_end[1] == node["parent"] \
+                and abs(winner_end[2] - node["score"]) < 1e-6
+            _add_edge(edges["winner" if is_winner else "kept"], parent_xy(t, node["parent"]), (t, y))
+            _add_node(nodes["winner" if is_winner else "finished"], t, y, EOS_PIECE,
+                      f"step {t}: finished<br>score: {node['score']:.3f}"
+                      f"<br>normalised: {node['normalized_score']:.3f}")
+
+    figure = go.Figure()
+    styles = {"dead": {"color": "#cccccc", "width": 1}, "kept": {"color": "#7f9fbf", "width": 1.5},
+              "winner": {"color": WINNER_COLOR, "width": 3}}
+    for kind, (xs, ys) in edges.items():
+        figure.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line=styles[kind], hoverinfo="skip",
+                                    showlegend=False))
+    markers = {
+        "dead": ("pruned later", {"color": "#d9d9d9", "size": 9, "symbol": "circle"}),
+        "kept": ("kept", {"color": "#4c78a8", "size": 11, "symbol": "circle"}),
+        "finished": ("finished (</s>)", {"color": "#54a24b", "size": 12, "symbol": "square"}),
+        "winner": ("best hypothesis", {"color": WINNER_COLOR, "size": 13, "symbol": "diamond"}),
+    }
+    for kind, (name, marker) in markers.items():
+        data = nodes[kind]
+        figure.add_trace(go.Scatter(
+            x=data["x"], y=data["y"], mode="markers+text", marker=marker, name=escape(name),
+            text=data["text"], textposition="top center", textfont={"size": 10},
+            customdata=data["hover"], hovertemplate="%{customdata}<extra></extra>"))
+    figure.add_trace(go.Scatter(x=[-1], y=[0], mode="markers+text", text=["&lt;s&gt;"], textposition="top center",
+                                marker={"color": "#333", "size": 10}, showlegend=False, hoverinfo="skip"))
+    pruned = sum(step["pruned"] for step in trace)
+    figure.update_layout(
+        title={"text": escape(f"{title} — {pruned:,} scored candidates pruned"), "font": {"size": 14}},
+        xaxis={"title": {"text": "step"}, "dtick": 1, "zeroline": False},
+        yaxis={"title": {"text": "beam slot (best first)"}, "autorange": "reversed", "zeroline": False},
+        height=max(320, 60 * beam + 160), legend={"orientation": "h", "y": -0.15},
+        margin={"l": 60, "r": 20, "t": 50, "b": 40},
+    )
+    return figure
+
+
+def _add_edge(edge: tuple[list, list], start: tuple[float, float], end: tuple[float, float]) -> None:
+    edge[0].extend([start[0], end[0], None])
+    edge[1].extend([start[1], end[1], None])
+
+
+def _add_node(data: dict[str, list], x: float, y: float, piece: str, hover: str) -> None:
+    data["x"].append(x)
+    data["y"].append(y)
+    data["text"].append(escape(piece_label(piece)))
+    data["hover"].append(hover)

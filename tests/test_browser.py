@@ -1,0 +1,100 @@
+"""The app as a person and a program use it: a real server on 127.0.0.1, headless Chromium,
+and 20 concurrent API calls through gradio_client. Uses the shipped checkpoints."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = ROOT / "tests" / "artifacts"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server() -> str:
+    port = free_port()
+    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1"}
+    process = subprocess.Popen([sys.executable, "app.py", "--host", "127.0.0.1", "--port", str(port)], cwd=ROOT,
+                               env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"app exited early:\n{process.stdout.read()}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        process.kill()
+        pytest.fail("app did not start within 120 s")
+    yield url
+    process.terminate()
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="chromium is not installed (CI installs it)")
+def test_a_person_translates_with_beam_5_and_sees_the_heatmap(server: str) -> None:
+    playwright = pytest.importorskip("playwright.sync_api")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with playwright.sync_playwright() as driver:
+        browser = driver.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1800})
+        page.goto(server)
+        page.wait_for_selector("#source-text textarea", timeout=60_000)
+        page.fill("#source-text textarea", "The cat is sleeping on the red chair.")
+        page.fill("#beam-size input[type=number]", "5")
+        page.press("#beam-size input[type=number]", "Enter")
+        page.click("#translate-button")
+        page.wait_for_function("document.querySelector('#beam-output textarea').value.trim().length > 0",
+                               timeout=60_000)
+        page.wait_for_selector("#beam-heatmap .main-svg .heatmaplayer image, #beam-heatmap .main-svg .hm",
+                               timeout=60_000)
+        page.wait_for_selector("#beam-tree .main-svg .scatterlayer", timeout=60_000)
+        translation = page.input_value("#beam-output textarea")
+        page.screenshot(path=str(ARTIFACTS / "browser.png"), full_page=True)
+        assert translation.strip()
+        assert page.locator("#nbest").get_by_text(translation.strip()[:20]).count() >= 1
+        assert page.locator("#beam-heatmap .ytick").count() >= 2  # one tick per output piece
+        browser.close()
+
+
+def test_twenty_concurrent_api_requests_all_succeed(server: str) -> None:
+    from gradio_client import Client
+
+    client = Client(server, verbose=False)
+    sentences = [f"I have {n} cats and a dog." for n in range(20)]
+
+    def call(sentence: str) -> dict:
+        return Client(server, verbose=False).predict(model="en-fr", text=sentence, strategy="beam", beam_size=5,
+                                                     api_name="/translate")
+
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        results = list(pool.map(call, sentences))
+    assert [r["source"] for r in results] == sentences
+    assert all(r["hypotheses"] and r["hypotheses"][0]["text"] for r in results)
+    with pytest.raises(Exception, match="beam_size"):
+        client.predict(model="en-fr", text="hi", beam_size=0, api_name="/translate")
