@@ -58,6 +58,22 @@ def render_card(metrics: dict[str, Any], name: str) -> str:
         lines += ["", f"## Evaluation: {split}", ""]
         lines += _table(rows, [("decoding", "decoding"), ("bleu", "BLEU"), ("chrf", "chrF"),
                                ("sentences_per_second", "sentences/s")])
+    if metrics.get("baselines"):
+        lines += ["", "## Compared with other systems", ""]
+        lines += _table(metrics["baselines"], [("system", "system"), ("split", "data"), ("bleu", "BLEU"),
+                                               ("chrf", "chrF")])
+    by_length = metrics.get("bleu_by_length")
+    if by_length:
+        lines += ["", f"## BLEU by source length ({by_length.get('split')}, {by_length.get('decoding')})", ""]
+        models = list(by_length["models"])
+        lines += _table([{"words": row["words"], "sentences": row["sentences"],
+                          **{name: by_length["models"][name][i]["bleu"] for name in models}}
+                         for i, row in enumerate(by_length["models"][models[0]])],
+                        [("words", "source words"), ("sentences", "sentences")] + [(m, f"BLEU {m}") for m in models])
+        if by_length.get("figure"):
+            lines += ["", f"Figure: `{by_length['figure']}`"]
+    if metrics.get("speed"):
+        lines += ["", "## Speed", ""] + [f"- {label}: {value}" for label, value in metrics["speed"].items()]
     for title, key in (("Known weaknesses", "weaknesses"), ("Notes", "notes")):
         if metrics.get(key):
             lines += ["", f"## {title}", ""] + [f"- {item}" for item in metrics[key]]

@@ -91,8 +91,14 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--save-as", metavar="NAME", help="store the table in metrics.json and the model card")
     evaluate.add_argument("--outputs", type=Path, help="write the outputs of each row to FILE.<decoding>.txt")
 
-    card = commands.add_parser("card", help="re-render a model folder's README.md from its metrics.json")
+    card = commands.add_parser("card", help="set a model card's text fields and re-render its README.md",
+                               description="Re-render README.md from metrics.json, after setting the given fields.")
     card.add_argument("--model", type=Path, required=True)
+    card.add_argument("--title")
+    card.add_argument("--description")
+    card.add_argument("--data-attribution", help="licence and attribution of the training data")
+    card.add_argument("--weakness", action="append", default=[], help="a known weakness (repeatable; replaces the list)")
+    card.add_argument("--note", action="append", default=[], help="a note (repeatable; replaces the list)")
     return parser
 
 
@@ -145,6 +151,18 @@ def run_evaluate(args: argparse.Namespace) -> None:
         write_card(args.model)
 
 
+def run_card(args: argparse.Namespace) -> None:
+    metrics = read_metrics(args.model)
+    for key in ("title", "description", "data_attribution"):
+        if getattr(args, key) is not None:
+            metrics[key] = getattr(args, key)
+    for key, values in (("weaknesses", args.weakness), ("notes", args.note)):
+        if values:
+            metrics[key] = values
+    write_json(Path(args.model) / METRICS_FILE, metrics)
+    write_card(args.model)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
@@ -156,7 +174,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "evaluate":
             run_evaluate(args)
         else:
-            write_card(args.model)
+            run_card(args)
     except (ValueError, FileNotFoundError, FileExistsError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -68,3 +68,22 @@ def format_table(rows: Sequence[dict[str, Any]]) -> str:
     lines = [f"{'decoding':<10} {'BLEU':>6} {'chrF':>6} {'sent/s':>8}"]
     lines += [f"{r['decoding']:<10} {r['bleu']:>6.2f} {r['chrf']:>6.2f} {r['sentences_per_second']:>8.1f}" for r in rows]
     return "\n".join(lines)
+
+
+LENGTH_BUCKETS = ((1, 5), (6, 10), (11, 15), (16, 20), (21, None))
+
+
+def bleu_by_length(sources: Sequence[str], references: Sequence[Sequence[str]], outputs: Sequence[str],
+                   buckets: Sequence[tuple[int, int | None]] = LENGTH_BUCKETS) -> list[dict[str, Any]]:
+    """Corpus BLEU and chrF per bucket of source length in whitespace-separated words."""
+    rows = []
+    for low, high in buckets:
+        members = [i for i, source in enumerate(sources)
+                   if low <= len(source.split()) and (high is None or len(source.split()) <= high)]
+        label = f"{low}-{high}" if high is not None else f"{low}+"
+        if not members:
+            rows.append({"words": label, "sentences": 0, "bleu": None, "chrf": None})
+            continue
+        scores = corpus_scores([outputs[i] for i in members], [references[i] for i in members])
+        rows.append({"words": label, "sentences": len(members), **scores})
+    return rows

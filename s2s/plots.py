@@ -205,3 +205,17 @@ def _add_node(data: dict[str, list], x: float, y: float, piece: str, hover: str)
     data["y"].append(y)
     data["text"].append(escape(piece_label(piece)))
     data["hover"].append(hover)
+
+
+def bleu_by_length_figure(rows_by_model: dict[str, list[dict[str, Any]]], title: str) -> go.Figure:
+    """Grouped bars: BLEU per source-length bucket for each model (``evaluate.bleu_by_length`` rows)."""
+    figure = go.Figure()
+    for name, rows in rows_by_model.items():
+        figure.add_trace(go.Bar(
+            name=escape(name), x=[f"{r['words']} words<br>({r['sentences']} sentences)" for r in rows],
+            y=[r["bleu"] for r in rows], text=[f"{r['bleu']:.1f}" if r["bleu"] is not None else "" for r in rows],
+            textposition="outside"))
+    figure.update_layout(title={"text": escape(title)}, barmode="group", yaxis={"title": {"text": "BLEU"}},
+                         xaxis={"title": {"text": "source length"}}, legend={"orientation": "h", "y": 1.08},
+                         width=820, height=460, margin={"l": 60, "r": 20, "t": 80, "b": 60})
+    return figure

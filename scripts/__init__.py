@@ -1,0 +1,1 @@
+"""Benchmarks and figures that are run by hand: python -m scripts.NAME --help."""

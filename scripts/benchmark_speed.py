@@ -1,0 +1,66 @@
+"""Translation speed of a model, measured as a user meets it: the whole `python -m s2s translate`
+process (start-up and model loading included) over a file of sentences.
+
+    python -m scripts.benchmark_speed --model checkpoints/de-en \
+        --source ../shared/data/multi30k/test_2016_flickr.de.gz [--save]
+
+Rows: greedy and beam 5 in batches of 64, and beam 5 one sentence at a time (--batch-size 1).
+Also prints the training speed recorded in metrics.json. --save stores the figures in metrics.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from s2s.card import write_card
+from s2s.checkpoint import METRICS_FILE, read_metrics, write_json
+from s2s.data import open_text
+
+ROOT = Path(__file__).resolve().parent.parent
+RUNS = (("greedy, batches of 64", ["--strategy", "greedy", "--batch-size", "64"]),
+        ("beam 5, batches of 64", ["--strategy", "beam", "--beam-size", "5", "--batch-size", "64"]),
+        ("beam 5, one sentence at a time", ["--strategy", "beam", "--beam-size", "5", "--batch-size", "1"]))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", type=Path, required=True)
+    parser.add_argument("--source", type=Path, required=True, help="one sentence per line (.gz accepted)")
+    parser.add_argument("--save", action="store_true")
+    args = parser.parse_args()
+
+    with open_text(args.source) as handle:
+        lines = [line.rstrip("\n") for line in handle]
+    speed = {}
+    with tempfile.NamedTemporaryFile("w", suffix=".txt", encoding="utf-8") as source:
+        source.write("\n".join(lines) + "\n")
+        source.flush()
+        for label, options in RUNS:
+            started = time.perf_counter()
+            with open(source.name, encoding="utf-8") as stdin:
+                subprocess.run([sys.executable, "-m", "s2s", "translate", "--model", str(args.model), *options],
+                               stdin=stdin, stdout=subprocess.DEVNULL, check=True, cwd=ROOT)
+            seconds = time.perf_counter() - started
+            speed[f"sentences/s, {label} (whole process)"] = round(len(lines) / seconds, 1)
+            print(f"{label:<34} {len(lines) / seconds:8.1f} sentences/s  ({seconds:.1f} s for {len(lines)})")
+    metrics = read_metrics(args.model)
+    training = metrics.get("training", {}).get("tokens_per_second")
+    if training:
+        print(f"{'training':<34} {training:8.1f} target tokens/s (from metrics.json)")
+        speed["training target tokens/s"] = training
+    speed["measured on"] = f"{torch.get_num_threads()} CPU threads, {len(lines)} sentences of {args.source.name}"
+    if args.save:
+        metrics["speed"] = speed
+        write_json(args.model / METRICS_FILE, metrics)
+        write_card(args.model)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,44 @@
+"""Every folder in checkpoints/ loads and translates: non-empty output in the expected script,
+attention shaped like the pieces (or none, for a model without attention)."""
+
+from __future__ import annotations
+
+import json
+import unicodedata
+from pathlib import Path
+
+import pytest
+
+import s2s
+
+ROOT = Path(__file__).resolve().parent.parent
+FOLDERS = sorted(p for p in (ROOT / "checkpoints").iterdir() if (p / "config.json").exists()) \
+    if (ROOT / "checkpoints").is_dir() else []
+EXAMPLES = json.loads((ROOT / "assets" / "examples.json").read_text(encoding="utf-8"))
+
+
+def latin_share(text: str) -> float:
+    letters = [c for c in text if c.isalpha()]
+    return sum(unicodedata.name(c, "").startswith("LATIN") for c in letters) / max(1, len(letters))
+
+
+def test_the_default_model_ships() -> None:
+    assert (ROOT / "checkpoints" / "en-fr" / "config.json").exists()
+
+
+@pytest.mark.parametrize("folder", FOLDERS, ids=[f.name for f in FOLDERS])
+def test_shipped_model_translates_with_greedy_and_beam(folder: Path) -> None:
+    translator = s2s.load(folder)
+    assert (folder / "README.md").exists() and (folder / "metrics.json").exists()
+    sentences = EXAMPLES.get(folder.name.split("-")[0], EXAMPLES["en"])[:3]
+    for strategy in ("greedy", "beam"):
+        for result in translator.translate_batch(sentences, strategy=strategy, beam_size=5, nbest=2):
+            hypothesis = result["hypotheses"][0]
+            assert hypothesis["text"].strip(), result["source"]
+            assert latin_share(hypothesis["text"]) > 0.9, hypothesis["text"]
+            assert len(hypothesis["pieces"]) == len(hypothesis["token_logprobs"])
+            if translator.has_attention:
+                assert len(hypothesis["attention"]) == len(hypothesis["pieces"])
+                assert {len(row) for row in hypothesis["attention"]} == {len(result["source_pieces"])}
+            else:
+                assert hypothesis["attention"] is None
