@@ -173,7 +173,7 @@ def filter_for_sampling(log_probs: torch.Tensor, temperature: float, top_k: int,
         sorted_scores, order = scores.sort(dim=-1, descending=True)
         cumulative = sorted_scores.softmax(-1).cumsum(-1)
         drop_sorted = cumulative - sorted_scores.softmax(-1) >= top_p  # keep the token that crosses top_p
-        scores = scores.masked_fill(drop_sorted.scatter(1, order, drop_sorted), NEG_INF)
+        scores = scores.masked_fill(torch.zeros_like(drop_sorted).scatter(1, order, drop_sorted), NEG_INF)
     return scores
 
 

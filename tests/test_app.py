@@ -152,3 +152,14 @@ def test_the_app_builds_with_named_api_endpoints(catalog: ModelCatalog) -> None:
     api_names = {dependency.get("api_name") for dependency in demo.config["dependencies"]}
     assert {"translate", "models"} <= api_names
     assert app.models_api()[0]["name"] == "en-fr"
+
+
+def test_a_model_without_attention_gets_an_explanation_instead_of_a_heatmap(
+        catalog: ModelCatalog, translator: Translator) -> None:
+    from tests.conftest import random_model
+    save_model(catalog.root / "en-fr-noattn", random_model(translator.tokenizer.vocab_size, "none"),
+               translator.tokenizer)
+    out = explore("red cat", model="en-fr-noattn")
+    assert not [t for t in out["greedy_heatmap"].data if isinstance(t, go.Heatmap)]
+    assert "no attention" in out["greedy_heatmap"].layout.annotations[0].text
+    assert out["second_text"] == out["nbest"][0][1]
