@@ -159,3 +159,33 @@ def test_malformed_training_lines_are_reported_with_their_line_number(tmp_path: 
 def test_every_command_has_help(command: str) -> None:
     result = run_cli(command, "--help")
     assert result.returncode == 0 and "usage" in result.stdout
+
+
+def test_config_file_sets_options_and_the_command_line_overrides_it(reverse_data: tuple[Path, Path],
+                                                                   tmp_path: Path) -> None:
+    train, dev = reverse_data
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"model": {"attention": "luong-general", "rnn_type": "lstm"},
+                                  "train": {"max_steps": 3, "valid_every": 3, "seed": 9}}))
+    assert main(["train", "--train", str(train), "--dev", str(dev), "--out", str(tmp_path / "m"), "--config",
+                 str(config), "--max-steps", "2", *TINY_TRAIN_OPTIONS]) == 0
+    metrics = json.loads((tmp_path / "m" / "metrics.json").read_text())
+    assert metrics["model"]["attention"] == "luong-general" and metrics["model"]["rnn_type"] == "lstm"
+    assert metrics["train"]["seed"] == 9 and metrics["training"]["steps"] == 2
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"model": {"attention": "telepathy"}}))
+    result = run_cli("train", "--train", str(train), "--dev", str(dev), "--out", str(tmp_path / "b"),
+                     "--config", str(bad))
+    assert result.returncode == 2 and "attention" in result.stderr
+
+
+def test_schedules() -> None:
+    from s2s.config import TrainConfig
+    from s2s.train import Progress, learning_rate, teacher_forcing_ratio
+
+    config = TrainConfig(teacher_forcing=1.0, teacher_forcing_final=0.6, teacher_forcing_steps=100,
+                         lr=1e-3, warmup_steps=10, min_lr=1e-4)
+    assert [teacher_forcing_ratio(config, s) for s in (0, 50, 100, 500)] == pytest.approx([1.0, 0.8, 0.6, 0.6])
+    assert learning_rate(config, Progress(step=4)) == pytest.approx(5e-4)
+    assert learning_rate(config, Progress(step=50)) == pytest.approx(1e-3)
+    assert learning_rate(config, Progress(step=50, lr_scale=0.01)) == pytest.approx(1e-4)
