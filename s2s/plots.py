@@ -184,9 +184,8 @@ def beam_tree(trace: Sequence[dict[str, Any]] | None, hypotheses: Sequence[dict[
             customdata=data["hover"], hovertemplate="%{customdata}<extra></extra>"))
     figure.add_trace(go.Scatter(x=[-1], y=[0], mode="markers+text", text=["&lt;s&gt;"], textposition="top center",
                                 marker={"color": "#333", "size": 10}, showlegend=False, hoverinfo="skip"))
-    pruned = sum(step["pruned"] for step in trace)
     figure.update_layout(
-        title={"text": escape(f"{title} — {pruned:,} scored candidates pruned"), "font": {"size": 14}},
+        title={"text": escape(title), "font": {"size": 14}},
         xaxis={"title": {"text": "step"}, "dtick": 1, "zeroline": False},
         yaxis={"title": {"text": "beam slot (best first)"}, "autorange": "reversed", "zeroline": False},
         height=max(320, 60 * beam + 160), legend={"orientation": "h", "y": -0.15},

@@ -56,14 +56,12 @@ class BeamStep:
 
     ``alive``: the candidates kept, as (slot, token, parent_slot, score) where ``parent_slot``
     is the slot of its prefix at step - 1 (0 at step 0). ``finished``: the candidates that
-    ended with </s> at this step, as (parent_slot, score, normalized_score). ``pruned``: how
-    many scored candidates were dropped at this step.
+    ended with </s> at this step, as (parent_slot, score, normalized_score).
     """
 
     step: int
     alive: list[tuple[int, int, int, float]]
     finished: list[tuple[int, float, float]]
-    pruned: int
 
 
 def decoder_log_probs(model: Seq2Seq, previous: torch.Tensor, state: RNNState, memory: EncoderMemory
@@ -245,7 +243,6 @@ def beam_search(model: Seq2Seq, source: torch.Tensor, lengths: torch.Tensor, max
         alive_parents = parents.gather(1, alive_position)
         alive_tokens = tokens.gather(1, alive_position)
         parent_rows = (row_offsets + alive_parents).view(-1)
-        pruned = (candidates > NEG_INF).sum(1) - (alive_scores > NEG_INF).sum(1) - finishing.sum(1)
 
         step_finished: list[list[tuple[int, float, float]]] = [[] for _ in range(batch)]
         for b, j in finishing.nonzero().tolist():
@@ -268,13 +265,12 @@ def beam_search(model: Seq2Seq, source: torch.Tensor, lengths: torch.Tensor, max
             step_finished[b].append((parent, score, normalized))
 
         alive_list, parents_list, tokens_list = alive_scores.tolist(), alive_parents.tolist(), alive_tokens.tolist()
-        pruned_list = pruned.tolist()
         for b in range(batch):
             if done[b]:
                 continue
             kept = [(slot, tokens_list[b][slot], parents_list[b][slot], alive_list[b][slot])
                     for slot in range(k) if alive_list[b][slot] > NEG_INF]
-            traces[b].append(BeamStep(step, kept, step_finished[b], int(pruned_list[b])))
+            traces[b].append(BeamStep(step, kept, step_finished[b]))
 
         # Reorder every history along the back-pointers, then append this step.
         alive_logprobs = top_logprobs.gather(1, alive_position).view(-1, 1)

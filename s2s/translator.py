@@ -206,7 +206,6 @@ class Translator:
                        "parent": parent, "score": score} for slot, token, parent, score in step.alive],
             "finished": [{"parent": parent, "piece": EOS_PIECE, "score": score, "normalized_score": normalized}
                          for parent, score, normalized in step.finished],
-            "pruned": step.pruned,
         }
 
 
