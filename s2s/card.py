@@ -49,7 +49,7 @@ def render_card(metrics: dict[str, Any], name: str) -> str:
               f"- {training.get('steps', '?')} steps in {training.get('seconds', 0) / 60:.1f} minutes "
               f"({training.get('tokens_per_second', '?')} target tokens/s) on {metrics.get('hardware', '?')}; "
               f"stopped because: {training.get('stopped_because', '?')}; best dev BLEU at step "
-              f"{training.get('best_step', '?')}"]
+              f"{training.get('best_step', '?')}; {training.get('runs', 1)} run(s) (resumed with --resume)"]
     dev = metrics.get("dev")
     if dev:
         lines += [f"- dev during training ({dev.get('decoding')}): BLEU {dev.get('bleu')}, chrF {dev.get('chrf')}, "

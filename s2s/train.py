@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import platform
 import random
 import signal
@@ -68,6 +69,7 @@ class Progress:
     bad_validations: int = 0  # since the best dev BLEU
     lr_bad_validations: int = 0  # since the last learning-rate decay or improvement
     lr_scale: float = 1.0
+    runs: int = 0  # how many times training was started (1 + resumes)
     finished_reason: str = ""
 
 
@@ -194,6 +196,7 @@ def train(model_config: ModelConfig, config: TrainConfig, train_paths: Sequence[
         torch.set_rng_state(state["torch_rng"])
         generator.set_state(state["sampling_rng"])
         say(f"resumed at step {progress.step} (epoch {progress.epoch}, {progress.elapsed:.0f} s trained)")
+    progress.runs += 1
 
     sources, targets, dropped = encode_pairs(tokenizer, train_pairs, config.max_len)
     if not sources:
@@ -214,7 +217,7 @@ def train(model_config: ModelConfig, config: TrainConfig, train_paths: Sequence[
                  "train_pairs_used": len(sources), "train_pairs_too_long": dropped,
                  "malformed_lines_skipped": len(skipped_lines)},
         "command": command or metrics.get("command", ""),
-        "hardware": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads",
+        "hardware": f"{platform.machine()} CPU, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads",
     })
     say(f"{len(sources)} training pairs ({dropped} longer than {config.max_len} pieces skipped), "
         f"{len(dev_sources)} dev sources, {model.parameter_count():,} parameters, vocabulary {tokenizer.vocab_size}")
@@ -316,7 +319,8 @@ def train(model_config: ModelConfig, config: TrainConfig, train_paths: Sequence[
     metrics["training"] = {"steps": progress.step, "epochs_completed": progress.epoch,
                            "seconds": round(progress.elapsed, 1), "target_tokens": progress.target_tokens,
                            "tokens_per_second": round(progress.target_tokens / max(1e-9, progress.step_seconds), 1),
-                           "stopped_because": progress.finished_reason, "best_step": progress.best_step}
+                           "stopped_because": progress.finished_reason, "best_step": progress.best_step,
+                           "runs": progress.runs}
     write_json(out / METRICS_FILE, metrics)
     write_card(out)
     say(f"stopped ({progress.finished_reason}) at step {progress.step}; best dev BLEU {progress.best_bleu:.2f} "
