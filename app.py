@@ -17,7 +17,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import gradio as gr
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # offline: no usage reporting
+
+import gradio as gr  # noqa: E402  (reads the setting above at import)
 
 from s2s.catalog import ModelCatalog
 from s2s.evaluate import sentence_scores
