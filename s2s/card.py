@@ -49,7 +49,7 @@ def render_card(metrics: dict[str, Any], name: str) -> str:
               f"- {training.get('steps', '?')} steps in {training.get('seconds', 0) / 60:.1f} minutes "
               f"({training.get('tokens_per_second', '?')} target tokens/s) on {metrics.get('hardware', '?')}; "
               f"stopped because: {training.get('stopped_because', '?')}; best dev BLEU at step "
-              f"{training.get('best_step', '?')}; {training.get('runs', 1)} run(s) (resumed with --resume)"]
+              f"{training.get('best_step', '?')}; {training.get('runs', 1)} run(s) (a run continues the last with --resume)"]
     dev = metrics.get("dev")
     if dev:
         lines += [f"- dev during training ({dev.get('decoding')}): BLEU {dev.get('bleu')}, chrF {dev.get('chrf')}, "
@@ -57,7 +57,7 @@ def render_card(metrics: dict[str, Any], name: str) -> str:
     for split, rows in metrics.get("evaluation", {}).items():
         lines += ["", f"## Evaluation: {split}", ""]
         lines += _table(rows, [("decoding", "decoding"), ("bleu", "BLEU"), ("chrf", "chrF"),
-                               ("sentences_per_second", "sentences/s")])
+                               ("sentences_per_second", "sentences/s (in-process, batches of 64)")])
     if metrics.get("baselines"):
         lines += ["", "## Compared with other systems", ""]
         lines += _table(metrics["baselines"], [("system", "system"), ("split", "data"), ("bleu", "BLEU"),
