@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -23,7 +24,7 @@ import gradio as gr  # noqa: E402  (reads the setting above at import)
 
 from s2s.catalog import ModelCatalog
 from s2s.evaluate import sentence_scores
-from s2s.plots import attention_heatmap, beam_tree, piece_label
+from s2s.plots import attention_heatmap, beam_tree, empty_figure, piece_label
 from s2s.translator import make_settings
 
 ROOT = Path(__file__).resolve().parent
@@ -75,7 +76,7 @@ def token_highlights(hypothesis: dict[str, Any] | None) -> list[tuple[str, str]]
         return []
     highlights = []
     for piece, logprob in zip(hypothesis["pieces"], hypothesis["token_logprobs"]):
-        probability = 2.718281828459045 ** logprob
+        probability = math.exp(logprob)
         band = next(label for floor, label in PROBABILITY_BANDS if probability >= floor)
         highlights.append((piece_label(piece).replace("\u2581", " "), band))
     return highlights
@@ -86,7 +87,7 @@ def score_line(hypothesis: dict[str, Any] | None) -> str:
         return ""
     count = len(hypothesis["ids"])
     return (f"log-prob **{hypothesis['score']:.3f}** · normalised **{hypothesis['normalized_score']:.3f}** · "
-            f"{count} tokens · mean p {2.718281828459045 ** (hypothesis['score'] / count):.2f}")
+            f"{count} tokens · geometric mean p {math.exp(hypothesis['score'] / count):.2f}")
 
 
 def nbest_rows(result: dict[str, Any] | None) -> list[list[Any]]:
@@ -110,7 +111,7 @@ def reference_markdown(reference: str, outputs: dict[str, dict[str, Any] | None]
 
 def heatmap_for(result: dict[str, Any] | None, index: int, title: str, merge_words: bool):
     if not result or not result["hypotheses"]:
-        return attention_heatmap([], [], None, title) if result else None
+        return empty_figure("Nothing to show yet: type a sentence and press Translate.")
     index = min(max(0, index), len(result["hypotheses"]) - 1)
     hypothesis = result["hypotheses"][index]
     return attention_heatmap(result["source_pieces"], hypothesis["pieces"], hypothesis["attention"],
@@ -182,25 +183,33 @@ def _best(result: dict[str, Any] | None) -> dict[str, Any] | None:
     return result["hypotheses"][0] if result and result["hypotheses"] else None
 
 
+def _strategy_label(result: dict[str, Any]) -> str:
+    return "Beam search" if result["settings"]["strategy"] == "beam" else "Sampling"
+
+
+def _selected_heatmap(state: dict[str, Any], merge_words: bool):
+    """Heatmap of the hypothesis selected in the n-best table (the best one until a row is clicked)."""
+    second, selected = state["second"], state["selected"]
+    return heatmap_for(second, selected, f"{_strategy_label(second)}: attention of hypothesis #{selected + 1}",
+                       merge_words)
+
+
 def _render(state: dict[str, Any], merge_words: bool) -> tuple:
     greedy, second = state["greedy"], state["second"]
     g, s = _best(greedy), _best(second)
-    label = "Beam search" if second["settings"]["strategy"] == "beam" else "Sampling"
+    label = _strategy_label(second)
     if g and s:
         verdict = f"**Same output:** greedy and {label.lower()} agree." if g["text"] == s["text"] else \
             f"**Different outputs:** {label.lower()} scores {s['normalized_score']:.3f}, greedy " \
             f"{g['normalized_score']:.3f} (normalised log-probability; higher is better)."
     else:
         verdict = ""
-    selected = state["selected"]
     return (
         g["text"] if g else "", score_line(g), token_highlights(g),
         s["text"] if s else "", score_line(s), token_highlights(s),
         verdict, nbest_rows(second),
-        heatmap_for(greedy, 0, "Greedy: attention", merge_words),
-        heatmap_for(second, selected, f"{label}: attention of hypothesis #{selected + 1}", merge_words),
-        beam_tree(second["trace"], second["hypotheses"], "Beam search tree") if second["trace"] is not None
-        else beam_tree(None, [], ""),
+        heatmap_for(greedy, 0, "Greedy: attention", merge_words), _selected_heatmap(state, merge_words),
+        beam_tree(second["trace"], second["hypotheses"], "Beam search tree"),
         status_markdown(greedy),
     )
 
@@ -209,22 +218,16 @@ def select_hypothesis(state: dict[str, Any] | None, merge_words: bool, event: gr
     """A click on a row of the n-best table: show that hypothesis's attention and tokens."""
     if not state or not state["second"]["hypotheses"]:
         return gr.skip(), gr.skip(), state
-    row = event.index[0] if isinstance(event.index, (list, tuple)) else int(event.index)
-    state = {**state, "selected": int(row)}
-    second = state["second"]
-    label = "Beam search" if second["settings"]["strategy"] == "beam" else "Sampling"
-    hypothesis = second["hypotheses"][min(int(row), len(second["hypotheses"]) - 1)]
-    return (heatmap_for(second, int(row), f"{label}: attention of hypothesis #{int(row) + 1}", merge_words),
-            token_highlights(hypothesis), state)
+    row = int(event.index[0] if isinstance(event.index, (list, tuple)) else event.index)
+    hypotheses = state["second"]["hypotheses"]
+    state = {**state, "selected": min(max(0, row), len(hypotheses) - 1)}
+    return _selected_heatmap(state, merge_words), token_highlights(hypotheses[state["selected"]]), state
 
 
 def redraw_heatmaps(state: dict[str, Any] | None, merge_words: bool):
     if not state:
         return gr.skip(), gr.skip()
-    label = "Beam search" if state["second"]["settings"]["strategy"] == "beam" else "Sampling"
-    return (heatmap_for(state["greedy"], 0, "Greedy: attention", merge_words),
-            heatmap_for(state["second"], state["selected"],
-                        f"{label}: attention of hypothesis #{state['selected'] + 1}", merge_words))
+    return heatmap_for(state["greedy"], 0, "Greedy: attention", merge_words), _selected_heatmap(state, merge_words)
 
 
 def compare_models(model_a: str, model_b: str, text: str, beam_size: float, alpha: float, merge_words: bool):
