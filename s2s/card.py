@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .checkpoint import CARD_FILE, atomic_write, read_metrics
+from .checkpoint import CARD_FILE, METRICS_FILE, atomic_write, read_metrics, write_json
 
 
 def _table(rows: list[dict[str, Any]], columns: list[tuple[str, str]]) -> list[str]:
@@ -78,6 +78,14 @@ def render_card(metrics: dict[str, Any], name: str) -> str:
         if metrics.get(key):
             lines += ["", f"## {title}", ""] + [f"- {item}" for item in metrics[key]]
     return "\n".join(lines) + "\n"
+
+
+def update_metrics(folder: Path, values: dict[str, Any]) -> None:
+    """Merge ``values`` into ``folder/metrics.json`` and re-render the card from it."""
+    metrics = read_metrics(folder)
+    metrics.update(values)
+    write_json(Path(folder) / METRICS_FILE, metrics)
+    write_card(folder)
 
 
 def write_card(folder: Path) -> None:

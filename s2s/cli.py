@@ -13,8 +13,8 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-from .card import write_card
-from .checkpoint import METRICS_FILE, read_metrics, write_json
+from .card import update_metrics
+from .checkpoint import read_metrics
 from .config import ModelConfig, TrainConfig, from_dict, read_json
 from .translator import DecodeSettings, Translator, make_settings
 
@@ -144,23 +144,15 @@ def run_evaluate(args: argparse.Namespace) -> None:
             Path(f"{args.outputs}.{row['decoding'].replace(' ', '')}.txt").write_text(
                 "\n".join(row["outputs"]) + "\n", encoding="utf-8")
     if args.save_as:
-        metrics = read_metrics(args.model)
-        metrics.setdefault("evaluation", {})[args.save_as] = [
-            {key: value for key, value in row.items() if key != "outputs"} for row in rows]
-        write_json(Path(args.model) / METRICS_FILE, metrics)
-        write_card(args.model)
+        evaluation = read_metrics(args.model).get("evaluation", {})
+        evaluation[args.save_as] = [{key: value for key, value in row.items() if key != "outputs"} for row in rows]
+        update_metrics(args.model, {"evaluation": evaluation})
 
 
 def run_card(args: argparse.Namespace) -> None:
-    metrics = read_metrics(args.model)
-    for key in ("title", "description", "data_attribution"):
-        if getattr(args, key) is not None:
-            metrics[key] = getattr(args, key)
-    for key, values in (("weaknesses", args.weakness), ("notes", args.note)):
-        if values:
-            metrics[key] = values
-    write_json(Path(args.model) / METRICS_FILE, metrics)
-    write_card(args.model)
+    fields = {key: getattr(args, key) for key in ("title", "description", "data_attribution")}
+    fields.update(weaknesses=args.weakness or None, notes=args.note or None)
+    update_metrics(args.model, {key: value for key, value in fields.items() if value is not None})
 
 
 def main(argv: Sequence[str] | None = None) -> int:

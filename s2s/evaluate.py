@@ -76,10 +76,10 @@ LENGTH_BUCKETS = ((1, 5), (6, 10), (11, 15), (16, 20), (21, None))
 def bleu_by_length(sources: Sequence[str], references: Sequence[Sequence[str]], outputs: Sequence[str],
                    buckets: Sequence[tuple[int, int | None]] = LENGTH_BUCKETS) -> list[dict[str, Any]]:
     """Corpus BLEU and chrF per bucket of source length in whitespace-separated words."""
+    words = [len(source.split()) for source in sources]
     rows = []
     for low, high in buckets:
-        members = [i for i, source in enumerate(sources)
-                   if low <= len(source.split()) and (high is None or len(source.split()) <= high)]
+        members = [i for i, count in enumerate(words) if low <= count and (high is None or count <= high)]
         label = f"{low}-{high}" if high is not None else f"{low}+"
         if not members:
             rows.append({"words": label, "sentences": 0, "bleu": None, "chrf": None})

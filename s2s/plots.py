@@ -150,8 +150,7 @@ def beam_tree(trace: Sequence[dict[str, Any]] | None, hypotheses: Sequence[dict[
         for node in step["alive"]:
             on_path = (t, node["slot"]) in winner
             kind = "winner" if on_path else ("kept" if (t, node["slot"]) in has_children else "dead")
-            edge = "winner" if on_path else ("kept" if kind == "kept" else "dead")
-            _add_edge(edges[edge], parent_xy(t, node["parent"]), (t, node["slot"]))
+            _add_edge(edges[kind], parent_xy(t, node["parent"]), (t, node["slot"]))
             _add_node(nodes[kind], t, node["slot"], node["piece"],
                       f"step {t}, slot {node['slot']}<br>piece: {escape(piece_label(node['piece']))}"
                       f"<br>score: {node['score']:.3f}")

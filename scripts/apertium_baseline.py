@@ -15,8 +15,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from s2s.card import write_card
-from s2s.checkpoint import METRICS_FILE, read_metrics, write_json
+from s2s.card import update_metrics
+from s2s.checkpoint import read_metrics
 from s2s.data import group_references, read_pairs
 from s2s.evaluate import corpus_scores
 
@@ -40,10 +40,8 @@ def main() -> None:
     row = {"system": f"Apertium ({args.pair}, rule-based)", "split": args.split, **corpus_scores(outputs, references)}
     print(f"{row['system']} on {args.split} ({len(sources)} sources): BLEU {row['bleu']:.2f}  chrF {row['chrf']:.2f}")
     if args.save:
-        metrics = read_metrics(args.save)
-        metrics["baselines"] = [b for b in metrics.get("baselines", []) if b["system"] != row["system"]] + [row]
-        write_json(args.save / METRICS_FILE, metrics)
-        write_card(args.save)
+        others = [b for b in read_metrics(args.save).get("baselines", []) if b["system"] != row["system"]]
+        update_metrics(args.save, {"baselines": others + [row]})
 
 
 if __name__ == "__main__":

@@ -13,14 +13,13 @@ from __future__ import annotations
 import argparse
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import torch
 
-from s2s.card import write_card
-from s2s.checkpoint import METRICS_FILE, read_metrics, write_json
+from s2s.card import update_metrics
+from s2s.checkpoint import read_metrics
 from s2s.data import open_text
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -38,28 +37,22 @@ def main() -> None:
 
     with open_text(args.source) as handle:
         lines = [line.rstrip("\n") for line in handle]
+    text = "\n".join(lines) + "\n"
     speed = {}
-    with tempfile.NamedTemporaryFile("w", suffix=".txt", encoding="utf-8") as source:
-        source.write("\n".join(lines) + "\n")
-        source.flush()
-        for label, options in RUNS:
-            started = time.perf_counter()
-            with open(source.name, encoding="utf-8") as stdin:
-                subprocess.run([sys.executable, "-m", "s2s", "translate", "--model", str(args.model), *options],
-                               stdin=stdin, stdout=subprocess.DEVNULL, check=True, cwd=ROOT)
-            seconds = time.perf_counter() - started
-            speed[f"sentences/s, {label} (whole process)"] = round(len(lines) / seconds, 1)
-            print(f"{label:<34} {len(lines) / seconds:8.1f} sentences/s  ({seconds:.1f} s for {len(lines)})")
-    metrics = read_metrics(args.model)
-    training = metrics.get("training", {}).get("tokens_per_second")
+    for label, options in RUNS:
+        started = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "s2s", "translate", "--model", str(args.model), *options],
+                       input=text, text=True, stdout=subprocess.DEVNULL, check=True, cwd=ROOT)
+        seconds = time.perf_counter() - started
+        speed[f"sentences/s, {label} (whole process)"] = round(len(lines) / seconds, 1)
+        print(f"{label:<34} {len(lines) / seconds:8.1f} sentences/s  ({seconds:.1f} s for {len(lines)})")
+    training = read_metrics(args.model).get("training", {}).get("tokens_per_second")
     if training:
         print(f"{'training':<34} {training:8.1f} target tokens/s (from metrics.json)")
         speed["training target tokens/s"] = training
     speed["measured on"] = f"{torch.get_num_threads()} CPU threads, {len(lines)} sentences of {args.source.name}"
     if args.save:
-        metrics["speed"] = speed
-        write_json(args.model / METRICS_FILE, metrics)
-        write_card(args.model)
+        update_metrics(args.model, {"speed": speed})
 
 
 if __name__ == "__main__":

@@ -14,8 +14,7 @@ import argparse
 from pathlib import Path
 
 import s2s
-from s2s.card import write_card
-from s2s.checkpoint import METRICS_FILE, read_metrics, write_json
+from s2s.card import update_metrics
 from s2s.data import group_references, read_pairs
 from s2s.evaluate import bleu_by_length
 from s2s.plots import bleu_by_length_figure
@@ -49,13 +48,10 @@ def main() -> None:
         bleu_by_length_figure(rows_by_model, f"BLEU by source length, {args.split}, beam {args.beam_size}") \
             .write_image(str(args.figure), scale=2)
     if args.save:
+        table = {"split": args.split, "decoding": f"beam {args.beam_size}", "models": rows_by_model,
+                 "figure": str(args.figure) if args.figure else None}
         for folder in args.models:
-            metrics = read_metrics(folder)
-            metrics["bleu_by_length"] = {"split": args.split, "decoding": f"beam {args.beam_size}",
-                                         "models": rows_by_model,
-                                         "figure": str(args.figure) if args.figure else None}
-            write_json(folder / METRICS_FILE, metrics)
-            write_card(folder)
+            update_metrics(folder, {"bleu_by_length": table})
 
 
 if __name__ == "__main__":
