@@ -75,7 +75,8 @@ def decoder_log_probs(model: Seq2Seq, previous: torch.Tensor, state: RNNState, m
 
 def constrain(log_probs: torch.Tensor, step: int, max_lengths: torch.Tensor,
               prefix: torch.Tensor | None) -> torch.Tensor:
-    """Force the prefix token while ``step`` is inside the prefix, and </s> at the last step.
+    """Force the prefix token while ``step`` is inside the prefix, and </s> at the last step;
+    forbid </s> at the first step, so that no output is empty.
 
     log_probs [N, V], max_lengths [N], prefix [N, P] or None -> log_probs [N, V]; forced
     tokens keep their model log-probability, every other token gets -inf.
@@ -84,6 +85,8 @@ def constrain(log_probs: torch.Tensor, step: int, max_lengths: torch.Tensor,
     if prefix is not None and step < prefix.size(1):
         forced = prefix[:, step].clone()
     forced = torch.where(step >= max_lengths - 1, torch.full_like(forced, EOS_ID), forced)
+    if step == 0:
+        log_probs[forced < 0, EOS_ID] = NEG_INF
     rows = (forced >= 0).nonzero().squeeze(1)
     if rows.numel():
         keep = log_probs[rows, forced[rows]]

@@ -37,8 +37,21 @@ def test_beam_of_one_equals_greedy(attention: str, rnn_type: str) -> None:
 
 
 def all_outputs(tokens: list[int], max_length: int) -> list[list[int]]:
-    """Every output that ends with </s> and has at most ``max_length`` tokens."""
-    return [list(body) + [EOS_ID] for n in range(max_length) for body in itertools.product(tokens, repeat=n)]
+    """Every non-empty output that ends with </s> and has at most ``max_length`` tokens."""
+    return [list(body) + [EOS_ID] for n in range(1, max_length) for body in itertools.product(tokens, repeat=n)]
+
+
+@pytest.mark.parametrize("strategy", ["greedy", "beam"])
+def test_no_output_is_empty_even_when_the_model_prefers_to_stop_at_once(strategy: str) -> None:
+    model = random_model(6, "bahdanau")
+    with torch.no_grad():
+        model.decoder.output.bias[EOS_ID] = 50.0  # </s> is by far the most likely first token
+    source, lengths = batch_of([[4, 5, 4]])
+    if strategy == "greedy":
+        (hypothesis,) = search.greedy(model, source, lengths, torch.tensor([5]))
+    else:
+        ((hypothesis,),), _ = search.beam_search(model, source, lengths, torch.tensor([5]), beam_size=4, alpha=0.6)
+    assert hypothesis.ids[0] != EOS_ID and hypothesis.ids[-1] == EOS_ID
 
 
 @pytest.mark.parametrize("seed", range(12))
