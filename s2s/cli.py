@@ -106,8 +106,10 @@ def run_train(args: argparse.Namespace, argv: Sequence[str]) -> None:
     from .train import train  # imported here: tqdm and training code are not needed to translate
 
     file_values = read_json(args.config) if args.config else {}
+    # A resumed run keeps its own training settings; --config and the command's options override them.
+    saved_values = read_metrics(args.out).get("train", {}) if args.resume else {}
     model_values = {**file_values.get("model", {}), **_dataclass_values(args, ModelConfig)}
-    train_values = {**file_values.get("train", {}), **_dataclass_values(args, TrainConfig)}
+    train_values = {**saved_values, **file_values.get("train", {}), **_dataclass_values(args, TrainConfig)}
     model_config = from_dict(ModelConfig, model_values, "model settings")
     train_config = from_dict(TrainConfig, train_values, "training settings")
     command = "python -m s2s " + " ".join(shlex.quote(a) for a in argv if a != "--resume")

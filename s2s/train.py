@@ -6,11 +6,13 @@ Output folder ``out``:
 - ``train_state.pt``: the last state (fp32 weights, optimiser, progress, RNG), written at every
   validation and when training stops or is interrupted (Ctrl-C, SIGTERM); ``--resume`` continues
   from it exactly: same data order, same random draws;
-- ``train_log.jsonl``: one JSON object per logged event (training and validation metrics);
+- ``train_log.jsonl``: one JSON object per logged event (training and validation metrics, resumes);
 - ``metrics.json`` and ``README.md``: the figures and the model card.
 
-On resume the model architecture and tokenizer come from ``out``; the training settings come
-from the command, so a budget such as ``--max-time`` can be extended.
+On resume the model architecture and tokenizer come from ``out``; the training settings are the
+``config`` given, which the command line builds from the run's saved settings and the options it
+names, so ``--resume --max-time 9000`` extends a budget and changes nothing else. The first run's
+command stays in the card; each resume is logged with its own command.
 
 Teacher forcing below 1 uses two-pass scheduled sampling (Mihaylova & Carpuat 2019): a first
 pass without gradient predicts every position, then each decoder input is replaced by the
@@ -196,6 +198,7 @@ def train(model_config: ModelConfig, config: TrainConfig, train_paths: Sequence[
         torch.set_rng_state(state["torch_rng"])
         generator.set_state(state["sampling_rng"])
         say(f"resumed at step {progress.step} (epoch {progress.epoch}, {progress.elapsed:.0f} s trained)")
+        _log(out, {"event": "resume", "step": progress.step, "elapsed": round(progress.elapsed, 1), "command": command})
     progress.runs += 1
 
     sources, targets, dropped = encode_pairs(tokenizer, train_pairs, config.max_len)
@@ -216,8 +219,8 @@ def train(model_config: ModelConfig, config: TrainConfig, train_paths: Sequence[
         "data": {"train": [str(p) for p in train_paths], "dev": [str(p) for p in dev_paths],
                  "train_pairs_used": len(sources), "train_pairs_too_long": dropped,
                  "malformed_lines_skipped": len(skipped_lines)},
-        "command": command or metrics.get("command", ""),
-        "hardware": f"{platform.machine()} CPU, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads",
+        "command": metrics.get("command", command) if resume else command,
+        "hardware": f"{platform.machine()} CPU, {os.cpu_count()} cores, {torch.get_num_threads()} torch thread(s)",
     })
     say(f"{len(sources)} training pairs ({dropped} longer than {config.max_len} pieces skipped), "
         f"{len(dev_sources)} dev sources, {model.parameter_count():,} parameters, vocabulary {tokenizer.vocab_size}")

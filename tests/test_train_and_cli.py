@@ -56,12 +56,18 @@ def test_resume_continues_exactly_where_it_stopped(reverse_data: tuple[Path, Pat
               "--teacher-forcing", "0.5", *TINY_TRAIN_OPTIONS]
     assert main([*common, "--out", str(tmp_path / "whole"), "--max-steps", "8"]) == 0
     assert main([*common, "--out", str(tmp_path / "split"), "--max-steps", "4"]) == 0
-    assert main([*common, "--out", str(tmp_path / "split"), "--max-steps", "8", "--resume"]) == 0
+    # The resumed run names only its new budget: every other setting comes from the saved run.
+    assert main(["train", "--train", str(train), "--dev", str(dev), "--out", str(tmp_path / "split"),
+                 "--max-steps", "8", "--resume"]) == 0
     whole = torch.load(tmp_path / "whole" / "train_state.pt", weights_only=True)
     split = torch.load(tmp_path / "split" / "train_state.pt", weights_only=True)
     assert split["progress"]["step"] == whole["progress"]["step"] == 8
     for name, tensor in whole["model"].items():
         torch.testing.assert_close(split["model"][name], tensor, msg=name)
+    metrics = json.loads((tmp_path / "split" / "metrics.json").read_text())
+    assert metrics["train"]["teacher_forcing"] == 0.5 and metrics["train"]["max_steps"] == 8
+    assert "--teacher-forcing 0.5" in metrics["command"]  # the card keeps the first run's full command
+    assert [r["step"] for r in log_records(tmp_path / "split", "resume")] == [4]
 
 
 def test_a_second_run_into_the_same_folder_needs_resume(trained: Path, reverse_data: tuple[Path, Path]) -> None:
