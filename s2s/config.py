@@ -52,15 +52,19 @@ class ModelConfig:
 
 @dataclasses.dataclass
 class TrainConfig:
-    """Optimisation and bookkeeping settings of ``python -m s2s train``."""
+    """Optimisation and bookkeeping settings of ``python -m s2s train``.
+
+    The defaults are the recipe that trained the shipped attention models; each model card
+    gives its exact command.
+    """
 
     vocab_size: int = 8000
     max_len: int = 64  # training pairs with more pieces on either side are skipped
-    batch_tokens: int = 3000  # target tokens per batch (bucketed by length)
-    lr: float = 1e-3
-    warmup_steps: int = 500
+    batch_tokens: int = 2000  # target tokens per batch (bucketed by length)
+    lr: float = 1.5e-3
+    warmup_steps: int = 300
     lr_decay: float = 0.5  # multiply the learning rate by this after `lr_patience` bad validations
-    lr_patience: int = 2
+    lr_patience: int = 3
     min_lr: float = 2e-5
     clip_norm: float = 1.0
     label_smoothing: float = 0.1
