@@ -207,10 +207,14 @@ def _add_node(data: dict[str, list], x: float, y: float, piece: str, hover: str)
 
 def bleu_by_length_figure(rows_by_model: dict[str, list[dict[str, Any]]], title: str) -> go.Figure:
     """Grouped bars: BLEU per source-length bucket for each model (``evaluate.bleu_by_length`` rows)."""
+    def bucket_label(row: dict[str, Any]) -> str:
+        count = row["sentences"]
+        return f"{row['words']} words<br>({count} sentence{'' if count == 1 else 's'})"
+
     figure = go.Figure()
     for name, rows in rows_by_model.items():
         figure.add_trace(go.Bar(
-            name=escape(name), x=[f"{r['words']} words<br>({r['sentences']} sentences)" for r in rows],
+            name=escape(name), x=[bucket_label(r) for r in rows],
             y=[r["bleu"] for r in rows], text=[f"{r['bleu']:.1f}" if r["bleu"] is not None else "" for r in rows],
             textposition="outside"))
     figure.update_layout(title={"text": escape(title)}, barmode="group", yaxis={"title": {"text": "BLEU"}},
