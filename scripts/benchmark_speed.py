@@ -4,7 +4,8 @@ process (start-up and model loading included) over a file of sentences.
     python -m scripts.benchmark_speed --model checkpoints/de-en \
         --source ../shared/data/multi30k/test_2016_flickr.de.gz [--save]
 
-Rows: greedy and beam 5 in batches of 64, and beam 5 one sentence at a time (--batch-size 1).
+Rows: greedy and beam 5 in batches of 64, and beam 5 one sentence at a time (--batch-size 1);
+beam 5 again with the output layer in bfloat16 (--bf16-output).
 Also prints the training speed recorded in metrics.json. --save stores the figures in metrics.json.
 """
 
@@ -25,7 +26,11 @@ from s2s.data import open_text
 ROOT = Path(__file__).resolve().parent.parent
 RUNS = (("greedy, batches of 64", ["--strategy", "greedy", "--batch-size", "64"]),
         ("beam 5, batches of 64", ["--strategy", "beam", "--beam-size", "5", "--batch-size", "64"]),
-        ("beam 5, one sentence at a time", ["--strategy", "beam", "--beam-size", "5", "--batch-size", "1"]))
+        ("beam 5, one sentence at a time", ["--strategy", "beam", "--beam-size", "5", "--batch-size", "1"]),
+        ("beam 5, batches of 64, --bf16-output",
+         ["--strategy", "beam", "--beam-size", "5", "--batch-size", "64", "--bf16-output"]),
+        ("beam 5, one sentence at a time, --bf16-output",
+         ["--strategy", "beam", "--beam-size", "5", "--batch-size", "1", "--bf16-output"]))
 
 
 def main() -> None:
@@ -45,10 +50,10 @@ def main() -> None:
                        input=text, text=True, stdout=subprocess.DEVNULL, check=True, cwd=ROOT)
         seconds = time.perf_counter() - started
         speed[f"sentences/s, {label} (whole process)"] = round(len(lines) / seconds, 1)
-        print(f"{label:<34} {len(lines) / seconds:8.1f} sentences/s  ({seconds:.1f} s for {len(lines)})")
+        print(f"{label:<46} {len(lines) / seconds:8.1f} sentences/s  ({seconds:.1f} s for {len(lines)})")
     training = read_metrics(args.model).get("training", {}).get("tokens_per_second")
     if training:
-        print(f"{'training':<34} {training:8.1f} target tokens/s (from metrics.json)")
+        print(f"{'training':<46} {training:8.1f} target tokens/s (from metrics.json)")
         speed["training target tokens/s"] = training
     speed["measured on"] = f"{torch.get_num_threads()} CPU threads, {len(lines)} sentences of {args.source.name}"
     if args.save:

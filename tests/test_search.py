@@ -185,3 +185,24 @@ def test_top_p_keeps_the_smallest_nucleus() -> None:
     log_probs = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05]]))
     kept = search.filter_for_sampling(log_probs, 1.0, 0, 0.7) > float("-inf")
     assert kept.tolist() == [[True, True, False, False]]
+
+
+def test_bfloat16_output_layer_scores_like_float32_and_leaves_search_working() -> None:
+    model = random_model(40, "bahdanau", scale=2.0)
+    source, lengths = batch_of(SOURCES)
+    max_lengths = torch.full((len(SOURCES),), 12)
+    float32 = search.greedy(model, source, lengths, max_lengths)
+    previous = torch.tensor([[EOS_ID, 5, 6]] * len(SOURCES))
+    memory, state = model.encode(source, lengths)
+    with torch.no_grad():
+        expected, _, _ = model.decoder(previous, state, memory)
+        model.use_bfloat16_output()
+        logits, _, _ = model.decoder(previous, state, memory)
+    assert logits.dtype == torch.float32
+    assert torch.allclose(logits, expected, rtol=0.02, atol=0.05)
+    rescored = search.greedy(model, source, lengths, max_lengths)
+    for a, b in zip(float32, rescored):
+        assert len(b.ids) >= 1 and b.ids[-1] == EOS_ID
+        # Same path up to where the two disagree; scores close on the shared prefix.
+        shared = next((i for i, (x, y) in enumerate(zip(a.ids, b.ids)) if x != y), min(len(a.ids), len(b.ids)))
+        assert a.token_logprobs[:shared] == pytest.approx(b.token_logprobs[:shared], abs=0.05)

@@ -121,6 +121,18 @@ def test_evaluate_prints_bleu_chrf_and_speed_for_each_decoding(trained: Path, re
     assert [" ".join(r.split()[:-3]) for r in rows] == ["greedy", "beam 1", "beam 3"]
 
 
+def test_bf16_output_option_translates_and_labels_evaluate_rows(trained: Path, reverse_data: tuple[Path, Path]
+                                                                 ) -> None:
+    result = run_cli("translate", "--model", str(trained), "--bf16-output", stdin="red cat\nbig dog runs\n")
+    assert result.returncode == 0, result.stderr
+    assert len(result.stdout.splitlines()) == 2
+    _, dev = reverse_data
+    result = run_cli("evaluate", "--model", str(trained), "--data", str(dev), "--beam-size", "3", "--bf16-output")
+    assert result.returncode == 0, result.stderr
+    rows = result.stdout.splitlines()[2:]
+    assert [" ".join(r.split()[:-3]) for r in rows] == ["greedy bf16-output", "beam 3 bf16-output"]
+
+
 def test_evaluate_uses_every_reference_of_a_repeated_source(trained: Path, tmp_path: Path) -> None:
     translator = s2s.load(trained)
     source = "red cat eats the small bird"
