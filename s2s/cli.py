@@ -61,7 +61,7 @@ def _model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", type=Path, required=True)
     parser.add_argument("--bf16-output", action="store_true",
                         help="keep the output layer in bfloat16: faster on CPUs with native bfloat16 "
-                             "(AVX512-BF16, AMX), slower elsewhere; outputs may differ slightly")
+                             "(AVX512-BF16, AMX); outputs may differ slightly")
 
 
 def build_parser() -> argparse.ArgumentParser:
