@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from .config import ModelConfig, from_dict, read_json
@@ -68,6 +68,38 @@ def save_model(folder: Path, model: Seq2Seq, tokenizer: Tokenizer, fp16: bool = 
 
 
 
+def _expected_shapes(config: ModelConfig, config_path: Path) -> dict[str, tuple[int, ...]]:
+    """The stored tensor names and shapes a model of ``config`` has, computed on the meta device
+    (no memory is allocated), tied aliases left out."""
+    try:
+        with torch.device("meta"):
+            model = Seq2Seq(config)
+    except ValueError as error:
+        raise ValueError(f"{config_path}: {error}") from error
+    return {name: tuple(tensor.shape) for name, tensor in model.state_dict().items()
+            if not (config.tie_embeddings and name in TIED_ALIASES)}
+
+
+def _check_weights_header(weights_path: Path, expected: dict[str, tuple[int, ...]], config_path: Path) -> None:
+    """Compare the tensor names and shapes in the safetensors header with ``expected`` before
+    any tensor is read; a mismatch names the tensor, the shapes and both files."""
+    if not weights_path.exists():
+        raise FileNotFoundError(f"missing file: {weights_path}")
+    try:
+        with safe_open(str(weights_path), framework="pt") as weights:
+            stored = {name: tuple(weights.get_slice(name).get_shape()) for name in weights.keys()}
+    except (SafetensorError, OSError, ValueError) as error:
+        raise ValueError(f"corrupt weights file {weights_path}: {error}") from error
+    if set(stored) != set(expected):
+        missing, unexpected = sorted(set(expected) - set(stored)), sorted(set(stored) - set(expected))
+        raise ValueError(f"{weights_path} does not match {config_path}: "
+                         f"missing {missing[:5]}, unexpected {unexpected[:5]}")
+    for name, shape in expected.items():
+        if stored[name] != shape:
+            raise ValueError(f"{weights_path} does not match {config_path}: tensor {name} has shape "
+                             f"{list(stored[name])} but the config needs {list(shape)}")
+
+
 def load_model(folder: Path) -> tuple[Seq2Seq, Tokenizer]:
     """Rebuild the model and tokenizer saved in ``folder`` (in float32, eval mode)."""
     folder = Path(folder)
@@ -79,18 +111,13 @@ def load_model(folder: Path) -> tuple[Seq2Seq, Tokenizer]:
         raise ValueError(f"{folder / TOKENIZER_FILE} has {tokenizer.vocab_size} pieces but "
                          f"{folder / CONFIG_FILE} says vocab_size={config.vocab_size}")
     weights_path = folder / WEIGHTS_FILE
-    if not weights_path.exists():
-        raise FileNotFoundError(f"missing file: {weights_path}")
+    expected_shapes = _expected_shapes(config, folder / CONFIG_FILE)
+    _check_weights_header(weights_path, expected_shapes, folder / CONFIG_FILE)
     try:
         state = load_file(str(weights_path))
     except (SafetensorError, OSError, ValueError) as error:
         raise ValueError(f"corrupt weights file {weights_path}: {error}") from error
     model = Seq2Seq(config)
-    expected = {name for name in model.state_dict() if not (config.tie_embeddings and name in TIED_ALIASES)}
-    if set(state) != expected:
-        missing, unexpected = sorted(expected - set(state)), sorted(set(state) - expected)
-        raise ValueError(f"{weights_path} does not match {folder / CONFIG_FILE}: "
-                         f"missing {missing[:5]}, unexpected {unexpected[:5]}")
     try:
         model.load_state_dict({k: v.float() for k, v in state.items()}, strict=False)
     except RuntimeError as error:

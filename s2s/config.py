@@ -15,6 +15,11 @@ ATTENTION_TYPES = ("bahdanau", "luong-dot", "luong-general", "none")
 RNN_TYPES = ("gru", "lstm")
 
 T = TypeVar("T")
+# Upper bounds of the integer sizes: far above any model this project trains, low enough that a
+# corrupt or hostile config.json cannot ask for an absurd allocation.
+MODEL_SIZE_LIMITS = {"vocab_size": 256_000, "embedding_dim": 8192, "encoder_hidden": 8192,
+                     "decoder_hidden": 8192, "encoder_layers": 16, "decoder_layers": 16,
+                     "max_source_len": 4096}
 
 
 def _require(condition: bool, message: str) -> None:
@@ -39,14 +44,20 @@ class ModelConfig:
     max_source_len: int = 128  # pieces, </s> included; longer input is truncated with a warning
 
     def validate(self) -> "ModelConfig":
+        """Types and ranges, checked before anything is allocated: a checkpoint's config.json
+        with absurd sizes gets a message naming the field, not an allocator error."""
+        for name, high in MODEL_SIZE_LIMITS.items():
+            value = getattr(self, name)
+            _require(isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= high,
+                     f"{name} must be an integer in [1, {high}], got {value!r}")
         _require(self.vocab_size >= 5, f"vocab_size must be >= 5, got {self.vocab_size}")
-        for name in ("embedding_dim", "encoder_hidden", "decoder_hidden",
-                     "encoder_layers", "decoder_layers", "max_source_len"):
-            _require(int(getattr(self, name)) >= 1, f"{name} must be >= 1, got {getattr(self, name)}")
         _require(self.rnn_type in RNN_TYPES, f"rnn_type must be one of {RNN_TYPES}, got {self.rnn_type!r}")
         _require(self.attention in ATTENTION_TYPES,
                  f"attention must be one of {ATTENTION_TYPES}, got {self.attention!r}")
-        _require(0.0 <= self.dropout < 1.0, f"dropout must be in [0, 1), got {self.dropout}")
+        _require(isinstance(self.dropout, (int, float)) and not isinstance(self.dropout, bool)
+                 and 0.0 <= self.dropout < 1.0, f"dropout must be a number in [0, 1), got {self.dropout!r}")
+        _require(isinstance(self.tie_embeddings, bool),
+                 f"tie_embeddings must be true or false, got {self.tie_embeddings!r}")
         return self
 
 

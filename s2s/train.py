@@ -52,10 +52,6 @@ LOG_FILE = "train_log.jsonl"
 TOKENIZER_SAMPLE = 400_000  # sentences used to train sentencepiece
 
 
-class Interrupted(Exception):
-    """Raised by the SIGTERM handler so training saves its state and stops."""
-
-
 @dataclasses.dataclass
 class Progress:
     """Where training stands; saved in ``train_state.pt`` as plain values."""
@@ -66,9 +62,10 @@ class Progress:
     elapsed: float = 0.0  # wall-clock seconds over all runs, validation included (the --max-time budget)
     step_seconds: float = 0.0  # seconds spent in training steps only (for tokens per second)
     target_tokens: int = 0
-    best_bleu: float = -1.0
+    best_bleu: float = -1.0  # of the saved model, over every validation
     best_step: int = 0
-    bad_validations: int = 0  # since the best dev BLEU
+    schedule_best_bleu: float = -1.0  # over the scheduled validations only (every valid_every steps)
+    bad_validations: int = 0  # scheduled validations since schedule_best_bleu
     lr_bad_validations: int = 0  # since the last learning-rate decay or improvement
     lr_scale: float = 1.0
     runs: int = 0  # how many times training was started (1 + resumes)
@@ -193,7 +190,9 @@ def train(model_config: ModelConfig, config: TrainConfig, train_paths: Sequence[
         state = torch.load(out / STATE_FILE, weights_only=True)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
-        progress = Progress(**state["progress"])
+        saved = state["progress"]
+        saved.setdefault("schedule_best_bleu", saved["best_bleu"])  # states saved before the field existed
+        progress = Progress(**saved)
         progress.finished_reason = ""
         torch.set_rng_state(state["torch_rng"])
         generator.set_state(state["sampling_rng"])
@@ -222,10 +221,15 @@ def train(model_config: ModelConfig, config: TrainConfig, train_paths: Sequence[
         "command": metrics.get("command", command) if resume else command,
         "hardware": f"{platform.machine()} CPU, {os.cpu_count()} cores, {torch.get_num_threads()} torch thread(s)",
     })
+    write_json(out / METRICS_FILE, metrics)  # the run's settings, for --resume even after a hard kill
     say(f"{len(sources)} training pairs ({dropped} longer than {config.max_len} pieces skipped), "
         f"{len(dev_sources)} dev sources, {model.parameter_count():,} parameters, vocabulary {tokenizer.vocab_size}")
 
-    def validate() -> None:
+    def validate(scheduled: bool) -> None:
+        """Dev loss and BLEU; save the model when BLEU is the best so far. Only a scheduled
+        validation (every ``valid_every`` steps) moves the early-stopping and learning-rate
+        counters, so the extra one at the end of a run leaves training exactly where it was and
+        a resumed run follows the same path as an uninterrupted one."""
         started = time.perf_counter()
         loss = dev_loss(model, dev_batches)
         results = translator.translate_batch(dev_sources, valid_settings)
@@ -233,12 +237,14 @@ def train(model_config: ModelConfig, config: TrainConfig, train_paths: Sequence[
         improved = scores["bleu"] > progress.best_bleu
         if improved:
             progress.best_bleu, progress.best_step = scores["bleu"], progress.step
-            progress.bad_validations = progress.lr_bad_validations = 0
             save_model(out, model, tokenizer, fp16=config.fp16_weights)
             metrics["dev"] = {"loss": round(loss, 4), **scores, "step": progress.step,
                               "decoding": "greedy" if config.valid_beam_size == 1 else f"beam {config.valid_beam_size}",
                               "train_seconds": round(progress.elapsed, 1)}
-        else:
+        if scheduled and scores["bleu"] > progress.schedule_best_bleu:
+            progress.schedule_best_bleu = scores["bleu"]
+            progress.bad_validations = progress.lr_bad_validations = 0
+        elif scheduled:
             progress.bad_validations += 1
             progress.lr_bad_validations += 1
             if progress.lr_bad_validations >= config.lr_patience:
@@ -247,7 +253,8 @@ def train(model_config: ModelConfig, config: TrainConfig, train_paths: Sequence[
         _log(out, {"event": "validation", "step": progress.step, "epoch": progress.epoch,
                    "dev_loss": round(loss, 4), "dev_ppl": round(math.exp(min(loss, 50)), 2), **scores,
                    "best_bleu": progress.best_bleu, "lr": learning_rate(config, progress),
-                   "elapsed": round(progress.elapsed, 1), "seconds": round(time.perf_counter() - started, 1)})
+                   "elapsed": round(progress.elapsed, 1), "seconds": round(time.perf_counter() - started, 1),
+                   **({} if scheduled else {"end_of_run": True})})
         progress.elapsed += time.perf_counter() - started
         say(f"step {progress.step}: dev loss {loss:.3f}  BLEU {scores['bleu']:.2f}  chrF {scores['chrf']:.2f}"
             f"{'  (best, saved)' if improved else ''}")
@@ -262,18 +269,26 @@ def train(model_config: ModelConfig, config: TrainConfig, train_paths: Sequence[
             return "early_stopping"
         return ""
 
-    def on_sigterm(signum: int, frame: Any) -> None:
-        raise Interrupted()
+    stop_signals: list[str] = []
 
-    previous_handler = signal.signal(signal.SIGTERM, on_sigterm)
+    def on_signal(signum: int, frame: Any) -> None:
+        """SIGTERM or Ctrl-C only ask to stop: the loop honours it at the next step boundary, so
+        the saved state is exactly what the next step would have seen. A second Ctrl-C stops at
+        once, without saving (the state of the last validation stays)."""
+        if stop_signals and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        stop_signals.append(signal.Signals(signum).name)
+
+    previous_handlers = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     model.train()
     bar = tqdm(total=config.max_steps or None, initial=progress.step, disable=not show_progress,
                unit="step", dynamic_ncols=True, file=sys.stderr)
     window_tokens, window_start, last_logged = 0, time.perf_counter(), progress.step
     try:
-        while not (reason := stop_reason()) and not (config.max_epochs and progress.epoch >= config.max_epochs):
+        while not (reason := stop_reason()) and not stop_signals and \
+                not (config.max_epochs and progress.epoch >= config.max_epochs):
             batches = bucket_batches(lengths, config.batch_tokens, seed=config.seed * 1000 + progress.epoch)
-            while progress.batch_in_epoch < len(batches):
+            while progress.batch_in_epoch < len(batches) and not stop_signals:
                 step_start = time.perf_counter()
                 chunk = batches[progress.batch_in_epoch]
                 batch = make_batch([sources[i] for i in chunk], [targets[i] for i in chunk], BOS_ID)
@@ -301,23 +316,26 @@ def train(model_config: ModelConfig, config: TrainConfig, train_paths: Sequence[
                                "tokens_per_second": round(tokens_per_second, 1), "elapsed": round(progress.elapsed, 1)})
                     window_tokens, window_start, last_logged = 0, time.perf_counter(), progress.step
                 if progress.step % config.valid_every == 0:
-                    validate()
+                    validate(scheduled=True)
                     _save_state(out, model, optimizer, progress, generator)
                 if stop_reason():
                     break
             else:
-                progress.epoch += 1
-                progress.batch_in_epoch = 0
-        progress.finished_reason = reason or stop_reason() or "max_epochs"
-    except (KeyboardInterrupt, Interrupted):
-        progress.finished_reason = "interrupted"
-        say("interrupted: saving the training state; continue with --resume")
+                if not stop_signals:
+                    progress.epoch += 1
+                    progress.batch_in_epoch = 0
+        progress.finished_reason = "interrupted" if stop_signals else reason or stop_reason() or "max_epochs"
+    except KeyboardInterrupt:
+        say("stopped at once: the state saved at the last validation is kept; continue with --resume")
+        raise
     finally:
         bar.close()
-        signal.signal(signal.SIGTERM, previous_handler)
-    if progress.finished_reason != "interrupted" and progress.step != progress.best_step and \
-            progress.step % config.valid_every != 0:
-        validate()
+        for sig, handler in previous_handlers.items():
+            signal.signal(sig, handler)
+    if progress.finished_reason == "interrupted":
+        say(f"interrupted ({', '.join(stop_signals)}): saving the training state; continue with --resume")
+    elif progress.step != progress.best_step and progress.step % config.valid_every != 0:
+        validate(scheduled=False)
     _save_state(out, model, optimizer, progress, generator)
     metrics["training"] = {"steps": progress.step, "epochs_completed": progress.epoch,
                            "seconds": round(progress.elapsed, 1), "target_tokens": progress.target_tokens,

@@ -124,8 +124,11 @@ class Translator:
         started = time.perf_counter()
         prepared = [self._prepare(text) for text in texts]
         prefix_ids = self.tokenizer.encode(settings.prefix) if settings.prefix.strip() else []
-        generator = torch.Generator().manual_seed(
-            settings.seed if settings.seed is not None else int(torch.randint(2**62, (1,))))
+        generator = torch.Generator()  # sampling only; never draws from torch's global RNG
+        if settings.seed is None:
+            generator.seed()  # a non-deterministic seed
+        else:
+            generator.manual_seed(settings.seed)
         results: list[dict[str, Any] | None] = [None] * len(texts)
         order = sorted((i for i, p in enumerate(prepared) if p["ids"]), key=lambda i: len(prepared[i]["ids"]))
         for start in range(0, len(order), batch_size):

@@ -84,3 +84,28 @@ def test_loading_never_executes_code_from_the_folder(folder: Path) -> None:
 def test_missing_folder_is_reported(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="nowhere"):
         s2s.load(tmp_path / "nowhere")
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("decoder_hidden", 10**7, r"decoder_hidden must be an integer in \[1, 8192\], got 10000000"),
+    ("encoder_layers", 1.5, "encoder_layers must be an integer"),
+    ("embedding_dim", "256", "embedding_dim must be an integer"),
+    ("tie_embeddings", "yes", "tie_embeddings must be true or false"),
+    ("dropout", -0.1, "dropout must be a number"),
+])
+def test_an_absurd_config_is_refused_by_name_before_any_allocation(folder: Path, field: str, value,
+                                                                   message: str) -> None:
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, field: value}))
+    with pytest.raises(ValueError, match=message) as error:
+        s2s.load(folder)
+    assert "config.json" in str(error.value)
+
+
+def test_a_config_that_disagrees_with_the_stored_shapes_names_the_tensor(folder: Path) -> None:
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "decoder_hidden": 4096}))
+    with pytest.raises(ValueError, match=r"tensor decoder\.\S+ has shape \[\d+(, \d+)*\] but the config needs") \
+            as error:
+        s2s.load(folder)
+    assert "model.safetensors" in str(error.value) and "config.json" in str(error.value)
