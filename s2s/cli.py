@@ -27,34 +27,19 @@ def _add_dataclass_options(parser: argparse.ArgumentParser, cls: type, title: st
             continue
         flag = "--" + field.name.replace("_", "-")
         default = field.default
+        value_type = int if default is None else type(default)  # the only optional setting is an int seed
         if isinstance(default, bool):
             group.add_argument(flag, dest=f"{cls.__name__}.{field.name}", default=None,
                                action=argparse.BooleanOptionalAction, help=f"(default: {default})")
         else:
-            group.add_argument(flag, dest=f"{cls.__name__}.{field.name}", default=None, type=type(default),
-                               metavar=type(default).__name__.upper(), help=f"(default: {default})")
+            group.add_argument(flag, dest=f"{cls.__name__}.{field.name}", default=None, type=value_type,
+                               metavar=value_type.__name__.upper(), help=f"(default: {default})")
 
 
 def _dataclass_values(args: argparse.Namespace, cls: type) -> dict[str, Any]:
     prefix = f"{cls.__name__}."
     return {key[len(prefix):]: value for key, value in vars(args).items()
             if key.startswith(prefix) and value is not None}
-
-
-def _decode_options(parser: argparse.ArgumentParser) -> None:
-    defaults = DecodeSettings()
-    parser.add_argument("--strategy", choices=["greedy", "beam", "sample"], default=defaults.strategy)
-    parser.add_argument("--beam-size", type=int, default=defaults.beam_size)
-    parser.add_argument("--nbest", type=int, default=defaults.nbest, help="hypotheses (or samples) per input")
-    parser.add_argument("--alpha", type=float, default=defaults.alpha, help="GNMT length penalty; 0 = off")
-    parser.add_argument("--max-length-ratio", type=float, default=defaults.max_length_ratio)
-    parser.add_argument("--max-length-extra", type=int, default=defaults.max_length_extra)
-    parser.add_argument("--no-repeat-ngram", type=int, default=defaults.no_repeat_ngram)
-    parser.add_argument("--temperature", type=float, default=defaults.temperature)
-    parser.add_argument("--top-k", type=int, default=defaults.top_k)
-    parser.add_argument("--top-p", type=float, default=defaults.top_p)
-    parser.add_argument("--seed", type=int, default=defaults.seed)
-    parser.add_argument("--prefix", default=defaults.prefix, help="forced start of every output")
 
 
 def _model_options(parser: argparse.ArgumentParser) -> None:
@@ -86,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     translate.add_argument("--format", choices=["text", "json"], default="text",
                            help="text: best output (n-best joined by tabs); json: one full result per line")
     translate.add_argument("--batch-size", type=int, default=64)
-    _decode_options(translate)
+    _add_dataclass_options(translate, DecodeSettings, "decoding (see s2s.DecodeSettings)")
 
     evaluate = commands.add_parser("evaluate", help="BLEU, chrF and speed for greedy and beam sizes")
     _model_options(evaluate)
@@ -124,20 +109,28 @@ def run_train(args: argparse.Namespace, argv: Sequence[str]) -> None:
           command=command, show_progress=not args.no_progress)
 
 
+def nbest_texts(result: dict[str, Any]) -> list[str]:
+    """The i-th output of a text: the i-th hypothesis of each of its sentences, joined (a
+    sentence with fewer hypotheses contributes its last)."""
+    sentences = [s["hypotheses"] for s in result["sentences"] if s["hypotheses"]]
+    count = max((len(hypotheses) for hypotheses in sentences), default=0)
+    return [" ".join(hypotheses[min(i, len(hypotheses) - 1)]["text"] for hypotheses in sentences)
+            for i in range(count)]
+
+
 def run_translate(args: argparse.Namespace) -> None:
-    settings = make_settings(**{key: getattr(args, key) for key in (
-        "strategy", "beam_size", "nbest", "alpha", "max_length_ratio", "max_length_extra", "no_repeat_ngram",
-        "temperature", "top_k", "top_p", "seed", "prefix")})
+    settings = make_settings(**_dataclass_values(args, DecodeSettings))
     translator = Translator.load(args.model, bfloat16_output=args.bf16_output)
     lines = [line.rstrip("\r\n") for line in sys.stdin]
     results = translator.translate_batch(lines, settings, batch_size=args.batch_size)
     for number, result in enumerate(results, start=1):
-        for warning in result["warnings"]:
-            print(f"warning: line {number}: {warning}", file=sys.stderr)
+        notes = result["warnings"] + ([result["message"]] if result["message"] and lines[number - 1].strip() else [])
+        for note in notes:
+            print(f"warning: line {number}: {note}", file=sys.stderr)
         if args.format == "json":
             print(json.dumps(result, ensure_ascii=False))
         else:
-            print("\t".join(h["text"] for h in result["hypotheses"]))
+            print("\t".join(nbest_texts(result)))
 
 
 def run_evaluate(args: argparse.Namespace) -> None:

@@ -45,16 +45,18 @@ def evaluate(translator: Translator, sources: Sequence[str], references: Sequenc
         started = time.perf_counter()
         results = translator.translate_batch(list(sources), settings, batch_size=batch_size)
         seconds = time.perf_counter() - started
-        outputs = [r["hypotheses"][0]["text"] if r["hypotheses"] else "" for r in results]
+        outputs = [r["text"] for r in results]
         rows.append({"decoding": strategy_label(settings), **corpus_scores(outputs, references),
                      "sentences_per_second": round(len(sources) / seconds, 1), "outputs": outputs})
     return rows
 
 
 def decoding_runs(beam_sizes: Sequence[int], alpha: float, greedy: bool = True) -> list[DecodeSettings]:
-    """Greedy (if asked) then one beam search per size."""
-    runs = [DecodeSettings(strategy="greedy", alpha=alpha).validate()] if greedy else []
-    return runs + [DecodeSettings(strategy="beam", beam_size=k, alpha=alpha).validate() for k in beam_sizes]
+    """Greedy (if asked) then one beam search per size; each line of the data is one segment
+    (its references are aligned to it), so it is not split into sentences."""
+    runs = [DecodeSettings(strategy="greedy", alpha=alpha, split_sentences=False).validate()] if greedy else []
+    return runs + [DecodeSettings(strategy="beam", beam_size=k, alpha=alpha, split_sentences=False).validate()
+                   for k in beam_sizes]
 
 
 def evaluate_files(translator: Translator, data: Sequence[Path], runs: Sequence[DecodeSettings],

@@ -11,8 +11,13 @@ Shared conventions
 - ``prefix`` [B, P] target ids to force at the start (-1 = no constraint), or None.
 - Output log-probabilities never include <pad>, <s> or <unk>: they are masked before the
   softmax, so the distribution is renormalised over tokens that can be shown.
+- ``min_lengths`` [B] or None: </s> is forbidden before this many output tokens (a forced
+  token still wins).
 - Scores are sums of natural-log probabilities; the normalised score divides by the GNMT
-  length penalty lp(L) = ((5 + L) / 6) ** alpha (Wu et al. 2016, eq. 14); alpha 0 = raw.
+  length penalty lp(L) = ((5 + L) / 6) ** alpha and adds the GNMT coverage penalty
+  cp = beta * sum_j log(min(sum_t a_tj, 1)) over source tokens j (Wu et al. 2016, eq. 14);
+  alpha 0 and beta 0 give the raw log-probability. cp <= 0 punishes a hypothesis that leaves
+  source tokens unattended, which is how a long input collapses to a short output.
 """
 
 from __future__ import annotations
@@ -33,6 +38,27 @@ NEVER_OUTPUT = (PAD_ID, BOS_ID, UNK_ID)
 def length_penalty(length: int, alpha: float) -> float:
     """GNMT length penalty ((5 + length) / 6) ** alpha."""
     return ((5.0 + length) / 6.0) ** alpha
+
+
+def coverage_penalty(attention: torch.Tensor | None, beta: float) -> float:
+    """GNMT coverage penalty beta * sum_j log(min(sum_t a_tj, 1)) of attention [T, S]; 0 when
+    beta is 0 or the model has no attention."""
+    if beta == 0.0 or attention is None:
+        return 0.0
+    coverage = attention.sum(0).clamp(min=1e-9, max=1.0)
+    return beta * float(coverage.log().sum())
+
+
+@dataclasses.dataclass(frozen=True)
+class Scoring:
+    """How a finished hypothesis is ranked: length penalty ``alpha``, coverage penalty ``beta``."""
+
+    alpha: float = 0.0
+    beta: float = 0.0
+
+    def normalize(self, score: float, length: int, attention: torch.Tensor | None) -> float:
+        """score / lp(length) + cp(attention)."""
+        return score / length_penalty(length, self.alpha) + coverage_penalty(attention, self.beta)
 
 
 @dataclasses.dataclass
@@ -74,19 +100,21 @@ def decoder_log_probs(model: Seq2Seq, previous: torch.Tensor, state: RNNState, m
 
 
 def constrain(log_probs: torch.Tensor, step: int, max_lengths: torch.Tensor,
-              prefix: torch.Tensor | None) -> torch.Tensor:
+              prefix: torch.Tensor | None, min_lengths: torch.Tensor | None = None) -> torch.Tensor:
     """Force the prefix token while ``step`` is inside the prefix, and </s> at the last step;
-    forbid </s> at the first step, so that no output is empty.
+    forbid </s> at the first step, so that no output is empty, and before ``min_lengths``.
 
-    log_probs [N, V], max_lengths [N], prefix [N, P] or None -> log_probs [N, V]; forced
-    tokens keep their model log-probability, every other token gets -inf.
+    log_probs [N, V], max_lengths [N], prefix [N, P] or None, min_lengths [N] or None ->
+    log_probs [N, V]; forced tokens keep their model log-probability, every other token gets -inf.
     """
     forced = torch.full_like(max_lengths, -1)
     if prefix is not None and step < prefix.size(1):
         forced = prefix[:, step].clone()
     forced = torch.where(step >= max_lengths - 1, torch.full_like(forced, EOS_ID), forced)
-    if step == 0:
-        log_probs[forced < 0, EOS_ID] = NEG_INF
+    too_short = torch.full_like(forced, step == 0, dtype=torch.bool)
+    if min_lengths is not None:
+        too_short |= step < min_lengths
+    log_probs[too_short & (forced < 0), EOS_ID] = NEG_INF
     rows = (forced >= 0).nonzero().squeeze(1)
     if rows.numel():
         keep = log_probs[rows, forced[rows]]
@@ -121,7 +149,8 @@ Chooser = Callable[[torch.Tensor], torch.Tensor]
 
 @torch.no_grad()
 def _decode_paths(model: Seq2Seq, source: torch.Tensor, lengths: torch.Tensor, max_lengths: torch.Tensor,
-                  prefix: torch.Tensor | None, choose: Chooser, alpha: float) -> list[Hypothesis]:
+                  prefix: torch.Tensor | None, choose: Chooser, scoring: Scoring,
+                  min_lengths: torch.Tensor | None) -> list[Hypothesis]:
     """Follow one path per row, picking each token with ``choose`` (log_probs [N, V] -> ids [N])."""
     memory, state = model.encode(source, lengths)
     rows = source.size(0)
@@ -130,7 +159,7 @@ def _decode_paths(model: Seq2Seq, source: torch.Tensor, lengths: torch.Tensor, m
     tokens, logprobs, attention = [], [], []
     for step in range(int(max_lengths.max())):
         log_probs, state, alphas = decoder_log_probs(model, previous, state, memory)
-        log_probs = constrain(log_probs, step, max_lengths, prefix)
+        log_probs = constrain(log_probs, step, max_lengths, prefix, min_lengths)
         chosen = choose(log_probs)
         tokens.append(torch.where(done, PAD_ID, chosen))
         logprobs.append(log_probs.gather(1, chosen.unsqueeze(1)).squeeze(1))
@@ -148,19 +177,19 @@ def _decode_paths(model: Seq2Seq, source: torch.Tensor, lengths: torch.Tensor, m
         length = ids[row].index(EOS_ID) + 1
         row_logprobs = token_logprobs[row][:length]
         score = math.fsum(row_logprobs)
+        attention = None if stacked is None else _unpadded_attention(stacked[row, :length], int(lengths[row]))
         hypotheses.append(Hypothesis(
             ids=ids[row][:length], token_logprobs=row_logprobs, score=score,
-            normalized_score=score / length_penalty(length, alpha),
-            attention=None if stacked is None else _unpadded_attention(stacked[row, :length], int(lengths[row])),
-            finished=True,
+            normalized_score=scoring.normalize(score, length, attention), attention=attention, finished=True,
         ))
     return hypotheses
 
 
 def greedy(model: Seq2Seq, source: torch.Tensor, lengths: torch.Tensor, max_lengths: torch.Tensor,
-           prefix: torch.Tensor | None = None, alpha: float = 0.0) -> list[Hypothesis]:
+           prefix: torch.Tensor | None = None, scoring: Scoring = Scoring(),
+           min_lengths: torch.Tensor | None = None) -> list[Hypothesis]:
     """Most probable token at every step; one hypothesis per sentence."""
-    return _decode_paths(model, source, lengths, max_lengths, prefix, lambda lp: lp.argmax(-1), alpha)
+    return _decode_paths(model, source, lengths, max_lengths, prefix, lambda lp: lp.argmax(-1), scoring, min_lengths)
 
 
 def filter_for_sampling(log_probs: torch.Tensor, temperature: float, top_k: int, top_p: float) -> torch.Tensor:
@@ -180,7 +209,8 @@ def filter_for_sampling(log_probs: torch.Tensor, temperature: float, top_k: int,
 
 def sample(model: Seq2Seq, source: torch.Tensor, lengths: torch.Tensor, max_lengths: torch.Tensor,
            samples: int, temperature: float, top_k: int, top_p: float, generator: torch.Generator,
-           prefix: torch.Tensor | None = None, alpha: float = 0.0) -> list[list[Hypothesis]]:
+           prefix: torch.Tensor | None = None, scoring: Scoring = Scoring(),
+           min_lengths: torch.Tensor | None = None) -> list[list[Hypothesis]]:
     """``samples`` random outputs per sentence, best normalised score first.
 
     Tokens are drawn from the filtered, temperature-scaled distribution; the log-probabilities
@@ -193,21 +223,24 @@ def sample(model: Seq2Seq, source: torch.Tensor, lengths: torch.Tensor, max_leng
 
     index = torch.arange(source.size(0)).repeat_interleave(samples)
     hypotheses = _decode_paths(model, source[index], lengths[index], max_lengths[index],
-                               None if prefix is None else prefix[index], choose, alpha)
+                               None if prefix is None else prefix[index], choose, scoring,
+                               None if min_lengths is None else min_lengths[index])
     return [sorted(hypotheses[b * samples:(b + 1) * samples], key=lambda h: -h.normalized_score)
             for b in range(source.size(0))]
 
 
 @torch.no_grad()
 def beam_search(model: Seq2Seq, source: torch.Tensor, lengths: torch.Tensor, max_lengths: torch.Tensor,
-                beam_size: int, nbest: int = 1, alpha: float = 0.0, no_repeat_ngram: int = 0,
-                prefix: torch.Tensor | None = None) -> tuple[list[list[Hypothesis]], list[list[BeamStep]]]:
+                beam_size: int, nbest: int = 1, scoring: Scoring = Scoring(), no_repeat_ngram: int = 0,
+                prefix: torch.Tensor | None = None, min_lengths: torch.Tensor | None = None
+                ) -> tuple[list[list[Hypothesis]], list[list[BeamStep]]]:
     """Beam search over B sentences x K beams at once (rows b*K .. b*K+K-1 belong to sentence b).
 
     At each step the 2K best continuations of the K live beams are scored together; the K best
     that do not end are kept, and those among the K best that end with </s> are finished.
     A sentence stops only when it has ``nbest`` finished hypotheses and no live beam can still
-    beat the nbest-th of them: a live score s <= 0 can at best become s / lp(max_length).
+    beat the nbest-th of them: a live score s <= 0 can at best become s / lp(max_length)
+    (the coverage penalty is never positive, so it cannot lift a live beam above that).
     Returns, per sentence, up to ``nbest`` hypotheses (best normalised score first) and the trace.
     """
     batch, k = source.size(0), beam_size
@@ -216,6 +249,7 @@ def beam_search(model: Seq2Seq, source: torch.Tensor, lengths: torch.Tensor, max
     memory, state = memory.select(rows), select_state(state, rows)
     row_max_lengths = max_lengths[rows]
     row_prefix = None if prefix is None else prefix[rows]
+    row_min_lengths = None if min_lengths is None else min_lengths[rows]
     scores = torch.full((batch, k), NEG_INF)
     scores[:, 0] = 0.0
     scores = scores.view(-1)
@@ -227,13 +261,13 @@ def beam_search(model: Seq2Seq, source: torch.Tensor, lengths: torch.Tensor, max
     finished: list[list[Hypothesis]] = [[] for _ in range(batch)]
     traces: list[list[BeamStep]] = [[] for _ in range(batch)]
     done = [False] * batch
-    best_possible_lp = [length_penalty(int(m), alpha) for m in max_lengths]
+    best_possible_lp = [length_penalty(int(m), scoring.alpha) for m in max_lengths]
     row_offsets = (torch.arange(batch) * k).unsqueeze(1)  # [B, 1]
 
     for step in range(int(max_lengths.max())):
         log_probs, state, alphas = decoder_log_probs(model, previous, state, memory)
         log_probs = ban_repeated_ngrams(log_probs, history, no_repeat_ngram)
-        log_probs = constrain(log_probs, step, row_max_lengths, row_prefix)
+        log_probs = constrain(log_probs, step, row_max_lengths, row_prefix, row_min_lengths)
         vocab = log_probs.size(1)
         candidates = (scores.unsqueeze(1) + log_probs).view(batch, k * vocab)
         top_scores, top_index = candidates.topk(min(2 * k, k * vocab), dim=1)  # [B, 2K]
@@ -255,12 +289,12 @@ def beam_search(model: Seq2Seq, source: torch.Tensor, lengths: torch.Tensor, max
             row = b * k + parent
             ids = history[row].tolist() + [EOS_ID]
             score = float(top_scores[b, j])
-            normalized = score / length_penalty(len(ids), alpha)
             attention = None
             if alphas is not None:
                 path = alphas[row].unsqueeze(0) if attention_history is None else \
                     torch.cat([attention_history[row], alphas[row].unsqueeze(0)])
                 attention = _unpadded_attention(path, int(lengths[b]))
+            normalized = scoring.normalize(score, len(ids), attention)
             finished[b].append(Hypothesis(
                 ids=ids, token_logprobs=logprob_history[row].tolist() + [float(top_logprobs[b, j])],
                 score=score, normalized_score=normalized, attention=attention, finished=True,
@@ -307,7 +341,7 @@ def beam_search(model: Seq2Seq, source: torch.Tensor, lengths: torch.Tensor, max
 
 @torch.no_grad()
 def force_decode(model: Seq2Seq, source: torch.Tensor, lengths: torch.Tensor, targets: list[list[int]],
-                 alpha: float = 0.0) -> list[Hypothesis]:
+                 scoring: Scoring = Scoring()) -> list[Hypothesis]:
     """Score given targets (ids ending in </s>) with one teacher-forced pass.
 
     Returns one hypothesis per sentence with the model's log-probability of each target token
@@ -325,10 +359,10 @@ def force_decode(model: Seq2Seq, source: torch.Tensor, lengths: torch.Tensor, ta
     for row, target in enumerate(targets):
         token_logprobs = log_probs[row, torch.arange(len(target)), torch.tensor(target)].tolist()
         score = math.fsum(token_logprobs)
+        attention = None if alphas is None else _unpadded_attention(alphas[row, : len(target)], int(lengths[row]))
         hypotheses.append(Hypothesis(
             ids=list(target), token_logprobs=token_logprobs, score=score,
-            normalized_score=score / length_penalty(len(target), alpha),
-            attention=None if alphas is None else _unpadded_attention(alphas[row, : len(target)], int(lengths[row])),
+            normalized_score=scoring.normalize(score, len(target), attention), attention=attention,
             finished=bool(target) and target[-1] == EOS_ID,
         ))
     return hypotheses

@@ -211,7 +211,7 @@ def train(model_config: ModelConfig, config: TrainConfig, train_paths: Sequence[
                                                config.batch_tokens, seed=0)]
     translator = Translator(model, tokenizer, name=out.name)
     valid_settings = DecodeSettings(strategy="greedy" if config.valid_beam_size == 1 else "beam",
-                                    beam_size=config.valid_beam_size).validate()
+                                    beam_size=config.valid_beam_size, split_sentences=False).validate()
     metrics = read_metrics(out) if resume else {}
     metrics.update({
         "model": vars(model_config), "parameters": model.parameter_count(), "train": vars(config),
@@ -233,7 +233,7 @@ def train(model_config: ModelConfig, config: TrainConfig, train_paths: Sequence[
         started = time.perf_counter()
         loss = dev_loss(model, dev_batches)
         results = translator.translate_batch(dev_sources, valid_settings)
-        scores = corpus_scores([r["hypotheses"][0]["text"] for r in results], dev_references)
+        scores = corpus_scores([r["text"] for r in results], dev_references)
         improved = scores["bleu"] > progress.best_bleu
         if improved:
             progress.best_bleu, progress.best_step = scores["bleu"], progress.step

@@ -1,9 +1,13 @@
 """The public API: ``s2s.load(folder).translate(text, ...)`` -> a JSON-serialisable dict.
 
 Settings are validated here, where they enter, and nowhere else. Input rules:
-- empty or whitespace-only text gives a result with no hypotheses and a ``message``;
-- text longer than ``MAX_INPUT_CHARS`` characters is cut there, and a source longer than the
-  model's ``max_source_len`` pieces is truncated to it; both add a line to ``warnings``;
+- a text is split into sentences by a segmenter for the model's source language (sentencex),
+  every sentence is translated (all of them in one batch) and the outputs are joined; the result
+  keeps one entry per sentence with its pieces, hypotheses, attention and trace;
+- empty or whitespace-only text, and text over ``MAX_INPUT_CHARS`` characters or
+  ``MAX_SENTENCES`` sentences, give a result with no sentences and a ``message``;
+- a sentence longer than the model's ``max_source_len`` pieces is truncated to it, with a line
+  in ``warnings`` that names the sentence;
 - any Unicode encodes (sentencepiece byte fallback); control characters are normalised away.
 """
 
@@ -14,6 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import sentencex
 import torch
 
 from . import search
@@ -26,7 +31,8 @@ from .tokenizer import EOS_ID, EOS_PIECE, Tokenizer
 STRATEGIES = ("greedy", "beam", "sample")
 MAX_BEAM_SIZE = 64
 MAX_SAMPLES = 64
-MAX_INPUT_CHARS = 2000
+MAX_INPUT_CHARS = 5000
+MAX_SENTENCES = 50
 MAX_TARGET_LEN = 256  # hard cap on output tokens, whatever the ratio says
 
 
@@ -38,6 +44,8 @@ class DecodeSettings:
     beam_size: int = 5
     nbest: int = 1
     alpha: float = 0.6  # length penalty; 0 = raw log-probability
+    coverage_penalty: float = 0.0  # GNMT coverage penalty beta; 0 = off (needs attention)
+    min_length_ratio: float = 0.0  # output has at least ratio * source pieces before </s>; 0 = off
     max_length_ratio: float = 2.0  # output may have ratio * source pieces + extra tokens
     max_length_extra: int = 10
     no_repeat_ngram: int = 0  # 0 = off
@@ -45,7 +53,8 @@ class DecodeSettings:
     top_k: int = 0  # 0 = off
     top_p: float = 1.0  # 1 = off
     seed: int | None = None  # sampling seed; None = a fresh random draw
-    prefix: str = ""  # forced start of the output, taken as whole pieces
+    prefix: str = ""  # forced start of the output (of every sentence), taken as whole pieces
+    split_sentences: bool = True  # translate each sentence of the text on its own
 
     def validate(self) -> "DecodeSettings":
         def check(name: str, low: float, high: float, integer: bool) -> None:
@@ -60,6 +69,8 @@ class DecodeSettings:
         check("beam_size", 1, MAX_BEAM_SIZE, True)
         check("nbest", 1, self.beam_size if self.strategy == "beam" else MAX_SAMPLES, True)
         check("alpha", 0.0, 5.0, False)
+        check("coverage_penalty", 0.0, 5.0, False)
+        check("min_length_ratio", 0.0, 2.0, False)
         check("max_length_ratio", 0.1, 10.0, False)
         check("max_length_extra", 0, MAX_TARGET_LEN, True)
         check("no_repeat_ngram", 0, 10, True)
@@ -70,6 +81,8 @@ class DecodeSettings:
             check("seed", 0, 2**63 - 1, True)
         if not isinstance(self.prefix, str) or len(self.prefix) > MAX_INPUT_CHARS:
             raise ValueError(f"prefix must be a string of at most {MAX_INPUT_CHARS} characters")
+        if not isinstance(self.split_sentences, bool):
+            raise ValueError(f"split_sentences must be true or false, got {self.split_sentences!r}")
         return self
 
 
@@ -109,55 +122,88 @@ class Translator:
         """Translate one text; see ``translate_batch`` for the result."""
         return self.translate_batch([text], settings, **overrides)[0]
 
+    @property
+    def source_language(self) -> str:
+        """Language code for the sentence segmenter: the card's ``source_language``, else the
+        part of the model name before the first "-" (``en-fr`` -> ``en``); sentencex falls back
+        to generic rules for a code it does not know."""
+        return str(self.metrics.get("source_language") or self.name.split("-")[0])
+
+    def split(self, text: str) -> list[str]:
+        """The sentences of ``text`` (stripped, empty ones dropped)."""
+        return [sentence.strip() for sentence in sentencex.segment(self.source_language, text) if sentence.strip()]
+
     def translate_batch(self, texts: list[str], settings: DecodeSettings | None = None,
                         batch_size: int = 64, **overrides: Any) -> list[dict[str, Any]]:
-        """Translate many texts, batched by length; results come back in input order.
+        """Translate many texts; all their sentences are decoded together, batched by length,
+        and the results come back in input order.
 
-        Each result: ``source``, ``source_pieces`` (</s> included), ``hypotheses`` (each with
+        Each result: ``source``, ``text`` (the best output of each sentence, joined),
+        ``sentences`` (each with ``source``, ``source_pieces`` (</s> included), ``hypotheses``
+        and ``trace``), ``settings``, ``warnings``, ``message``, ``time_ms``. A hypothesis has
         ``text``, ``pieces``, ``ids``, ``token_logprobs``, ``score``, ``normalized_score``,
-        ``attention`` [len(pieces)][len(source_pieces)] or None, ``finished``, ``beam_path``),
-        ``trace`` (beam search only), ``settings``, ``warnings``, ``message``, ``time_ms``.
+        ``attention`` [len(pieces)][len(source_pieces)] or None, ``finished``, ``beam_path``;
+        ``trace`` is the beam search's (None for other strategies).
         """
         settings = make_settings(settings, **overrides)
         if not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
         started = time.perf_counter()
-        prepared = [self._prepare(text) for text in texts]
+        results = [self._prepare(text, settings) for text in texts]
+        sentences = [sentence for result in results for sentence in result["sentences"]]
         prefix_ids = self.tokenizer.encode(settings.prefix) if settings.prefix.strip() else []
         generator = torch.Generator()  # sampling only; never draws from torch's global RNG
         if settings.seed is None:
             generator.seed()  # a non-deterministic seed
         else:
             generator.manual_seed(settings.seed)
-        results: list[dict[str, Any] | None] = [None] * len(texts)
-        order = sorted((i for i, p in enumerate(prepared) if p["ids"]), key=lambda i: len(prepared[i]["ids"]))
+        order = sorted((s for s in sentences if s["ids"]), key=lambda s: len(s["ids"]))
         for start in range(0, len(order), batch_size):
             chunk = order[start:start + batch_size]
-            outputs = self._decode([prepared[i]["ids"] for i in chunk], prefix_ids, settings, generator)
-            for i, (hypotheses, trace) in zip(chunk, outputs):
-                results[i] = self._result(prepared[i], hypotheses, trace, settings)
+            outputs = self._decode([s["ids"] for s in chunk], prefix_ids, settings, generator)
+            for sentence, (hypotheses, trace) in zip(chunk, outputs):
+                sentence["hypotheses"] = [self.hypothesis_dict(h) for h in hypotheses]
+                sentence["trace"] = None if trace is None else [self._step_dict(step) for step in trace]
         elapsed_ms = (time.perf_counter() - started) * 1000.0
-        for i, result in enumerate(results):
-            if result is None:
-                results[i] = result = self._result(prepared[i], [], None, settings)
-                result["message"] = "Empty input: type a sentence to translate."
+        for result in results:
+            for sentence in result["sentences"]:
+                sentence.pop("ids")
+            result["text"] = " ".join(s["hypotheses"][0]["text"] for s in result["sentences"] if s["hypotheses"])
             result["time_ms"] = elapsed_ms
-        return results  # type: ignore[return-value]
+        return results
 
-    def _prepare(self, text: str) -> dict[str, Any]:
+    def _prepare(self, text: str, settings: DecodeSettings) -> dict[str, Any]:
+        """The result of ``text`` before decoding: its sentences with their ids, or a message."""
         if not isinstance(text, str):
             raise ValueError(f"text must be a string, got {type(text).__name__}")
-        warnings = []
+        result: dict[str, Any] = {"model": self.name, "source": text, "text": "", "sentences": [],
+                                  "settings": dataclasses.asdict(settings), "warnings": [], "message": None}
+        if not text.strip():
+            result["message"] = "Empty input: type a sentence to translate."
+            return result
         if len(text) > MAX_INPUT_CHARS:
-            warnings.append(f"Input has {len(text)} characters; only the first {MAX_INPUT_CHARS} were read.")
-            text = text[:MAX_INPUT_CHARS]
-        ids = self.tokenizer.encode(text) if text.strip() else []
+            result["message"] = (f"The input has {len(text):,} characters; at most {MAX_INPUT_CHARS:,} are "
+                                 "translated at once. Translate it in parts.")
+            return result
+        sources = self.split(text) if settings.split_sentences else [text.strip()]
+        if len(sources) > MAX_SENTENCES:
+            result["message"] = (f"The input has {len(sources)} sentences; at most {MAX_SENTENCES} are "
+                                 "translated at once. Translate it in parts.")
+            return result
         limit = self.model.config.max_source_len - 1  # room for </s>
-        if len(ids) > limit:
-            warnings.append(f"Input has {len(ids)} pieces; the model reads at most {limit}, "
-                            "so the rest was cut off.")
-            ids = ids[:limit]
-        return {"source": text, "ids": ids, "warnings": warnings}
+        for number, source in enumerate(sources, start=1):
+            ids = self.tokenizer.encode(source)
+            if len(ids) > limit:
+                which = f"Sentence {number}" if len(sources) > 1 else "The input"
+                result["warnings"].append(f"{which} has {len(ids)} pieces; the model reads at most {limit}, "
+                                          f"so the rest was cut off: \"{source[:60]}…\"")
+                ids = ids[:limit]
+            result["sentences"].append({"source": source, "ids": ids,
+                                        "source_pieces": self.tokenizer.pieces(ids + [EOS_ID]) if ids else [],
+                                        "hypotheses": [], "trace": None})
+        if settings.coverage_penalty > 0 and not self.has_attention:
+            result["warnings"].append("This model has no attention, so the coverage penalty has no effect.")
+        return result
 
     @torch.inference_mode()
     def _decode(self, sources: list[list[int]], prefix_ids: list[int], settings: DecodeSettings,
@@ -166,31 +212,20 @@ class Translator:
         lengths = torch.tensor([len(ids) + 1 for ids in sources])
         max_lengths = (lengths.double() * settings.max_length_ratio + settings.max_length_extra).long()
         max_lengths = max_lengths.clamp(min=len(prefix_ids) + 1, max=max(MAX_TARGET_LEN, len(prefix_ids) + 1))
+        min_lengths = torch.minimum((lengths.double() * settings.min_length_ratio).long(), max_lengths - 1) \
+            if settings.min_length_ratio > 0 else None
         prefix = torch.tensor([prefix_ids] * len(sources)) if prefix_ids else None
+        scoring = search.Scoring(alpha=settings.alpha, beta=settings.coverage_penalty)
         if settings.strategy == "greedy":
-            hypotheses = search.greedy(self.model, source, lengths, max_lengths, prefix, settings.alpha)
+            hypotheses = search.greedy(self.model, source, lengths, max_lengths, prefix, scoring, min_lengths)
             return [([h], None) for h in hypotheses]
         if settings.strategy == "sample":
             samples = search.sample(self.model, source, lengths, max_lengths, settings.nbest, settings.temperature,
-                                    settings.top_k, settings.top_p, generator, prefix, settings.alpha)
+                                    settings.top_k, settings.top_p, generator, prefix, scoring, min_lengths)
             return [(h, None) for h in samples]
         beams, traces = search.beam_search(self.model, source, lengths, max_lengths, settings.beam_size,
-                                           settings.nbest, settings.alpha, settings.no_repeat_ngram, prefix)
+                                           settings.nbest, scoring, settings.no_repeat_ngram, prefix, min_lengths)
         return list(zip(beams, traces))
-
-    def _result(self, prepared: dict[str, Any], hypotheses: list[Hypothesis], trace: list[BeamStep] | None,
-                settings: DecodeSettings) -> dict[str, Any]:
-        ids = prepared["ids"]
-        return {
-            "model": self.name,
-            "source": prepared["source"],
-            "source_pieces": self.tokenizer.pieces(ids + [EOS_ID]) if ids else [],
-            "hypotheses": [self.hypothesis_dict(h) for h in hypotheses],
-            "trace": None if trace is None else [self._step_dict(step) for step in trace],
-            "settings": dataclasses.asdict(settings),
-            "warnings": list(prepared["warnings"]),
-            "message": None,
-        }
 
     def hypothesis_dict(self, hypothesis: Hypothesis) -> dict[str, Any]:
         """JSON form of a hypothesis, with pieces and detokenised text."""

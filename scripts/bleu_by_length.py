@@ -33,8 +33,9 @@ def main() -> None:
     sources, references = group_references(read_pairs(args.data))
     rows_by_model = {}
     for folder in args.models:
-        results = s2s.load(folder).translate_batch(sources, strategy="beam", beam_size=args.beam_size)
-        outputs = [r["hypotheses"][0]["text"] if r["hypotheses"] else "" for r in results]
+        results = s2s.load(folder).translate_batch(sources, strategy="beam", beam_size=args.beam_size,
+                                                   split_sentences=False)
+        outputs = [r["text"] for r in results]
         rows_by_model[folder.name] = bleu_by_length(sources, references, outputs)
 
     names = list(rows_by_model)

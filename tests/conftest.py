@@ -26,6 +26,27 @@ def reverse_task(count: int, seed: int) -> list[tuple[str, str]]:
     return pairs
 
 
+def only_sentence(result: dict) -> dict:
+    """The one sentence of a translation result (the test input has one sentence)."""
+    assert len(result["sentences"]) == 1, result["sentences"]
+    return result["sentences"][0]
+
+
+def assert_same_sentences(got: list[dict], expected: list[dict]) -> None:
+    """Sentence results that decoded the same: identical pieces and outputs, scores and attention
+    equal up to float rounding (a batch of different shape takes other BLAS paths)."""
+    assert [s["source_pieces"] for s in got] == [s["source_pieces"] for s in expected]
+    for a, b in zip(got, expected):
+        assert [h["ids"] for h in a["hypotheses"]] == [h["ids"] for h in b["hypotheses"]]
+        for h, g in zip(a["hypotheses"], b["hypotheses"]):
+            assert h["score"] == pytest.approx(g["score"], abs=1e-4)
+            assert h["normalized_score"] == pytest.approx(g["normalized_score"], abs=1e-4)
+            if g["attention"] is not None:
+                torch.testing.assert_close(torch.tensor(h["attention"]), torch.tensor(g["attention"]),
+                                           atol=1e-5, rtol=0)
+        assert (a["trace"] is None) == (b["trace"] is None)
+
+
 def write_tsv(path: Path, pairs: list[tuple[str, str]]) -> Path:
     path.write_text("".join(f"{s}\t{t}\n" for s, t in pairs), encoding="utf-8")
     return path

@@ -18,7 +18,7 @@ SENTENCES = ["the big cat runs", "red bird", "dog eats the small green bird"]
 def outputs(translator: Translator) -> list:
     return [(h["ids"], round(h["score"], 4), h["attention"])
             for result in translator.translate_batch(SENTENCES, strategy="beam", beam_size=3, nbest=2)
-            for h in result["hypotheses"]]
+            for sentence in result["sentences"] for h in sentence["hypotheses"]]
 
 
 def test_fp32_save_then_load_gives_identical_outputs(translator: Translator, tmp_path: Path) -> None:

@@ -30,7 +30,7 @@ def test_beam_of_one_equals_greedy(attention: str, rnn_type: str) -> None:
     source, lengths = batch_of(SOURCES)
     max_lengths = torch.full((len(SOURCES),), 12)
     greedy = search.greedy(model, source, lengths, max_lengths)
-    beams, _ = search.beam_search(model, source, lengths, max_lengths, beam_size=1, alpha=0.0)
+    beams, _ = search.beam_search(model, source, lengths, max_lengths, beam_size=1, scoring=search.Scoring(alpha=0.0))
     for g, (b,) in zip(greedy, beams):
         assert g.ids == b.ids
         assert g.score == pytest.approx(b.score, abs=1e-4)
@@ -50,7 +50,8 @@ def test_no_output_is_empty_even_when_the_model_prefers_to_stop_at_once(strategy
     if strategy == "greedy":
         (hypothesis,) = search.greedy(model, source, lengths, torch.tensor([5]))
     else:
-        ((hypothesis,),), _ = search.beam_search(model, source, lengths, torch.tensor([5]), beam_size=4, alpha=0.6)
+        ((hypothesis,),), _ = search.beam_search(model, source, lengths, torch.tensor([5]), beam_size=4,
+                                                 scoring=search.Scoring(alpha=0.6))
     assert hypothesis.ids[0] != EOS_ID and hypothesis.ids[-1] == EOS_ID
 
 
@@ -63,9 +64,10 @@ def test_beam_as_wide_as_vocabulary_finds_the_enumerated_optimum(seed: int, alph
     source, lengths = batch_of([[4, 5, 4]])
     candidates = all_outputs([4, 5], max_length=3)
     scored = search.force_decode(model, source.expand(len(candidates), -1), lengths.expand(len(candidates)),
-                                 candidates, alpha=alpha)
+                                 candidates, scoring=search.Scoring(alpha=alpha))
     best = max(scored, key=lambda h: h.normalized_score)
-    ((found,),), _ = search.beam_search(model, source, lengths, torch.tensor([3]), beam_size=6, alpha=alpha)
+    ((found,),), _ = search.beam_search(model, source, lengths, torch.tensor([3]), beam_size=6,
+                                        scoring=search.Scoring(alpha=alpha))
     assert found.ids == best.ids
     assert found.normalized_score == pytest.approx(best.normalized_score, abs=1e-4)
 
@@ -103,11 +105,12 @@ def test_batched_beam_search_equals_one_sentence_at_a_time(attention: str) -> No
     source, lengths = batch_of(SOURCES)
     max_lengths = torch.tensor([9, 14, 5])
     batched, batched_traces = search.beam_search(model, source, lengths, max_lengths, beam_size=4, nbest=3,
-                                                 alpha=0.6, no_repeat_ngram=2)
+                                                 scoring=search.Scoring(alpha=0.6), no_repeat_ngram=2)
     for index, sentence in enumerate(SOURCES):
         single_source, single_lengths = batch_of([sentence])
         single, single_traces = search.beam_search(model, single_source, single_lengths, max_lengths[index:index + 1],
-                                                   beam_size=4, nbest=3, alpha=0.6, no_repeat_ngram=2)
+                                                   beam_size=4, nbest=3, scoring=search.Scoring(alpha=0.6),
+                                                   no_repeat_ngram=2)
         assert [h.ids for h in batched[index]] == [h.ids for h in single[0]]
         assert [h.score for h in batched[index]] == pytest.approx([h.score for h in single[0]], abs=1e-4)
         assert [(s.step, [a[:3] for a in s.alive]) for s in batched_traces[index]] == \
@@ -120,7 +123,7 @@ def test_beam_does_not_stop_while_a_live_hypothesis_can_still_win() -> None:
     model = random_model(12, "bahdanau", seed=3, scale=3.0)
     source, lengths = batch_of([[4, 5, 6]])
     (hypotheses,), (trace,) = search.beam_search(model, source, lengths, torch.tensor([7]), beam_size=4,
-                                                 nbest=2, alpha=1.0)
+                                                 nbest=2, scoring=search.Scoring(alpha=1.0))
     last = trace[-1]
     worst_kept = hypotheses[-1].normalized_score
     for _, _, _, score in last.alive:

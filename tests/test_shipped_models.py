@@ -32,7 +32,8 @@ def test_shipped_model_translates_with_greedy_and_beam(folder: Path) -> None:
     assert (folder / "README.md").exists() and (folder / "metrics.json").exists()
     sentences = EXAMPLES.get(folder.name.split("-")[0], EXAMPLES["en"])[:3]
     for strategy in ("greedy", "beam"):
-        for result in translator.translate_batch(sentences, strategy=strategy, beam_size=5, nbest=2):
+        for full in translator.translate_batch(sentences, strategy=strategy, beam_size=5, nbest=2):
+            (result,) = full["sentences"]
             hypothesis = result["hypotheses"][0]
             assert hypothesis["text"].strip(), result["source"]
             assert latin_share(hypothesis["text"]) > 0.9, hypothesis["text"]

@@ -90,7 +90,7 @@ def test_translate_json_lines_carry_the_full_result(trained: Path) -> None:
                      stdin="red cat\nthe bird\n")
     records = [json.loads(line) for line in result.stdout.splitlines()]
     assert [r["source"] for r in records] == ["red cat", "the bird"]
-    assert records[0]["hypotheses"][0]["attention"]
+    assert records[0]["sentences"][0]["hypotheses"][0]["attention"]
 
 
 def test_translate_learns_the_reverse_task(reverse_data: tuple[Path, Path], tmp_path: Path) -> None:
@@ -100,7 +100,7 @@ def test_translate_learns_the_reverse_task(reverse_data: tuple[Path, Path], tmp_
                  "--valid-every", "300", "--seed", "1", *TINY_TRAIN_OPTIONS]) == 0
     translator = s2s.load(out)
     for source, target in reverse_task(10, seed=99):
-        assert translator.translate(source, strategy="beam", beam_size=3)["hypotheses"][0]["text"] == target
+        assert translator.translate(source, strategy="beam", beam_size=3)["text"] == target
 
 
 def test_bad_settings_on_the_command_line_give_a_clear_error(trained: Path) -> None:
@@ -136,7 +136,7 @@ def test_bf16_output_option_translates_and_labels_evaluate_rows(trained: Path, r
 def test_evaluate_uses_every_reference_of_a_repeated_source(trained: Path, tmp_path: Path) -> None:
     translator = s2s.load(trained)
     source = "red cat eats the small bird"
-    output = translator.translate(source, strategy="greedy")["hypotheses"][0]["text"]
+    output = translator.translate(source, strategy="greedy")["text"]
     data = write_tsv(tmp_path / "multi.tsv", [(source, "something else entirely"), (source, output)])
     result = run_cli("evaluate", "--model", str(trained), "--data", str(data), "--beam-size", "1", "--no-greedy")
     assert "(1 sources" in result.stdout

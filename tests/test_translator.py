@@ -5,13 +5,19 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 
+from s2s.search import length_penalty
+from s2s.tokenizer import EOS_ID
 from s2s.translator import MAX_INPUT_CHARS, Translator
+from tests.conftest import assert_same_sentences, only_sentence, random_model
 
 
 def test_result_is_json_serialisable_and_complete(translator: Translator) -> None:
-    result = translator.translate("the big cat runs", strategy="beam", beam_size=4, nbest=3)
-    assert json.loads(json.dumps(result)) == result
+    full = translator.translate("the big cat runs", strategy="beam", beam_size=4, nbest=3)
+    assert json.loads(json.dumps(full)) == full
+    result = only_sentence(full)
+    assert full["text"] == result["hypotheses"][0]["text"]
     assert result["source_pieces"][-1] == "</s>"
     assert len(result["hypotheses"]) == 3
     scores = [h["normalized_score"] for h in result["hypotheses"]]
@@ -30,20 +36,20 @@ def test_translate_batch_keeps_input_order_and_matches_single_calls(translator: 
     assert [r["source"] for r in batch] == texts
     for text, result in zip(texts, batch):
         single = translator.translate(text, strategy="greedy")
-        assert [h["ids"] for h in single["hypotheses"]] == [h["ids"] for h in result["hypotheses"]]
+        assert_same_sentences(result["sentences"], single["sentences"])
 
 
 @pytest.mark.parametrize("text", ["", "   ", "\n\t "])
 def test_empty_input_gives_an_empty_result_with_a_message(translator: Translator, text: str) -> None:
     result = translator.translate(text)
-    assert result["hypotheses"] == []
+    assert result["sentences"] == [] and result["text"] == ""
     assert "Empty input" in result["message"]
 
 
 @pytest.mark.parametrize("text", ["😀🎉 the cat 🐈", "مرحبا بالعالم", "a\x00b\x07c\u200b", "<script>alert(1)</script>",
                                   "日本語のテキスト", "\U0010ffff"])
 def test_any_unicode_translates(translator: Translator, text: str) -> None:
-    result = translator.translate(text, strategy="beam", beam_size=3)
+    result = only_sentence(translator.translate(text, strategy="beam", beam_size=3))
     assert result["hypotheses"], result
     assert len(result["hypotheses"][0]["attention"][0]) == len(result["source_pieces"])
 
@@ -51,18 +57,44 @@ def test_any_unicode_translates(translator: Translator, text: str) -> None:
 def test_long_input_is_truncated_with_a_warning(translator: Translator) -> None:
     words = "the big red cat runs " * 200
     result = translator.translate(words, strategy="greedy")
-    assert len(result["source_pieces"]) == translator.model.config.max_source_len
+    assert len(only_sentence(result)["source_pieces"]) == translator.model.config.max_source_len
     assert any("cut off" in warning for warning in result["warnings"])
-    very_long = translator.translate("x" * (MAX_INPUT_CHARS * 50), strategy="greedy")
-    assert any("characters" in warning for warning in very_long["warnings"])
-    assert very_long["hypotheses"]
+
+
+def test_a_long_sentence_in_a_paragraph_is_cut_with_a_warning_naming_it(translator: Translator) -> None:
+    result = translator.translate("The cat runs. " + "the big red cat runs " * 100 + ". The dog eats.")
+    assert len(result["sentences"]) == 3 and all(s["hypotheses"] for s in result["sentences"])
+    assert [w.split(" has ")[0] for w in result["warnings"]] == ["Sentence 2"]
+
+
+@pytest.mark.parametrize("text, limit", [("the cat runs. " * 430, "characters"), ("Cat. " * 51, "sentences")])
+def test_input_over_the_limits_gets_a_message_and_no_translation(translator: Translator, text: str,
+                                                                 limit: str) -> None:
+    result = translator.translate(text, strategy="greedy")
+    assert result["sentences"] == [] and result["text"] == ""
+    assert limit in result["message"] and "at most" in result["message"]
+    assert len("the cat runs. " * 430) > MAX_INPUT_CHARS
+
+
+def test_a_paragraph_is_translated_sentence_by_sentence(translator: Translator) -> None:
+    paragraph = "The big cat runs. The red dog eats! Does the small bird sleep?"
+    result = translator.translate(paragraph, strategy="beam", beam_size=3)
+    assert [s["source"] for s in result["sentences"]] == ["The big cat runs.", "The red dog eats!",
+                                                          "Does the small bird sleep?"]
+    for sentence in result["sentences"]:
+        alone = translator.translate(sentence["source"], strategy="beam", beam_size=3)
+        assert_same_sentences([sentence], alone["sentences"])
+    assert result["text"] == " ".join(s["hypotheses"][0]["text"] for s in result["sentences"])
+    whole = translator.translate(paragraph, strategy="beam", beam_size=3, split_sentences=False)
+    assert len(whole["sentences"]) == 1
 
 
 @pytest.mark.parametrize("setting, value", [
     ("beam_size", 0), ("beam_size", 1000), ("beam_size", 2.5), ("beam_size", True), ("nbest", 0),
     ("temperature", -1.0), ("temperature", 0.0), ("top_p", 0.0), ("top_p", 1.5), ("top_k", -1),
     ("alpha", float("nan")), ("alpha", -0.1), ("max_length_ratio", 0.0), ("no_repeat_ngram", -2),
-    ("strategy", "viterbi"), ("seed", -1), ("prefix", 5),
+    ("strategy", "viterbi"), ("seed", -1), ("prefix", 5), ("coverage_penalty", -0.2),
+    ("coverage_penalty", float("inf")), ("min_length_ratio", 3.0), ("split_sentences", "yes"),
 ])
 def test_out_of_range_settings_raise_a_value_error_naming_the_setting(translator: Translator, setting: str,
                                                                      value: object) -> None:
@@ -86,7 +118,7 @@ def test_non_string_input_is_an_error(translator: Translator) -> None:
 
 
 def test_prefix_is_kept_at_the_start(translator: Translator) -> None:
-    result = translator.translate("the cat", strategy="beam", beam_size=3, prefix="red dog")
+    result = only_sentence(translator.translate("the cat", strategy="beam", beam_size=3, prefix="red dog"))
     prefix_pieces = translator.tokenizer.pieces(translator.tokenizer.encode("red dog"))
     assert result["hypotheses"][0]["pieces"][:len(prefix_pieces)] == prefix_pieces
 
@@ -94,5 +126,51 @@ def test_prefix_is_kept_at_the_start(translator: Translator) -> None:
 def test_sampling_with_a_seed_is_reproducible(translator: Translator) -> None:
     first = translator.translate("the cat", strategy="sample", nbest=3, seed=11, temperature=2.0)
     second = translator.translate("the cat", strategy="sample", nbest=3, seed=11, temperature=2.0)
-    assert [h["ids"] for h in first["hypotheses"]] == [h["ids"] for h in second["hypotheses"]]
-    assert len(first["hypotheses"]) == 3
+    assert first["sentences"] == second["sentences"]
+    assert len(only_sentence(first)["hypotheses"]) == 3
+
+
+@pytest.fixture
+def stops_early(tokenizer) -> Translator:
+    """A tiny model whose </s> logit is raised so far that beam search ends after one token."""
+    model = random_model(tokenizer.vocab_size, scale=1.0)
+    with torch.no_grad():
+        model.decoder.output.bias[EOS_ID] += 10.0
+    return Translator(model, tokenizer, name="stops-early")
+
+
+LONG_SOURCE = "the big red cat runs and the small dog sleeps"
+
+
+def test_coverage_penalty_zero_changes_nothing(translator: Translator) -> None:
+    plain = translator.translate(LONG_SOURCE, strategy="beam", beam_size=4, nbest=4, alpha=0.6)
+    zero = translator.translate(LONG_SOURCE, strategy="beam", beam_size=4, nbest=4, alpha=0.6, coverage_penalty=0.0)
+    assert zero["sentences"] == plain["sentences"]
+    for hypothesis in only_sentence(zero)["hypotheses"]:
+        assert hypothesis["normalized_score"] == hypothesis["score"] / length_penalty(len(hypothesis["ids"]), 0.6)
+
+
+def test_a_positive_coverage_penalty_keeps_a_collapsing_output_going(stops_early: Translator) -> None:
+    collapsed = only_sentence(stops_early.translate(LONG_SOURCE, strategy="beam", beam_size=8))["hypotheses"][0]
+    assert len(collapsed["ids"]) == 2
+    covered = only_sentence(stops_early.translate(LONG_SOURCE, strategy="beam", beam_size=8,
+                                                  coverage_penalty=2.0))["hypotheses"][0]
+    assert len(covered["ids"]) > 10
+    attention = torch.tensor(covered["attention"])
+    expected = covered["score"] / length_penalty(len(covered["ids"]), 0.6) + \
+        2.0 * float(attention.sum(0).clamp(max=1.0).log().sum())
+    assert covered["normalized_score"] == pytest.approx(expected, abs=1e-4)
+
+
+@pytest.mark.parametrize("strategy", ["greedy", "beam", "sample"])
+def test_min_length_ratio_forbids_ending_early(stops_early: Translator, strategy: str) -> None:
+    result = only_sentence(stops_early.translate(LONG_SOURCE, strategy=strategy, beam_size=4, min_length_ratio=1.0))
+    for hypothesis in result["hypotheses"]:
+        assert len(hypothesis["ids"]) - 1 >= len(result["source_pieces"])
+        assert hypothesis["ids"][-1] == EOS_ID
+
+
+def test_coverage_penalty_on_a_model_without_attention_says_it_has_no_effect(tokenizer) -> None:
+    translator = Translator(random_model(tokenizer.vocab_size, attention="none"), tokenizer)
+    result = translator.translate("the cat", coverage_penalty=0.4)
+    assert any("no attention" in warning for warning in result["warnings"])
