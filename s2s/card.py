@@ -33,6 +33,10 @@ def render_card(metrics: dict[str, Any], name: str) -> str:
     lines += [f"- train: {', '.join(data.get('train', []))} ({data.get('train_pairs_used', '?')} pairs used, "
               f"{data.get('train_pairs_too_long', 0)} longer than {train.get('max_len', '?')} pieces skipped)",
               f"- dev: {', '.join(data.get('dev', []))}"]
+    profile = metrics.get("training_profile", {}).get("source_pieces")
+    if profile:
+        lines += [f"- training sources: median {profile['p50']} pieces, 95% have {profile['p95']} or fewer, "
+                  f"99% have {profile['p99']} or fewer (the explorer notes a longer input)"]
     if metrics.get("data_attribution"):
         lines += [f"- licence and attribution: {metrics['data_attribution']}"]
     lines += ["", "## Model", "",

@@ -59,4 +59,5 @@ class ModelCatalog:
             "parameters": metrics.get("parameters"),
             "dev": metrics.get("dev", {}),
             "evaluation": metrics.get("evaluation", {}),
+            "training_profile": metrics.get("training_profile", {}),
         }

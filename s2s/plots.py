@@ -15,11 +15,10 @@ from typing import Any, Sequence
 
 import numpy as np
 import plotly.graph_objects as go
+from plotly.subplots import make_subplots
 
-from .tokenizer import EOS_PIECE
+from .tokenizer import BYTE_PIECE, EOS_PIECE, merge_pieces
 
-WORD_START = "\u2581"  # sentencepiece's word-boundary mark
-BYTE_PIECE = re.compile(r"<0x([0-9A-Fa-f]{2})>")
 COLOR_SCALE = "Blues"
 WINNER_COLOR = "#d62728"
 
@@ -36,29 +35,6 @@ def piece_label(piece: str) -> str:
         return chr(value) if 0x20 <= value < 0x7F else f"\\x{value:02x}"
 
     return BYTE_PIECE.sub(byte, piece)
-
-
-def merge_pieces(pieces: Sequence[str]) -> list[tuple[str, list[int]]]:
-    """Group pieces into words: a new word starts at a piece beginning with ▁ and at </s>.
-
-    Returns (word, piece indices) pairs. Byte-fallback pieces are joined back into their
-    UTF-8 characters, so an emoji split into four byte pieces reads as the emoji.
-    """
-    groups: list[tuple[list[str], list[int]]] = []
-    for index, piece in enumerate(pieces):
-        if not groups or piece.startswith(WORD_START) or piece == EOS_PIECE or groups[-1][0][-1] == EOS_PIECE:
-            groups.append(([], []))
-        groups[-1][0].append(piece)
-        groups[-1][1].append(index)
-    return [(_join_word(word_pieces), indices) for word_pieces, indices in groups]
-
-
-def _join_word(pieces: list[str]) -> str:
-    raw = bytearray()
-    for piece in pieces:
-        match = BYTE_PIECE.fullmatch(piece)
-        raw += bytes([int(match.group(1), 16)]) if match else piece.encode("utf-8")
-    return raw.decode("utf-8", errors="replace").replace(WORD_START, " ").strip() or WORD_START
 
 
 def merge_attention(attention: np.ndarray, source_pieces: Sequence[str], target_pieces: Sequence[str]
@@ -85,37 +61,62 @@ def empty_figure(message: str) -> go.Figure:
     return figure
 
 
+def coverage(attention: np.ndarray, source_pieces: Sequence[str], merge_words: bool) -> np.ndarray:
+    """Total attention each source piece (or word) received over the whole output: the column
+    sums of piece-level attention [T, S]. Under 1 means the source was barely read, which is what
+    an under-translated (collapsed) output looks like; this is what the coverage penalty scores."""
+    totals = attention.sum(axis=0)
+    if merge_words:
+        totals = np.array([totals[indices].sum() for _, indices in merge_pieces(source_pieces)])
+    return totals
+
+
 def attention_heatmap(source_pieces: Sequence[str], target_pieces: Sequence[str], attention: Any,
                       title: str, merge_words: bool = False) -> go.Figure:
-    """Heatmap of attention [len(target_pieces), len(source_pieces)]: source across, target down.
+    """Heatmap of attention [len(target_pieces), len(source_pieces)]: source across, target down,
+    with the coverage of each source column (its total attention) as bars underneath.
 
     The colour scale is fixed to [0, 1] so two heatmaps can be compared by eye.
     """
     if attention is None:
         return empty_figure("This model has no attention: the decoder sees only the final encoder state.")
-    weights = np.asarray(attention, dtype=float)
+    piece_weights = np.asarray(attention, dtype=float)
     if merge_words:
-        weights, source_labels, target_labels = merge_attention(weights, source_pieces, target_pieces)
+        weights, source_labels, target_labels = merge_attention(piece_weights, source_pieces, target_pieces)
     else:
+        weights = piece_weights
         source_labels = [piece_label(p) for p in source_pieces]
         target_labels = [piece_label(p) for p in target_pieces]
     source_text = [escape(s) for s in source_labels]
     target_text = [escape(t) for t in target_labels]
     hover = [[[target_text[i], source_text[j]] for j in range(len(source_text))] for i in range(len(target_text))]
-    figure = go.Figure(go.Heatmap(
+    cell, bars = 26, 70
+    heat_height = max(160, cell * len(target_text))
+    figure = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.02,
+                           row_heights=[heat_height, bars])
+    figure.add_trace(go.Heatmap(
         z=weights, x=list(range(len(source_text))), y=list(range(len(target_text))),
         zmin=0.0, zmax=1.0, colorscale=COLOR_SCALE, customdata=hover,
         hovertemplate="target: %{customdata[0]}<br>source: %{customdata[1]}<br>weight: %{z:.3f}<extra></extra>",
-        colorbar={"title": {"text": "weight"}, "thickness": 12},
-    ))
-    cell = 26
+        colorbar={"title": {"text": "weight"}, "thickness": 12, "len": 0.7, "y": 1.0, "yanchor": "top"},
+    ), row=1, col=1)
+    totals = coverage(piece_weights, source_pieces, merge_words)
+    figure.add_trace(go.Bar(
+        x=list(range(len(source_text))), y=totals, customdata=source_text, showlegend=False,
+        marker={"color": ["#c0392b" if total < 0.5 else "#5b7db1" for total in totals]},
+        hovertemplate="source: %{customdata}<br>coverage (total attention): %{y:.2f}<extra></extra>",
+    ), row=2, col=1)
+    figure.add_hline(y=1.0, line={"dash": "dot", "color": "#888", "width": 1}, row=2, col=1)
     figure.update_layout(
-        title={"text": escape(title) + "<br><sub>source across, output down</sub>", "font": {"size": 14}},
+        title={"text": escape(title) + "<br><sub>source across, output down · bars: coverage = total attention "
+               "per source token (red: under 0.5)</sub>", "font": {"size": 14}, "y": 0.98, "yanchor": "top"},
         xaxis={"tickmode": "array", "tickvals": list(range(len(source_text))), "ticktext": source_text,
-               "tickangle": -45, "side": "top"},
+               "tickangle": -45, "side": "top", "showticklabels": True},
+        xaxis2={"showticklabels": False},
         yaxis={"tickmode": "array", "tickvals": list(range(len(target_text))), "ticktext": target_text,
                "autorange": "reversed"},
-        height=max(300, 140 + cell * len(target_text)), margin={"l": 90, "r": 20, "t": 110, "b": 20},
+        yaxis2={"title": {"text": "coverage", "font": {"size": 10}}, "range": [0, 2], "tickvals": [0, 1, 2]},
+        height=170 + heat_height + bars, margin={"l": 90, "r": 20, "t": 150, "b": 20},
     )
     return figure
 

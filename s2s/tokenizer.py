@@ -21,6 +21,8 @@ import sentencepiece as spm
 
 PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
 EOS_PIECE = "</s>"
+WORD_START = "\u2581"  # sentencepiece's word-boundary mark
+BYTE_PIECE = re.compile(r"<0x([0-9A-Fa-f]{2})>")
 
 
 class Tokenizer:
@@ -94,3 +96,26 @@ class Tokenizer:
     def decode(self, ids: Iterable[int]) -> str:
         """Detokenised text of ``ids``; special ids are dropped."""
         return self.processor.decode([int(i) for i in ids if int(i) > EOS_ID])
+
+
+def merge_pieces(pieces: Sequence[str]) -> list[tuple[str, list[int]]]:
+    """Group pieces into words: a new word starts at a piece beginning with ▁ and at </s>.
+
+    Returns (word, piece indices) pairs. Byte-fallback pieces are joined back into their
+    UTF-8 characters, so an emoji split into four byte pieces reads as the emoji.
+    """
+    groups: list[tuple[list[str], list[int]]] = []
+    for index, piece in enumerate(pieces):
+        if not groups or piece.startswith(WORD_START) or piece == EOS_PIECE or groups[-1][0][-1] == EOS_PIECE:
+            groups.append(([], []))
+        groups[-1][0].append(piece)
+        groups[-1][1].append(index)
+    return [(_join_word(word_pieces), indices) for word_pieces, indices in groups]
+
+
+def _join_word(pieces: list[str]) -> str:
+    raw = bytearray()
+    for piece in pieces:
+        match = BYTE_PIECE.fullmatch(piece)
+        raw += bytes([int(match.group(1), 16)]) if match else piece.encode("utf-8")
+    return raw.decode("utf-8", errors="replace").replace(WORD_START, " ").strip() or WORD_START

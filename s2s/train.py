@@ -43,6 +43,7 @@ from .checkpoint import METRICS_FILE, TOKENIZER_FILE, atomic_write, read_metrics
 from .config import ModelConfig, TrainConfig, from_dict, read_json
 from .data import Batch, bucket_batches, group_references, make_batch, read_pairs
 from .evaluate import corpus_scores
+from .familiarity import length_profile
 from .model import Seq2Seq
 from .tokenizer import BOS_ID, PAD_ID, Tokenizer
 from .translator import DecodeSettings, Translator
@@ -218,6 +219,7 @@ def train(model_config: ModelConfig, config: TrainConfig, train_paths: Sequence[
         "data": {"train": [str(p) for p in train_paths], "dev": [str(p) for p in dev_paths],
                  "train_pairs_used": len(sources), "train_pairs_too_long": dropped,
                  "malformed_lines_skipped": len(skipped_lines)},
+        "training_profile": length_profile([len(s) for s in sources]),
         "command": metrics.get("command", command) if resume else command,
         "hardware": f"{platform.machine()} CPU, {os.cpu_count()} cores, {torch.get_num_threads()} torch thread(s)",
     })

@@ -24,6 +24,7 @@ import torch
 from . import search
 from .checkpoint import load_model, read_metrics
 from .data import pad
+from .familiarity import unfamiliar_notes
 from .model import Seq2Seq
 from .search import BeamStep, Hypothesis
 from .tokenizer import EOS_ID, EOS_PIECE, Tokenizer
@@ -36,9 +37,12 @@ MAX_SENTENCES = 50
 MAX_TARGET_LEN = 256  # hard cap on output tokens, whatever the ratio says
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
 class DecodeSettings:
-    """How to decode. ``nbest`` is the number of hypotheses returned (samples, for sampling)."""
+    """How to decode: the one definition of every decoding setting, used by the library, the
+    command line (flags generated from the fields), the app (controls and defaults taken from
+    the fields) and the tests. ``nbest`` is the number of hypotheses returned (samples, for
+    sampling). Immutable, so a validated value stays valid."""
 
     strategy: str = "beam"
     beam_size: int = 5
@@ -193,8 +197,9 @@ class Translator:
         limit = self.model.config.max_source_len - 1  # room for </s>
         for number, source in enumerate(sources, start=1):
             ids = self.tokenizer.encode(source)
+            which = f"Sentence {number}" if len(sources) > 1 else "The input"
+            result["warnings"] += unfamiliar_notes(self.tokenizer, ids, self.metrics.get("training_profile"), which)
             if len(ids) > limit:
-                which = f"Sentence {number}" if len(sources) > 1 else "The input"
                 result["warnings"].append(f"{which} has {len(ids)} pieces; the model reads at most {limit}, "
                                           f"so the rest was cut off: \"{source[:60]}…\"")
                 ids = ids[:limit]

@@ -10,15 +10,12 @@ import numpy as np
 import plotly.graph_objects as go
 import pytest
 
-import app
 from s2s.catalog import ModelCatalog
 from s2s.checkpoint import save_model
 from s2s.plots import merge_attention
 from s2s.translator import Translator
-
-OUTPUT_NAMES = ["greedy_text", "greedy_score", "greedy_tokens", "second_text", "second_score", "second_tokens",
-                "verdict", "nbest", "greedy_heatmap", "second_heatmap", "tree", "status", "reference", "download",
-                "state"]
+from s2s.ui import explorer
+from tests.conftest import random_model
 
 
 @pytest.fixture
@@ -27,16 +24,28 @@ def catalog(translator: Translator, tmp_path: Path, monkeypatch: pytest.MonkeyPa
     (tmp_path / "broken").mkdir()
     (tmp_path / "broken" / "config.json").write_text("{oops")
     catalog = ModelCatalog(tmp_path, default="en-fr")
-    monkeypatch.setattr(app, "catalog", catalog)
+    monkeypatch.setattr(explorer, "catalog", catalog)
     return catalog
 
 
-def explore(text: str, strategy: str = "beam", beam_size: int = 5, nbest: int = 5, reference: str = "",
-            merge_words: bool = False, model: str = "en-fr") -> dict:
-    values = app.explore(model, text, strategy, beam_size, nbest, 0.6, 2.0, 0, 1.0, 0, 1.0, 0, "", reference,
-                         merge_words)
-    assert len(values) == len(OUTPUT_NAMES)
-    return dict(zip(OUTPUT_NAMES, values))
+@pytest.fixture
+def page(catalog: ModelCatalog) -> explorer.Page:
+    return explorer.build_app().page
+
+
+def explore(page: explorer.Page, text: str, reference: str = "", merge_words: bool = False, model: str = "en-fr",
+            **settings) -> dict:
+    """The page's Translate click, with the controls' defaults and ``settings`` by name; the
+    outputs are keyed by the name of the page attribute they are shown in."""
+    values = {page.inputs["model"]: model, page.inputs["text"]: text, page.inputs["reference"]: reference,
+              page.inputs["merge_words"]: merge_words}
+    values |= {component: settings.get(name, component.value) for name, component in page.controls.items()}
+    return named(page, page.handlers["explore"](values))
+
+
+def named(page: explorer.Page, outputs: dict) -> dict:
+    names = {id(value): name for name, value in vars(page).items() if isinstance(value, gr.components.Component)}
+    return {names.get(id(component), type(component).__name__): value for component, value in outputs.items()}
 
 
 def heatmap_trace(figure: go.Figure) -> go.Heatmap:
@@ -44,35 +53,65 @@ def heatmap_trace(figure: go.Figure) -> go.Heatmap:
     return trace
 
 
-def test_explore_returns_real_figures_of_the_right_shape(catalog: ModelCatalog) -> None:
-    out = explore("the big cat runs")
-    state = out["state"]
-    for figure, result, index in ((out["greedy_heatmap"], state["greedy"], 0), (out["second_heatmap"], state["second"], 0)):
-        hypothesis = result["hypotheses"][index]
+def test_explore_returns_real_figures_of_the_right_shape(page: explorer.Page) -> None:
+    out = explore(page, "the big cat runs")
+    view = out["state"]
+    for figure, result in ((out["greedy_heatmap"], view.greedy), (out["second_heatmap"], view.second)):
+        (sentence,) = result["sentences"]
+        hypothesis = sentence["hypotheses"][0]
         z = np.asarray(heatmap_trace(figure).z)
-        assert z.shape == (len(hypothesis["pieces"]), len(result["source_pieces"]))
+        assert z.shape == (len(hypothesis["pieces"]), len(sentence["source_pieces"]))
         np.testing.assert_allclose(z, hypothesis["attention"])
         assert heatmap_trace(figure).zmin == 0 and heatmap_trace(figure).zmax == 1
+        (bars,) = [t for t in figure.data if isinstance(t, go.Bar)]  # coverage: column sums
+        np.testing.assert_allclose(bars.y, np.asarray(hypothesis["attention"]).sum(axis=0))
     tree = out["tree"]
     assert isinstance(tree, go.Figure)
-    kept = sum(len(step["alive"]) for step in state["second"]["trace"])
-    finished = sum(len(step["finished"]) for step in state["second"]["trace"])
+    trace = view.second["sentences"][0]["trace"]
+    kept = sum(len(step["alive"]) for step in trace)
+    finished = sum(len(step["finished"]) for step in trace)
     markers = sum(len(t.x) for t in tree.data if t.mode == "markers+text") - 1  # minus the <s> root
     assert markers == kept + finished
     assert len(out["nbest"]) == 5 and out["nbest"][0][1] == out["second_text"]
-    assert out["greedy_text"] == state["greedy"]["hypotheses"][0]["text"]
-    assert all(band in app.BAND_COLORS for _, band in out["greedy_tokens"])
+    assert out["greedy_text"] == view.greedy["text"]
+    assert all(band in explorer.BAND_COLORS for _, band in out["greedy_tokens"])
+    assert out["sentence"].visible is False  # one sentence: no picker
 
 
-def test_json_export_round_trips(catalog: ModelCatalog) -> None:
-    out = explore("red cat")
-    exported = json.loads(Path(out["download"]).read_text(encoding="utf-8"))
-    assert exported == json.loads(json.dumps(out["state"]))
-    assert exported["second"]["hypotheses"][0]["attention"] and exported["second"]["trace"]
+def test_a_paragraph_shows_each_sentence_on_demand(page: explorer.Page) -> None:
+    out = explore(page, "The big cat runs. The red dog eats. The small bird sleeps.")
+    view = out["state"]
+    assert len(view.second["sentences"]) == 3 and out["sentence"].visible is True
+    assert out["second_text"] == " ".join(s["hypotheses"][0]["text"] for s in view.second["sentences"])
+    picked = named(page, page.handlers["select_sentence"](view, False, 2))
+    third = view.second["sentences"][2]
+    np.testing.assert_allclose(np.asarray(heatmap_trace(picked["second_heatmap"]).z),
+                               third["hypotheses"][0]["attention"])
+    assert picked["nbest"][0][1] == third["hypotheses"][0]["text"] and picked["state"].sentence == 2
+    assert picked["verdict"].startswith("Sentence 3 of 3")
 
 
-def test_markup_is_escaped_in_every_figure_label(catalog: ModelCatalog) -> None:
-    out = explore("<script>alert(1)</script> <b>bold</b>")
+def test_json_export_is_written_only_when_asked_and_round_trips(page: explorer.Page) -> None:
+    before = explorer.exports.count()
+    out = explore(page, "red cat")
+    assert explorer.exports.count() == before and out["export_file"] is None
+    path = Path(page.handlers["export"](out["state"]))
+    exported = json.loads(path.read_text(encoding="utf-8"))
+    assert path.parent == explorer.exports.root and path.name.startswith("s2s-en-fr-")
+    assert exported["second"] == json.loads(json.dumps(out["state"].second))
+    assert exported["second"]["sentences"][0]["hypotheses"][0]["attention"]
+
+
+def test_the_export_folder_keeps_a_bounded_number_of_files(tmp_path: Path) -> None:
+    folder = explorer.ExportFolder(keep=5)
+    for number in range(40):
+        folder.write({"n": number}, "model/../x")
+    assert folder.count() == 5
+    assert all(path.name.startswith("s2s-model-..-x-") for path in folder.root.iterdir())
+
+
+def test_markup_is_escaped_in_every_figure_label(page: explorer.Page) -> None:
+    out = explore(page, "<script>alert(1)</script> <b>bold</b>", split_sentences=False)
     for figure in (out["greedy_heatmap"], out["second_heatmap"], out["tree"]):
         labels = figure.to_json()
         assert "<script" not in labels and "<b>bold" not in labels and "</s>" not in labels
@@ -81,17 +120,18 @@ def test_markup_is_escaped_in_every_figure_label(catalog: ModelCatalog) -> None:
     assert "&lt;" in "".join(out["greedy_heatmap"].layout.xaxis.ticktext)
 
 
-def test_selecting_a_row_shows_that_hypothesis(catalog: ModelCatalog) -> None:
-    out = explore("dog eats the small green bird", beam_size=4, nbest=4)
+def test_selecting_a_row_shows_that_hypothesis_in_every_view(page: explorer.Page) -> None:
+    out = explore(page, "dog eats the small green bird", beam_size=4, nbest=4)
     event = gr.SelectData(None, {"index": [2, 1], "value": "", "selected": True})
-    heatmap, tokens, state = app.select_hypothesis(out["state"], False, event)
-    chosen = state["second"]["hypotheses"][2]
-    np.testing.assert_allclose(np.asarray(heatmap_trace(heatmap).z), chosen["attention"])
-    assert len(tokens) == len(chosen["pieces"]) and state["selected"] == 2
+    picked = named(page, page.handlers["select_hypothesis"](out["state"], False, event))
+    chosen = out["state"].second["sentences"][0]["hypotheses"][2]
+    np.testing.assert_allclose(np.asarray(heatmap_trace(picked["second_heatmap"]).z), chosen["attention"])
+    assert len(picked["second_tokens"]) == len(chosen["pieces"]) and picked["state"].selected == 2
+    assert f"{chosen['normalized_score']:.3f}" in picked["second_score"]
 
 
-def test_merging_pieces_into_words_keeps_rows_summing_to_one(catalog: ModelCatalog) -> None:
-    out = explore("the big cat sleeps", merge_words=True)
+def test_merging_pieces_into_words_keeps_rows_summing_to_one(page: explorer.Page) -> None:
+    out = explore(page, "the big cat sleeps", merge_words=True)
     z = np.asarray(heatmap_trace(out["greedy_heatmap"]).z)
     np.testing.assert_allclose(z.sum(axis=1), 1.0, atol=1e-5)
     merged, source_words, target_words = merge_attention(
@@ -100,66 +140,90 @@ def test_merging_pieces_into_words_keeps_rows_summing_to_one(catalog: ModelCatal
     np.testing.assert_allclose(merged[:, 1], 0.5)
 
 
-def test_empty_input_shows_a_friendly_message(catalog: ModelCatalog) -> None:
-    out = explore("   ")
+def test_empty_input_shows_a_friendly_message(page: explorer.Page) -> None:
+    out = explore(page, "   ")
     assert "Empty input" in out["status"]
     assert out["greedy_text"] == "" and out["nbest"] == []
 
 
-def test_long_input_shows_a_visible_warning(catalog: ModelCatalog) -> None:
-    out = explore("the big red cat runs " * 100, beam_size=2, nbest=1)
+def test_long_input_shows_a_visible_warning(page: explorer.Page) -> None:
+    out = explore(page, "the big red cat runs " * 100, beam_size=2, nbest=1)
     assert "cut off" in out["status"]
+    too_long = explore(page, "The cat runs. " * 400)
+    assert "at most 5,000" in too_long["status"] and too_long["second_text"] == ""
 
 
-def test_reference_gives_sentence_bleu_and_chrf(catalog: ModelCatalog) -> None:
-    out = explore("red cat", reference="cat red")
-    assert "BLEU" in out["reference"] and "chrF" in out["reference"] and "| greedy |" in out["reference"]
+def test_reference_gives_sentence_bleu_and_chrf(page: explorer.Page) -> None:
+    out = explore(page, "red cat", reference="cat red")
+    assert "BLEU" in out["reference_scores"] and "chrF" in out["reference_scores"]
+    assert "| greedy |" in out["reference_scores"]
 
 
-def test_sampling_column(catalog: ModelCatalog) -> None:
-    out = explore("red cat", strategy="sample", nbest=3)
-    assert len(out["nbest"]) == 3 and out["state"]["second"]["trace"] is None
+def test_sampling_column(page: explorer.Page) -> None:
+    out = explore(page, "red cat", strategy="sample", nbest=3)
+    assert len(out["nbest"]) == 3 and out["state"].second["sentences"][0]["trace"] is None
+    assert out["state"].second["settings"]["seed"] is None  # a fresh draw each time unless a seed is set
+
+
+def test_the_controls_are_the_decoding_settings_with_their_defaults(page: explorer.Page) -> None:
+    defaults = explorer.DecodeSettings()
+    assert set(page.controls) == {field for field in vars(defaults)}
+    for name, component in page.controls.items():
+        if name != "nbest":  # the page lists the whole beam by default (UI_NBEST)
+            assert component.value == getattr(defaults, name), name
 
 
 @pytest.mark.parametrize("overrides, setting", [
     ({"beam_size": 0}, "beam_size"), ({"beam_size": 1000}, "beam_size"), ({"temperature": -1.0}, "temperature"),
     ({"top_p": 2.0}, "top_p"), ({"strategy": "astrology"}, "strategy"), ({"nbest": 9, "beam_size": 3}, "nbest"),
+    ({"coverage_penalty": -1}, "coverage_penalty"), ({"split_sentences": "maybe"}, "split_sentences"),
 ])
 def test_out_of_range_settings_through_the_api_get_a_clear_error(catalog: ModelCatalog, overrides: dict,
                                                                  setting: str) -> None:
     with pytest.raises(gr.Error, match=setting):
-        app.translate_api("en-fr", "red cat", **overrides)
+        explorer.translate_api("en-fr", "red cat", **overrides)
 
 
 def test_a_broken_model_is_reported_and_the_others_keep_working(catalog: ModelCatalog) -> None:
     assert catalog.names() == ["en-fr", "broken"]
     with pytest.raises(gr.Error, match="config.json"):
-        app.translate_api("broken", "red cat")
-    assert "config.json" in app.model_markdown("broken") or "broken" in app.model_markdown("broken")
-    assert app.translate_api("en-fr", "red cat")["hypotheses"]
+        explorer.translate_api("broken", "red cat")
+    assert "config.json" in explorer.model_markdown("broken") or "broken" in explorer.model_markdown("broken")
+    assert explorer.translate_api("en-fr", "red cat")["sentences"]
     with pytest.raises(gr.Error, match="unknown model"):
-        app.translate_api("nope", "red cat")
+        explorer.translate_api("nope", "red cat")
 
 
-def test_compare_two_models(catalog: ModelCatalog, translator: Translator) -> None:
+def test_compare_two_models(page: explorer.Page, catalog: ModelCatalog, translator: Translator) -> None:
     save_model(catalog.root / "en-fr-noattn", translator.model, translator.tokenizer)
-    a_text, _, a_heatmap, b_text, _, b_heatmap = app.compare_models("en-fr", "en-fr-noattn", "red cat", 3, 0.6, False)
+    a_text, _, a_heatmap, b_text, _, b_heatmap = page.handlers["compare"]("en-fr", "en-fr-noattn", "red cat", 3,
+                                                                          0.6, False)
     assert a_text == b_text and isinstance(a_heatmap, go.Figure) and isinstance(b_heatmap, go.Figure)
 
 
-def test_the_app_builds_with_named_api_endpoints(catalog: ModelCatalog) -> None:
-    demo = app.build_app()
+def test_the_app_builds_with_named_api_endpoints_listing_every_setting(catalog: ModelCatalog) -> None:
+    demo = explorer.build_app()
     api_names = {dependency.get("api_name") for dependency in demo.config["dependencies"]}
     assert {"translate", "models"} <= api_names
-    assert app.models_api()[0]["name"] == "en-fr"
+    parameters = [p["parameter_name"] for p in demo.get_api_info()["named_endpoints"]["/translate"]["parameters"]]
+    assert parameters == ["model", "text", *vars(explorer.DecodeSettings())]
+    assert explorer.models_api()[0]["name"] == "en-fr"
 
 
 def test_a_model_without_attention_gets_an_explanation_instead_of_a_heatmap(
-        catalog: ModelCatalog, translator: Translator) -> None:
-    from tests.conftest import random_model
+        page: explorer.Page, catalog: ModelCatalog, translator: Translator) -> None:
     save_model(catalog.root / "en-fr-noattn", random_model(translator.tokenizer.vocab_size, "none"),
                translator.tokenizer)
-    out = explore("red cat", model="en-fr-noattn")
+    out = explore(page, "red cat", model="en-fr-noattn")
     assert not [t for t in out["greedy_heatmap"].data if isinstance(t, go.Heatmap)]
     assert "no attention" in out["greedy_heatmap"].layout.annotations[0].text
     assert out["second_text"] == out["nbest"][0][1]
+
+
+def test_the_card_states_what_the_model_was_trained_on(catalog: ModelCatalog) -> None:
+    from s2s.card import update_metrics
+
+    update_metrics(catalog.root / "en-fr", {"data": {"train": ["data/tiny.train.tsv"]},
+                                            "training_profile": {"source_pieces": {"p50": 6, "p95": 9, "p99": 11}}})
+    text = explorer.model_markdown("en-fr")
+    assert "tiny.train.tsv" in text and "11 pieces or fewer" in text

@@ -95,6 +95,6 @@ def test_twenty_concurrent_api_requests_all_succeed(server: str) -> None:
     with ThreadPoolExecutor(max_workers=20) as pool:
         results = list(pool.map(call, sentences))
     assert [r["source"] for r in results] == sentences
-    assert all(r["hypotheses"] and r["hypotheses"][0]["text"] for r in results)
+    assert all(r["text"] and r["sentences"][0]["hypotheses"] for r in results)
     with pytest.raises(Exception, match="beam_size"):
         client.predict(model="en-fr", text="hi", beam_size=0, api_name="/translate")

@@ -43,3 +43,13 @@ def test_shipped_model_translates_with_greedy_and_beam(folder: Path) -> None:
                 assert {len(row) for row in hypothesis["attention"]} == {len(result["source_pieces"])}
             else:
                 assert hypothesis["attention"] is None
+
+
+def test_an_input_far_from_the_training_data_gets_a_note() -> None:
+    translator = s2s.load(ROOT / "checkpoints" / "en-fr")
+    assert translator.translate("The cat is sleeping on the red chair.")["warnings"] == []
+    german = translator.translate("Der Hund schläft auf dem Sofa und träumt.")
+    assert any("rare or unseen in training" in note for note in german["warnings"])
+    longest = translator.metrics["training_profile"]["source_pieces"]["p99"]
+    long = translator.translate("I think that " * (longest // 3 + 2) + "it rains.", strategy="greedy")
+    assert any("more than 99% of the training sentences" in note for note in long["warnings"])

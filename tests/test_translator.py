@@ -174,3 +174,28 @@ def test_coverage_penalty_on_a_model_without_attention_says_it_has_no_effect(tok
     translator = Translator(random_model(tokenizer.vocab_size, attention="none"), tokenizer)
     result = translator.translate("the cat", coverage_penalty=0.4)
     assert any("no attention" in warning for warning in result["warnings"])
+
+
+def test_concurrent_requests_are_batched_and_equal_decoding_each_alone(translator: Translator) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from s2s.batching import RequestBatcher
+    from s2s.translator import make_settings
+
+    batcher = RequestBatcher(max_batch=16, max_wait=0.05)
+    calls = []
+    original = translator.translate_batch
+    translator.translate_batch = lambda texts, settings, **kw: calls.append(len(texts)) or original(texts, settings)
+    texts = ["the cat", "red blue green bird eats. the dog runs", "dog", "big small cat sleeps", "", "the red bird"]
+    settings = [make_settings(strategy="beam", beam_size=3, nbest=2), make_settings(strategy="greedy")]
+    jobs = [(text, s) for text in texts for s in settings]
+    with ThreadPoolExecutor(len(jobs)) as pool:
+        results = list(pool.map(lambda job: batcher.translate(translator, *job), jobs))
+    translator.translate_batch = original
+    assert max(calls) > 1  # requests really shared a decoding pass
+    for (text, s), result in zip(jobs, results):
+        alone = translator.translate(text, s)
+        assert result["source"] == text and result["text"] == alone["text"]
+        assert_same_sentences(result["sentences"], alone["sentences"])
+    with pytest.raises(ValueError, match="string"):
+        batcher.translate(translator, None, settings[0])  # type: ignore[arg-type]

@@ -1,0 +1,455 @@
+"""The explorer page: type a text, compare greedy with beam search (or sampling), and look inside:
+per-token probabilities, the n-best list, attention heatmaps with coverage of any hypothesis,
+the beam tree, a second model side by side, and scores against a reference. A paragraph is
+translated sentence by sentence; the views show the sentence picked.
+
+A thin layer: the model runs only through ``Translator.translate`` (via the catalog and the
+request batcher), and every figure is drawn from the result it returns (``s2s.plots``).
+Decoding controls are built from ``DecodeSettings`` and read back by name.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import json
+import math
+import os
+import typing
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+from ..batching import RequestBatcher
+from ..catalog import ModelCatalog
+from ..evaluate import sentence_scores
+from ..plots import attention_heatmap, beam_tree, empty_figure, piece_label
+from ..translator import DecodeSettings, make_settings
+from .exports import ExportFolder
+
+ROOT = Path(__file__).resolve().parents[2]
+ASSETS = ROOT / "assets"
+DEFAULT_MODEL = "en-fr"
+UI_MAX_BEAM = 16
+UI_NBEST = 5  # the page lists the whole beam of 5 by default; the library returns 1
+STATE_TTL_SECONDS = 3600  # a page's last result is dropped an hour after its last use
+PROBABILITY_BANDS = [(0.9, "p ≥ 0.9"), (0.5, "0.5 ≤ p < 0.9"), (0.2, "0.2 ≤ p < 0.5"), (0.0, "p < 0.2")]
+BAND_COLORS = {"p ≥ 0.9": "#4caf50", "0.5 ≤ p < 0.9": "#cddc39", "0.2 ≤ p < 0.5": "#ff9800", "p < 0.2": "#f44336"}
+
+catalog = ModelCatalog(Path(os.environ.get("S2S_CHECKPOINTS", ROOT / "checkpoints")), default=DEFAULT_MODEL)
+batcher = RequestBatcher()
+exports = ExportFolder()
+EXAMPLES: dict[str, list[str]] = json.loads((ASSETS / "examples.json").read_text(encoding="utf-8"))
+
+
+# ---------------------------------------------------------------- presentation helpers
+
+def model_markdown(name: str | None) -> str:
+    """The card summary shown beside the input: what the model is and what it was trained on."""
+    if not name:
+        return "No model found in `checkpoints/`."
+    summary = catalog.summary(name)
+    if "error" in summary:
+        return f"**Cannot read this model's card:** {summary['error']}"
+    lines = [f"**{summary['title']}**"]
+    if summary["description"]:
+        lines.append(summary["description"])
+    trained_on = ", ".join(Path(path).name for path in summary["data"]) or "unknown data"
+    longest = summary["training_profile"].get("source_pieces", {}).get("p99")
+    lines.append(f"**Trained on** {trained_on}" + (f"; 99% of its training sentences have {longest} pieces or "
+                                                   "fewer, so a much longer or unusual input gets a note."
+                                                   if longest else "."))
+    details = [f"attention: `{summary['attention']}`"]
+    if summary["parameters"]:
+        details.append(f"{summary['parameters'] / 1e6:.1f}M parameters")
+    for split, rows in summary["evaluation"].items():
+        best = max(rows, key=lambda r: r["bleu"])
+        details.append(f"{split}: BLEU {best['bleu']} ({best['decoding']})")
+    if not summary["evaluation"] and summary["dev"]:
+        details.append(f"dev BLEU {summary['dev'].get('bleu')} ({summary['dev'].get('decoding')})")
+    lines.append(" · ".join(details))
+    return "\n\n".join(lines)
+
+
+def source_language(name: str | None) -> str:
+    return name.split("-")[0] if name and "-" in name else "en"
+
+
+def example_samples(name: str | None) -> list[list[str]]:
+    return [[text] for text in EXAMPLES.get(source_language(name), EXAMPLES["en"])]
+
+
+def token_highlights(hypothesis: dict[str, Any] | None) -> list[tuple[str, str]]:
+    """(piece, probability band) for ``gr.HighlightedText``: unlikely tokens stand out."""
+    if not hypothesis:
+        return []
+    highlights = []
+    for piece, logprob in zip(hypothesis["pieces"], hypothesis["token_logprobs"]):
+        probability = math.exp(logprob)
+        band = next(label for floor, label in PROBABILITY_BANDS if probability >= floor)
+        highlights.append((piece_label(piece).replace("\u2581", " "), band))
+    return highlights
+
+
+def score_line(hypothesis: dict[str, Any] | None) -> str:
+    if not hypothesis:
+        return ""
+    count = len(hypothesis["ids"])
+    return (f"log-prob **{hypothesis['score']:.3f}** · normalised **{hypothesis['normalized_score']:.3f}** · "
+            f"{count} tokens · geometric mean p {math.exp(hypothesis['score'] / count):.2f}")
+
+
+def nbest_rows(sentence: dict[str, Any] | None) -> list[list[Any]]:
+    if not sentence:
+        return []
+    return [[rank, h["text"], round(h["score"], 3), round(h["normalized_score"], 3), len(h["ids"])]
+            for rank, h in enumerate(sentence["hypotheses"], start=1)]
+
+
+def reference_markdown(reference: str, outputs: dict[str, str]) -> str:
+    """Sentence BLEU and chrF (sacrebleu) of each output against the reference (numbers only)."""
+    if not reference.strip():
+        return "Add a reference translation to score the outputs (sentence BLEU and chrF, sacrebleu)."
+    lines = ["| output | BLEU | chrF |", "| --- | --- | --- |"]
+    for label, text in outputs.items():
+        if text:
+            scores = sentence_scores(text, [reference.strip()])
+            lines.append(f"| {label} | {scores['bleu']:.1f} | {scores['chrf']:.1f} |")
+    return "\n".join(lines)
+
+
+def status_markdown(result: dict[str, Any]) -> str:
+    lines = []
+    if result.get("message"):
+        lines.append(f"**Note:** {result['message']}")
+    lines += [f"**Warning:** {warning}" for warning in result.get("warnings", [])]
+    return "\n\n".join(lines)
+
+
+def sentence_of(result: dict[str, Any] | None, index: int) -> dict[str, Any] | None:
+    """Sentence ``index`` of a result (clamped), or None when it has none."""
+    if not result or not result["sentences"]:
+        return None
+    return result["sentences"][min(max(0, index), len(result["sentences"]) - 1)]
+
+
+def best_of(sentence: dict[str, Any] | None) -> dict[str, Any] | None:
+    return sentence["hypotheses"][0] if sentence and sentence["hypotheses"] else None
+
+
+def heatmap_for(sentence: dict[str, Any] | None, index: int, title: str, merge_words: bool):
+    if not sentence or not sentence["hypotheses"]:
+        return empty_figure("Nothing to show yet: type a sentence and press Translate.")
+    hypothesis = sentence["hypotheses"][min(max(0, index), len(sentence["hypotheses"]) - 1)]
+    return attention_heatmap(sentence["source_pieces"], hypothesis["pieces"], hypothesis["attention"],
+                             title, merge_words)
+
+
+def whole(value: Any) -> Any:
+    """Sliders and number boxes send floats: 5.0 -> 5."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+def settings_from(values: dict[str, Any]) -> DecodeSettings:
+    """Validated settings from values by setting name (UI or API); errors become a gr.Error."""
+    values = {name: whole(value) for name, value in values.items()}
+    if values.get("seed") == "":
+        values["seed"] = None
+    if values.get("prefix") is None:
+        values["prefix"] = ""
+    try:
+        return make_settings(**values)
+    except ValueError as error:
+        raise gr.Error(f"Invalid setting: {error}") from None
+
+
+def _translator(name: str):
+    try:
+        return catalog.get(name)
+    except ValueError as error:
+        raise gr.Error(str(error)) from None
+
+
+def translate(model: str, text: Any, settings: DecodeSettings) -> dict[str, Any]:
+    """One translation through the request batcher (decoded together with concurrent requests)."""
+    try:
+        return batcher.translate(_translator(model), text if isinstance(text, str) else "", settings)
+    except ValueError as error:
+        raise gr.Error(str(error)) from None
+
+
+# ---------------------------------------------------------------- the page's state and views
+
+@dataclasses.dataclass
+class View:
+    """What one page shows: the two results, the sentence picked and the n-best row picked."""
+
+    model: str
+    greedy: dict[str, Any]
+    second: dict[str, Any]
+    sentence: int = 0
+    selected: int = 0
+
+    @property
+    def label(self) -> str:
+        return "Beam search" if self.second["settings"]["strategy"] == "beam" else "Sampling"
+
+
+class Page:
+    """The components of the explorer, created inside ``build_app``'s Blocks."""
+
+    def __init__(self) -> None:
+        self.controls: dict[str, gr.components.Component] = {}
+
+    def control(self, name: str, component: type, *args: Any, **kwargs: Any) -> gr.components.Component:
+        """A decoding control for setting ``name``, its default taken from ``DecodeSettings``."""
+        kwargs.setdefault("value", getattr(DecodeSettings(), name))
+        self.controls[name] = component(*args, **kwargs)
+        return self.controls[name]
+
+
+def render(view: View, merge_words: bool, page: Page) -> dict:
+    """Every output of the page for ``view``."""
+    greedy_sentence, second_sentence = sentence_of(view.greedy, view.sentence), sentence_of(view.second, view.sentence)
+    g = best_of(greedy_sentence)
+    chosen = second_sentence["hypotheses"][view.selected] if second_sentence and second_sentence["hypotheses"] else None
+    s = best_of(second_sentence)
+    if g and s:
+        verdict = f"**Same output:** greedy and {view.label.lower()} agree." if g["text"] == s["text"] else \
+            f"**Different outputs:** {view.label.lower()} scores {s['normalized_score']:.3f}, greedy " \
+            f"{g['normalized_score']:.3f} (normalised log-probability; higher is better)."
+    else:
+        verdict = ""
+    count = len(view.second["sentences"])
+    if count > 1:
+        verdict = f"Sentence {view.sentence + 1} of {count}. " + verdict
+    return {
+        page.greedy_text: view.greedy["text"], page.greedy_score: score_line(g), page.greedy_tokens: token_highlights(g),
+        page.second_text: view.second["text"], page.second_score: score_line(chosen),
+        page.second_tokens: token_highlights(chosen), page.verdict: verdict,
+        page.nbest: nbest_rows(second_sentence),
+        page.greedy_heatmap: heatmap_for(greedy_sentence, 0, "Greedy: attention", merge_words),
+        page.second_heatmap: heatmap_for(second_sentence, view.selected,
+                                         f"{view.label}: attention of hypothesis #{view.selected + 1}", merge_words),
+        page.tree: beam_tree(second_sentence["trace"] if second_sentence else None,
+                             second_sentence["hypotheses"] if second_sentence else [], "Beam search tree"),
+        page.status: status_markdown(view.second),
+        page.sentence: gr.Radio(choices=[f"{i + 1}. {s['source'][:48]}" for i, s in enumerate(view.second["sentences"])],
+                                value=view.sentence, visible=count > 1),
+    }
+
+
+# ---------------------------------------------------------------- the public API
+
+def translate_api(model: str, text: str, **settings: Any) -> dict:
+    """Translate ``text`` with ``model``: every sentence with its hypotheses, scores, attention and
+    beam trace. Settings are those of ``s2s.DecodeSettings``, with its defaults."""
+    return translate(model, text, settings_from(settings))
+
+
+def _signature_from_settings(function: Any) -> Any:
+    """Give ``function(model, text, **settings)`` the explicit signature of DecodeSettings, so the
+    API page and gradio_client list every setting with its type and default."""
+    hints = typing.get_type_hints(DecodeSettings)
+    parameters = [inspect.Parameter("model", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=str),
+                  inspect.Parameter("text", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=str)]
+    parameters += [inspect.Parameter(field.name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=field.default,
+                                     annotation=hints[field.name]) for field in dataclasses.fields(DecodeSettings)]
+    signature = inspect.Signature(parameters, return_annotation=dict)
+
+    def api(*args: Any, **kwargs: Any) -> Any:
+        bound = signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        values = dict(bound.arguments)
+        return function(values.pop("model"), values.pop("text"), **values)
+
+    api.__name__, api.__doc__ = function.__name__, function.__doc__
+    api.__signature__ = signature  # type: ignore[attr-defined]
+    api.__annotations__ = {p.name: p.annotation for p in parameters} | {"return": dict}
+    return api
+
+
+def models_api() -> list[dict]:
+    """Every model folder with its card summary."""
+    return [catalog.summary(name) for name in catalog.names()]
+
+
+# ---------------------------------------------------------------- layout and events
+
+def build_app(max_batch: int = 32) -> gr.Blocks:
+    """The page; ``max_batch`` concurrent requests are decoded together (1 = each alone)."""
+    global batcher
+    if max_batch != batcher.max_batch:
+        batcher = RequestBatcher(max_batch=max_batch)
+    names = catalog.names()
+    first = names[0] if names else None
+    page = Page()
+    with gr.Blocks(title="s2s explorer", delete_cache=(600, 1800)) as demo:
+        gr.Markdown("# s2s explorer\nType a sentence or a paragraph, compare **greedy** and **beam search**, and "
+                    "look inside: token probabilities, the n-best list, attention and coverage of every "
+                    "hypothesis, and the beam tree.")
+        with gr.Row():
+            with gr.Column(scale=2):
+                model = gr.Dropdown(names, value=first, label="Model", interactive=True)
+                card = gr.Markdown(model_markdown(first), elem_classes="model-card", elem_id="model-card")
+                text = gr.Textbox(label="Source text (a sentence or a paragraph)", lines=2, max_lines=8,
+                                  elem_id="source-text", placeholder="Type a sentence, or click an example below")
+                examples = gr.Dataset(components=[text], samples=example_samples(first), label="Examples",
+                                      samples_per_page=8)
+                reference = gr.Textbox(label="Reference translation (optional)", lines=1)
+                translate_button = gr.Button("Translate", variant="primary", elem_id="translate-button")
+            with gr.Column(scale=1):
+                strategy = page.control("strategy", gr.Radio, ["beam", "sample"], label="Compare greedy with",
+                                        elem_id="strategy")
+                page.control("beam_size", gr.Slider, 1, UI_MAX_BEAM, step=1, label="Beam size", elem_id="beam-size")
+                page.control("nbest", gr.Slider, 1, UI_MAX_BEAM, value=UI_NBEST, step=1,
+                             label="n-best (≤ beam size) / samples")
+                page.control("alpha", gr.Slider, 0.0, 2.0, step=0.1, label="Length penalty α (0 = raw log-prob)")
+                with gr.Group(visible=False) as sampling:
+                    page.control("temperature", gr.Slider, 0.1, 3.0, step=0.05, label="Sampling temperature")
+                    page.control("top_k", gr.Slider, 0, 100, step=1, label="Sampling top-k (0 = off)")
+                    page.control("top_p", gr.Slider, 0.05, 1.0, step=0.05, label="Sampling top-p (1 = off)")
+                    page.control("seed", gr.Number, precision=0, label="Sampling seed (empty = new samples each time)")
+                with gr.Accordion("More decoding settings", open=False):
+                    page.control("coverage_penalty", gr.Slider, 0.0, 1.0, step=0.05,
+                                 label="Coverage penalty β (punishes source words left unread; 0 = off)")
+                    page.control("min_length_ratio", gr.Slider, 0.0, 1.5, step=0.1,
+                                 label="Min length × source (0 = off)")
+                    page.control("max_length_ratio", gr.Slider, 0.5, 4.0, step=0.1, label="Max length × source")
+                    page.control("max_length_extra", gr.Slider, 0, 50, step=1, label="Max length + extra tokens")
+                    page.control("no_repeat_ngram", gr.Slider, 0, 6, step=1, label="No-repeat n-gram (0 = off)")
+                    page.control("prefix", gr.Textbox, label="Forced output prefix (every sentence, both columns)",
+                                 lines=1)
+                    page.control("split_sentences", gr.Checkbox, label="Translate a paragraph sentence by sentence")
+                merge_words = gr.Checkbox(False, label="Merge pieces into words in heatmaps "
+                                                       "(sum over source pieces, mean over output pieces)")
+        missing = {field.name for field in dataclasses.fields(DecodeSettings)} - set(page.controls)
+        assert not missing, f"settings without a control: {missing}"
+        page.status = gr.Markdown(elem_id="status")
+        page.sentence = gr.Radio(choices=[], type="index", label="Sentence shown below", visible=False,
+                                 elem_id="sentence-picker")
+        page.verdict = gr.Markdown(elem_id="verdict")
+        with gr.Row():
+            with gr.Column():
+                page.greedy_text = gr.Textbox(label="Greedy", interactive=False, elem_id="greedy-output")
+                page.greedy_score = gr.Markdown()
+                page.greedy_tokens = gr.HighlightedText(label="Greedy tokens by probability", color_map=BAND_COLORS,
+                                                        show_legend=True, show_inline_category=False)
+            with gr.Column():
+                page.second_text = gr.Textbox(label="Beam search / sampling (best)", interactive=False,
+                                              elem_id="beam-output")
+                page.second_score = gr.Markdown()
+                page.second_tokens = gr.HighlightedText(label="Selected hypothesis tokens by probability",
+                                                        color_map=BAND_COLORS, show_legend=True,
+                                                        show_inline_category=False)
+        page.nbest = gr.Dataframe(headers=["#", "hypothesis", "log-prob", "normalised", "tokens"],
+                                  datatype=["number", "str", "number", "number", "number"], interactive=False,
+                                  label="n-best list: click a row to see its attention", elem_id="nbest")
+        with gr.Row():
+            page.greedy_heatmap = gr.Plot(label="Greedy attention", elem_id="greedy-heatmap")
+            page.second_heatmap = gr.Plot(label="Selected hypothesis attention", elem_id="beam-heatmap")
+        page.tree = gr.Plot(label="Beam tree", elem_id="beam-tree")
+        with gr.Row():
+            page.reference_scores = gr.Markdown(elem_id="reference-scores")
+            with gr.Column():
+                export_button = gr.Button("Export result as JSON", elem_id="export-button")
+                page.export_file = gr.File(label="Exported JSON", interactive=False, elem_id="export-file")
+        page.state = gr.State(time_to_live=STATE_TTL_SECONDS)
+        state, reference_scores, export_file = page.state, page.reference_scores, page.export_file
+
+        with gr.Accordion("Compare two models on the same input", open=False):
+            with gr.Row():
+                compare_a = gr.Dropdown(names, value=first, label="Model A")
+                compare_b = gr.Dropdown(names, value=next((n for n in names if n.endswith("noattn")), first),
+                                        label="Model B")
+                compare_button = gr.Button("Compare (beam search)")
+            compare_outputs = []
+            with gr.Row():
+                for side in ("A", "B"):
+                    with gr.Column():
+                        compare_outputs += [gr.Textbox(label=f"Model {side} output", interactive=False),
+                                            gr.Markdown(), gr.Plot(label=f"Model {side} attention (sentence 1)")]
+
+        def explore(values: dict) -> dict:
+            """Greedy and the chosen strategy on one input, with everything the page shows."""
+            settings = {name: values[component] for name, component in page.controls.items()}
+            if settings["strategy"] == "beam":
+                settings["nbest"] = min(whole(settings["nbest"]), whole(settings["beam_size"]))
+            second_settings = settings_from(settings)
+            view = View(values[model], translate(values[model], values[text], dataclasses.replace(
+                second_settings, strategy="greedy", prefix="")), translate(values[model], values[text],
+                                                                          second_settings))
+            return {**render(view, values[merge_words], page), state: view,
+                    reference_scores: reference_markdown(values[reference] or "", {
+                        "greedy": view.greedy["text"], f"{view.label.lower()} (best)": view.second["text"]}),
+                    export_file: None}
+
+        def select_sentence(view: View | None, merge: bool, index: int | None) -> dict:
+            if not view or index is None:
+                return {}
+            view = dataclasses.replace(view, sentence=int(index), selected=0)
+            return {**render(view, merge, page), state: view}
+
+        def select_hypothesis(view: View | None, merge: bool, event: gr.SelectData) -> dict:
+            """A click on a row of the n-best table: show that hypothesis everywhere it is shown."""
+            sentence = sentence_of(view.second, view.sentence) if view else None
+            if not sentence or not sentence["hypotheses"]:
+                return {}
+            row = int(event.index[0] if isinstance(event.index, (list, tuple)) else event.index)
+            view = dataclasses.replace(view, selected=min(max(0, row), len(sentence["hypotheses"]) - 1))
+            return {**render(view, merge, page), state: view}
+
+        def redraw(view: View | None, merge: bool) -> dict:
+            return {**render(view, merge, page), state: view} if view else {}
+
+        def export(view: View | None) -> Any:
+            if not view:
+                raise gr.Error("Nothing to export yet: translate something first.")
+            return str(exports.write(dataclasses.asdict(view), view.model))
+
+        def compare(model_a: str, model_b: str, source: str, beam_size: float, alpha: float, merge: bool) -> list:
+            """The same input through two models with beam search; outputs and attention side by side."""
+            settings = settings_from({"strategy": "beam", "beam_size": beam_size, "alpha": alpha})
+            outputs: list[Any] = []
+            for name in (model_a, model_b):
+                result = translate(name, source, settings)
+                best = best_of(sentence_of(result, 0))
+                outputs += [result["text"] or status_markdown(result), score_line(best),
+                            heatmap_for(sentence_of(result, 0), 0, f"{name}: attention", merge)]
+            return outputs
+
+        def on_model_change(name: str):
+            return model_markdown(name), gr.Dataset(samples=example_samples(name))
+
+        def on_strategy_change(choice: str):
+            return gr.Group(visible=choice == "sample"), gr.Slider(visible=choice == "beam")
+
+        page_outputs = [page.greedy_text, page.greedy_score, page.greedy_tokens, page.second_text, page.second_score,
+                        page.second_tokens, page.verdict, page.nbest, page.greedy_heatmap, page.second_heatmap,
+                        page.tree, page.status, page.sentence, state]
+        explore_inputs = {model, text, reference, merge_words, *page.controls.values()}
+        for trigger in (translate_button.click, text.submit):
+            trigger(explore, explore_inputs, [*page_outputs, reference_scores, export_file],
+                    api_visibility="undocumented")
+        examples.click(lambda sample: sample[0], examples, text, api_visibility="undocumented").then(
+            explore, explore_inputs, [*page_outputs, reference_scores, export_file], api_visibility="undocumented")
+        model.change(on_model_change, model, [card, examples], api_visibility="undocumented")
+        strategy.change(on_strategy_change, strategy, [sampling, page.controls["beam_size"]],
+                        api_visibility="undocumented")
+        page.sentence.input(select_sentence, [state, merge_words, page.sentence], page_outputs,
+                            api_visibility="undocumented")
+        page.nbest.select(select_hypothesis, [state, merge_words], page_outputs, api_visibility="undocumented")
+        merge_words.change(redraw, [state, merge_words], page_outputs, api_visibility="undocumented")
+        export_button.click(export, state, export_file, api_visibility="undocumented")
+        compare_button.click(compare, [compare_a, compare_b, text, page.controls["beam_size"],
+                                       page.controls["alpha"], merge_words], compare_outputs,
+                             api_visibility="undocumented")
+        gr.api(_signature_from_settings(translate_api), api_name="translate", concurrency_limit=32)
+        gr.api(models_api, api_name="models")
+    page.inputs = {"model": model, "text": text, "reference": reference, "merge_words": merge_words}
+    page.handlers = {"explore": explore, "select_sentence": select_sentence, "select_hypothesis": select_hypothesis,
+                     "redraw": redraw, "export": export, "compare": compare}
+    demo.page = page  # type: ignore[attr-defined]  (the tests call the handlers through it)
+    demo.queue(default_concurrency_limit=8, max_size=256)
+    return demo

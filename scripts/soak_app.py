@@ -1,0 +1,185 @@
+"""Soak test of the explorer as a class uses it for a day: disk and memory must stay bounded.
+
+    python -m scripts.soak_app --page-calls 2000 --api-calls 5500 --warmup 500
+
+Starts ``app.py`` on a free 127.0.0.1 port with its own temp and Gradio cache folders, then
+1. drives the page's own Translate event (the browser's protocol: queue/join + SSE) for
+   ``--page-calls`` translations, each from a new session, pressing "Export result as JSON" after
+   every tenth, and counts the files left in the temp and cache folders;
+2. calls ``/translate`` ``--api-calls`` times from ``--clients`` threads, each call a new client
+   session (as a room of browsers would), and samples the server's resident memory; prints its
+   growth after the first ``--warmup`` calls.
+Traffic stays on loopback and is bounded in count and in time (``--max-minutes``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+SENTENCES = ["Where is the station?", "I would like a cup of coffee, please.", "Tom didn't know what to say to Mary.",
+             "The meeting was postponed until next Thursday afternoon because the manager was sick.",
+             "I went to the market this morning. I bought apples and bread. Then I went home."]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def resident_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def files_under(folder: Path) -> int:
+    return sum(1 for path in folder.rglob("*") if path.is_file())
+
+
+class PageClient:
+    """The page's own events over Gradio's browser protocol (queue/join, then the SSE stream)."""
+
+    def __init__(self, base: str) -> None:
+        self.base = base
+        config = httpx.get(f"{base}/config", timeout=30).json()
+        components = {c["id"]: c for c in config["components"]}
+        events = {d.get("api_name"): (index, d) for index, d in enumerate(config["dependencies"])}
+        self.explore_index, explore = events["explore"]
+        self.export_index, export = events["export"]
+        self.explore_inputs = [components[i] for i in explore["inputs"]]
+        self.explore_trigger = explore["targets"][0][0]
+        self.export_trigger = export["targets"][0][0]
+
+    def _run(self, client: httpx.Client, session: str, fn_index: int, trigger: int, data: list) -> list:
+        joined = client.post(f"{self.base}/gradio_api/queue/join", json={
+            "data": data, "fn_index": fn_index, "trigger_id": trigger, "session_hash": session, "event_data": None})
+        joined.raise_for_status()
+        with client.stream("GET", f"{self.base}/gradio_api/queue/data", params={"session_hash": session}) as stream:
+            for line in stream.iter_lines():
+                if not line.startswith("data:"):
+                    continue
+                message = json.loads(line[5:])
+                if message.get("msg") == "process_completed":
+                    if not message.get("success"):
+                        raise RuntimeError(f"event failed: {message.get('output')}")
+                    return message["output"]["data"]
+        raise RuntimeError("stream closed without a result")
+
+    def translate_and_maybe_export(self, text: str, export: bool) -> None:
+        """One page session: Translate (every control at its default), then maybe Export."""
+        data = []
+        for component in self.explore_inputs:
+            props = component["props"]
+            value = props.get("value")
+            if props.get("elem_id") == "source-text":
+                value = text
+            data.append(value)
+        with httpx.Client(timeout=120) as client:
+            session = uuid.uuid4().hex[:11]
+            self._run(client, session, self.explore_index, self.explore_trigger, data)
+            if export:
+                self._run(client, session, self.export_index, self.export_trigger, [None])
+
+
+def api_defaults(base: str) -> list[Any]:
+    """Every /translate parameter's default, as the API page lists them (model and text first)."""
+    info = httpx.get(f"{base}/gradio_api/info", timeout=30).json()
+    return [p.get("parameter_default") for p in info["named_endpoints"]["/translate"]["parameters"]]
+
+
+def api_call(base: str, defaults: list[Any], text: str) -> float:
+    """``/translate`` through the REST API: a new session for every call. Returns seconds."""
+    started = time.perf_counter()
+    with httpx.Client(timeout=120) as client:
+        event = client.post(f"{base}/gradio_api/call/translate",
+                            json={"data": ["en-fr", text, *defaults[2:]]}).json()["event_id"]
+        with client.stream("GET", f"{base}/gradio_api/call/translate/{event}") as stream:
+            lines = list(stream.iter_lines())
+    if not any(line.startswith("event: complete") for line in lines):
+        raise RuntimeError(f"call failed: {lines[-3:]}")
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--page-calls", type=int, default=2000)
+    parser.add_argument("--api-calls", type=int, default=5500)
+    parser.add_argument("--warmup", type=int, default=500)
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--max-minutes", type=float, default=60.0)
+    args = parser.parse_args()
+    deadline = time.monotonic() + args.max_minutes * 60
+
+    work = Path(tempfile.mkdtemp(prefix="s2s-soak-"))
+    (work / "tmp").mkdir()
+    (work / "gradio").mkdir()
+    port = free_port()
+    env = {**os.environ, "TMPDIR": str(work / "tmp"), "GRADIO_TEMP_DIR": str(work / "gradio"),
+           "GRADIO_ANALYTICS_ENABLED": "False"}
+    server = subprocess.Popen([sys.executable, "app.py", "--host", "127.0.0.1", "--port", str(port)], cwd=ROOT,
+                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(240):
+            try:
+                if httpx.get(base, timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.5)
+        print(f"server pid {server.pid}, {resident_mb(server.pid):.0f} MB resident at start", flush=True)
+
+        page = PageClient(base)
+        started = time.perf_counter()
+        for number in range(args.page_calls):
+            if time.monotonic() > deadline:
+                print("time limit reached")
+                break
+            page.translate_and_maybe_export(SENTENCES[number % len(SENTENCES)], export=number % 10 == 9)
+            if (number + 1) % 250 == 0:
+                print(f"page {number + 1}: temp files {files_under(work / 'tmp')}, gradio cache files "
+                      f"{files_under(work / 'gradio')}, {resident_mb(server.pid):.0f} MB", flush=True)
+        print(f"page phase: {args.page_calls} translations in {time.perf_counter() - started:.0f} s; temp files "
+              f"{files_under(work / 'tmp')}, gradio cache files {files_under(work / 'gradio')}", flush=True)
+
+        defaults = api_defaults(base)
+        samples: list[tuple[int, float]] = []
+        latencies: list[float] = []
+        done = 0
+        with ThreadPoolExecutor(args.clients) as pool:
+            while done < args.api_calls and time.monotonic() < deadline:
+                batch = min(100, args.api_calls - done)
+                latencies += pool.map(lambda n: api_call(base, defaults, SENTENCES[n % len(SENTENCES)]), range(done, done + batch))
+                done += batch
+                samples.append((done, resident_mb(server.pid)))
+                if done % 500 == 0:
+                    print(f"api {done}: {samples[-1][1]:.0f} MB resident", flush=True)
+        after_warmup = [mb for count, mb in samples if count >= args.warmup]
+        print(f"api phase: {done} calls, p50 latency {statistics.median(latencies) * 1000:.0f} ms; resident "
+              f"{after_warmup[0]:.0f} MB after {args.warmup} calls, {after_warmup[-1]:.0f} MB at the end "
+              f"(growth {after_warmup[-1] - after_warmup[0]:+.0f} MB over {done - args.warmup} calls; "
+              f"peak {max(after_warmup):.0f} MB)", flush=True)
+        print(json.dumps({"resident_mb": samples}))
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+if __name__ == "__main__":
+    main()
