@@ -36,11 +36,17 @@ def main() -> None:
     parser.add_argument("--auth-file", type=Path, help="file of user:password lines; everyone must log in")
     parser.add_argument("--max-batch", type=int, default=32,
                         help="concurrent requests decoded together (1 = each alone)")
+    parser.add_argument("--concurrency", type=int, default=8, help="page events run at once")
+    parser.add_argument("--queue-size", type=int, default=256,
+                        help="requests that may wait; beyond it a request is told the queue is full")
+    parser.add_argument("--session-capacity", type=int, default=500,
+                        help="sessions whose last results the server keeps (Gradio keeps every output of a "
+                             "session; the least recently used beyond this are dropped, bounding memory)")
     args = parser.parse_args()
     logins = read_logins(args.auth_file, os.environ.get("S2S_AUTH"))
-    demo = build_app(max_batch=args.max_batch)
+    demo = build_app(max_batch=args.max_batch, concurrency=args.concurrency, queue_size=args.queue_size)
     demo.launch(server_name=args.host, server_port=args.port, css_paths=[ASSETS / "style.css"],
-                footer_links=["api"], auth=logins, state_session_capacity=2000)
+                footer_links=["api"], auth=logins, state_session_capacity=args.session_capacity)
 
 
 if __name__ == "__main__":

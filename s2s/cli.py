@@ -79,6 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--beam-size", nargs="+", type=int, default=[5], metavar="K")
     evaluate.add_argument("--no-greedy", action="store_true", help="skip the greedy row")
     evaluate.add_argument("--alpha", type=float, default=DecodeSettings().alpha)
+    evaluate.add_argument("--coverage-penalty", type=float, default=DecodeSettings().coverage_penalty)
     evaluate.add_argument("--batch-size", type=int, default=64)
     evaluate.add_argument("--save-as", metavar="NAME", help="store the table in metrics.json and the model card")
     evaluate.add_argument("--outputs", type=Path, help="write the outputs of each row to FILE.<decoding>.txt")
@@ -137,7 +138,7 @@ def run_evaluate(args: argparse.Namespace) -> None:
     from .evaluate import decoding_runs, evaluate_files, format_table
 
     translator = Translator.load(args.model, bfloat16_output=args.bf16_output)
-    runs = decoding_runs(args.beam_size, args.alpha, greedy=not args.no_greedy)
+    runs = decoding_runs(args.beam_size, args.alpha, args.coverage_penalty, greedy=not args.no_greedy)
     rows, count = evaluate_files(translator, args.data, runs, batch_size=args.batch_size)
     if args.bf16_output:
         for row in rows:

@@ -51,12 +51,13 @@ def evaluate(translator: Translator, sources: Sequence[str], references: Sequenc
     return rows
 
 
-def decoding_runs(beam_sizes: Sequence[int], alpha: float, greedy: bool = True) -> list[DecodeSettings]:
+def decoding_runs(beam_sizes: Sequence[int], alpha: float, coverage_penalty: float, greedy: bool = True
+                  ) -> list[DecodeSettings]:
     """Greedy (if asked) then one beam search per size; each line of the data is one segment
     (its references are aligned to it), so it is not split into sentences."""
-    runs = [DecodeSettings(strategy="greedy", alpha=alpha, split_sentences=False).validate()] if greedy else []
-    return runs + [DecodeSettings(strategy="beam", beam_size=k, alpha=alpha, split_sentences=False).validate()
-                   for k in beam_sizes]
+    common = {"alpha": alpha, "coverage_penalty": coverage_penalty, "split_sentences": False}
+    runs = [DecodeSettings(strategy="greedy", **common).validate()] if greedy else []
+    return runs + [DecodeSettings(strategy="beam", beam_size=k, **common).validate() for k in beam_sizes]
 
 
 def evaluate_files(translator: Translator, data: Sequence[Path], runs: Sequence[DecodeSettings],

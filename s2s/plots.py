@@ -15,7 +15,6 @@ from typing import Any, Sequence
 
 import numpy as np
 import plotly.graph_objects as go
-from plotly.subplots import make_subplots
 
 from .tokenizer import BYTE_PIECE, EOS_PIECE, merge_pieces
 
@@ -90,35 +89,39 @@ def attention_heatmap(source_pieces: Sequence[str], target_pieces: Sequence[str]
     source_text = [escape(s) for s in source_labels]
     target_text = [escape(t) for t in target_labels]
     hover = [[[target_text[i], source_text[j]] for j in range(len(source_text))] for i in range(len(target_text))]
-    cell, bars = 26, 70
+    cell, bars, gap = 26, 70, 12
     heat_height = max(160, cell * len(target_text))
-    figure = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.02,
-                           row_heights=[heat_height, bars])
-    figure.add_trace(go.Heatmap(
-        z=weights, x=list(range(len(source_text))), y=list(range(len(target_text))),
+    bar_share, gap_share = bars / (heat_height + bars + gap), gap / (heat_height + bars + gap)
+    ticks = list(range(len(source_text)))
+    totals = coverage(piece_weights, source_pieces, merge_words)
+    heatmap = go.Heatmap(
+        z=weights, x=ticks, y=list(range(len(target_text))), xaxis="x", yaxis="y",
         zmin=0.0, zmax=1.0, colorscale=COLOR_SCALE, customdata=hover,
         hovertemplate="target: %{customdata[0]}<br>source: %{customdata[1]}<br>weight: %{z:.3f}<extra></extra>",
         colorbar={"title": {"text": "weight"}, "thickness": 12, "len": 0.7, "y": 1.0, "yanchor": "top"},
-    ), row=1, col=1)
-    totals = coverage(piece_weights, source_pieces, merge_words)
-    figure.add_trace(go.Bar(
-        x=list(range(len(source_text))), y=totals, customdata=source_text, showlegend=False,
+    )
+    bars_trace = go.Bar(
+        x=ticks, y=totals, customdata=source_text, showlegend=False, xaxis="x2", yaxis="y2",
         marker={"color": ["#c0392b" if total < 0.5 else "#5b7db1" for total in totals]},
         hovertemplate="source: %{customdata}<br>coverage (total attention): %{y:.2f}<extra></extra>",
-    ), row=2, col=1)
-    figure.add_hline(y=1.0, line={"dash": "dot", "color": "#888", "width": 1}, row=2, col=1)
-    figure.update_layout(
-        title={"text": escape(title) + "<br><sub>source across, output down · bars: coverage = total attention "
-               "per source token (red: under 0.5)</sub>", "font": {"size": 14}, "y": 0.98, "yanchor": "top"},
-        xaxis={"tickmode": "array", "tickvals": list(range(len(source_text))), "ticktext": source_text,
-               "tickangle": -45, "side": "top", "showticklabels": True},
-        xaxis2={"showticklabels": False},
-        yaxis={"tickmode": "array", "tickvals": list(range(len(target_text))), "ticktext": target_text,
-               "autorange": "reversed"},
-        yaxis2={"title": {"text": "coverage", "font": {"size": 10}}, "range": [0, 2], "tickvals": [0, 1, 2]},
-        height=170 + heat_height + bars, margin={"l": 90, "r": 20, "t": 150, "b": 20},
     )
-    return figure
+    # One layout dict (not make_subplots + update_layout): Plotly validates it once, which is
+    # most of the time this figure takes.
+    layout = {
+        "title": {"text": escape(title) + "<br><sub>source across, output down · bars: coverage = total attention "
+                  "per source token (red: under 0.5)</sub>", "font": {"size": 14}, "y": 0.98, "yanchor": "top"},
+        "xaxis": {"domain": [0, 1], "anchor": "y", "tickmode": "array", "tickvals": ticks, "ticktext": source_text,
+                  "tickangle": -45, "side": "top"},
+        "yaxis": {"domain": [bar_share + gap_share, 1], "anchor": "x", "tickmode": "array",
+                  "tickvals": list(range(len(target_text))), "ticktext": target_text, "autorange": "reversed"},
+        "xaxis2": {"domain": [0, 1], "anchor": "y2", "matches": "x", "showticklabels": False},
+        "yaxis2": {"domain": [0, bar_share], "anchor": "x2", "range": [0, 2], "tickvals": [0, 1, 2],
+                   "title": {"text": "coverage", "font": {"size": 10}}},
+        "shapes": [{"type": "line", "xref": "x2 domain", "x0": 0, "x1": 1, "yref": "y2", "y0": 1, "y1": 1,
+                    "line": {"dash": "dot", "color": "#888", "width": 1}}],
+        "height": 170 + heat_height + bars + gap, "margin": {"l": 90, "r": 20, "t": 150, "b": 20},
+    }
+    return go.Figure(data=[heatmap, bars_trace], layout=layout)
 
 
 def beam_tree(trace: Sequence[dict[str, Any]] | None, hypotheses: Sequence[dict[str, Any]], title: str) -> go.Figure:

@@ -48,7 +48,7 @@ class DecodeSettings:
     beam_size: int = 5
     nbest: int = 1
     alpha: float = 0.6  # length penalty; 0 = raw log-probability
-    coverage_penalty: float = 0.0  # GNMT coverage penalty beta; 0 = off (needs attention)
+    coverage_penalty: float = 0.1  # GNMT coverage penalty beta; 0 = off (needs attention)
     min_length_ratio: float = 0.0  # output has at least ratio * source pieces before </s>; 0 = off
     max_length_ratio: float = 2.0  # output may have ratio * source pieces + extra tokens
     max_length_extra: int = 10

@@ -1,10 +1,10 @@
 """Server time of the explorer for one request: a 15-word sentence, greedy plus beam 5, with
-every figure (two heatmaps, the beam tree), the token views, the n-best table and the JSON export.
+every figure (two heatmaps with coverage bars, the beam tree), the token views and the n-best table.
 
     python -m scripts.benchmark_app [--model en-fr] [--runs 30]
 
-Calls the same function the Translate button calls (app.explore), in-process, and prints the
-median and the 90th percentile over the runs after one warm-up.
+Calls the same handler the Translate button calls, in-process, with every control at its default
+(beam 5, n-best 5), and prints the median and the 90th percentile over the runs after one warm-up.
 """
 
 from __future__ import annotations
@@ -13,21 +13,23 @@ import argparse
 import statistics
 import time
 
-import app
+from s2s.ui import explorer
 
 SENTENCE = "My brother and I went to the old market to buy some fresh bread yesterday."
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default=app.DEFAULT_MODEL)
+    parser.add_argument("--model", default=explorer.DEFAULT_MODEL)
     parser.add_argument("--runs", type=int, default=30)
     args = parser.parse_args()
     print(f"{len(SENTENCE.split())} words: {SENTENCE}")
+    page = explorer.build_app().page
+    values = page.explore_values(args.model, SENTENCE)
 
     def request() -> float:
         started = time.perf_counter()
-        app.explore(args.model, SENTENCE, "beam", 5, 5, 0.6, 2.0, 0, 1.0, 0, 1.0, 0, "", "", False)
+        page.handlers["explore"](values)
         return (time.perf_counter() - started) * 1000
 
     request()  # warm-up: loads the model

@@ -2,7 +2,8 @@
 
     python -m scripts.soak_app --page-calls 2000 --api-calls 5500 --warmup 500
 
-Starts ``app.py`` on a free 127.0.0.1 port with its own temp and Gradio cache folders, then
+Starts ``app.py`` (default options) on a free 127.0.0.1 port with its own temp and Gradio
+cache folders, then
 1. drives the page's own Translate event (the browser's protocol: queue/join + SSE) for
    ``--page-calls`` translations, each from a new session, pressing "Export result as JSON" after
    every tenth, and counts the files left in the temp and cache folders;
@@ -16,37 +17,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
 import httpx
 
-ROOT = Path(__file__).resolve().parent.parent
+from scripts.local_server import api_call, api_defaults, resident_mb, running_app
+
 SENTENCES = ["Where is the station?", "I would like a cup of coffee, please.", "Tom didn't know what to say to Mary.",
              "The meeting was postponed until next Thursday afternoon because the manager was sick.",
              "I went to the market this morning. I bought apples and bread. Then I went home."]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def resident_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def files_under(folder: Path) -> int:
@@ -98,25 +82,6 @@ class PageClient:
                 self._run(client, session, self.export_index, self.export_trigger, [None])
 
 
-def api_defaults(base: str) -> list[Any]:
-    """Every /translate parameter's default, as the API page lists them (model and text first)."""
-    info = httpx.get(f"{base}/gradio_api/info", timeout=30).json()
-    return [p.get("parameter_default") for p in info["named_endpoints"]["/translate"]["parameters"]]
-
-
-def api_call(base: str, defaults: list[Any], text: str) -> float:
-    """``/translate`` through the REST API: a new session for every call. Returns seconds."""
-    started = time.perf_counter()
-    with httpx.Client(timeout=120) as client:
-        event = client.post(f"{base}/gradio_api/call/translate",
-                            json={"data": ["en-fr", text, *defaults[2:]]}).json()["event_id"]
-        with client.stream("GET", f"{base}/gradio_api/call/translate/{event}") as stream:
-            lines = list(stream.iter_lines())
-    if not any(line.startswith("event: complete") for line in lines):
-        raise RuntimeError(f"call failed: {lines[-3:]}")
-    return time.perf_counter() - started
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--page-calls", type=int, default=2000)
@@ -130,19 +95,8 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="s2s-soak-"))
     (work / "tmp").mkdir()
     (work / "gradio").mkdir()
-    port = free_port()
-    env = {**os.environ, "TMPDIR": str(work / "tmp"), "GRADIO_TEMP_DIR": str(work / "gradio"),
-           "GRADIO_ANALYTICS_ENABLED": "False"}
-    server = subprocess.Popen([sys.executable, "app.py", "--host", "127.0.0.1", "--port", str(port)], cwd=ROOT,
-                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(240):
-            try:
-                if httpx.get(base, timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.5)
+    env = {"TMPDIR": str(work / "tmp"), "GRADIO_TEMP_DIR": str(work / "gradio")}
+    with running_app(env=env) as (base, server):
         print(f"server pid {server.pid}, {resident_mb(server.pid):.0f} MB resident at start", flush=True)
 
         page = PageClient(base)
@@ -165,7 +119,8 @@ def main() -> None:
         with ThreadPoolExecutor(args.clients) as pool:
             while done < args.api_calls and time.monotonic() < deadline:
                 batch = min(100, args.api_calls - done)
-                latencies += pool.map(lambda n: api_call(base, defaults, SENTENCES[n % len(SENTENCES)]), range(done, done + batch))
+                latencies += pool.map(lambda n: api_call(base, defaults, "en-fr", SENTENCES[n % len(SENTENCES)]),
+                                      range(done, done + batch))
                 done += batch
                 samples.append((done, resident_mb(server.pid)))
                 if done % 500 == 0:
@@ -176,9 +131,6 @@ def main() -> None:
               f"(growth {after_warmup[-1] - after_warmup[0]:+.0f} MB over {done - args.warmup} calls; "
               f"peak {max(after_warmup):.0f} MB)", flush=True)
         print(json.dumps({"resident_mb": samples}))
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
 if __name__ == "__main__":

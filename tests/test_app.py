@@ -33,14 +33,9 @@ def page(catalog: ModelCatalog) -> explorer.Page:
     return explorer.build_app().page
 
 
-def explore(page: explorer.Page, text: str, reference: str = "", merge_words: bool = False, model: str = "en-fr",
-            **settings) -> dict:
-    """The page's Translate click, with the controls' defaults and ``settings`` by name; the
-    outputs are keyed by the name of the page attribute they are shown in."""
-    values = {page.inputs["model"]: model, page.inputs["text"]: text, page.inputs["reference"]: reference,
-              page.inputs["merge_words"]: merge_words}
-    values |= {component: settings.get(name, component.value) for name, component in page.controls.items()}
-    return named(page, page.handlers["explore"](values))
+def explore(page: explorer.Page, text: str, **options) -> dict:
+    """The page's Translate click; the outputs are keyed by the page attribute they are shown in."""
+    return named(page, page.handlers["explore"](page.explore_values(options.pop("model", "en-fr"), text, **options)))
 
 
 def named(page: explorer.Page, outputs: dict) -> dict:
@@ -184,6 +179,11 @@ def test_out_of_range_settings_through_the_api_get_a_clear_error(catalog: ModelC
         explorer.translate_api("en-fr", "red cat", **overrides)
 
 
+def test_the_api_returns_every_sentence_of_a_paragraph(catalog: ModelCatalog) -> None:
+    result = explorer.translate_api("en-fr", "The cat runs. The dog eats. The bird sleeps.", strategy="greedy")
+    assert len(result["sentences"]) == 3 and all(s["hypotheses"] for s in result["sentences"])
+
+
 def test_a_broken_model_is_reported_and_the_others_keep_working(catalog: ModelCatalog) -> None:
     assert catalog.names() == ["en-fr", "broken"]
     with pytest.raises(gr.Error, match="config.json"):
@@ -227,3 +227,15 @@ def test_the_card_states_what_the_model_was_trained_on(catalog: ModelCatalog) ->
                                             "training_profile": {"source_pieces": {"p50": 6, "p95": 9, "p99": 11}}})
     text = explorer.model_markdown("en-fr")
     assert "tiny.train.tsv" in text and "11 pieces or fewer" in text
+
+
+def test_two_hundred_translations_leave_no_files_behind(page: explorer.Page) -> None:
+    import tempfile
+
+    def files() -> set[Path]:
+        return set(Path(tempfile.gettempdir()).glob("s2s-*.json")) | set(explorer.exports.root.iterdir())
+
+    before = files()
+    for number in range(200):
+        explore(page, f"the cat runs {number % 7}", beam_size=2, nbest=1)
+    assert files() == before

@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -28,12 +29,11 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server() -> str:
+def start_app(*options: str) -> tuple[str, subprocess.Popen]:
     port = free_port()
     env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1"}
-    process = subprocess.Popen([sys.executable, "app.py", "--host", "127.0.0.1", "--port", str(port)], cwd=ROOT,
-                               env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    process = subprocess.Popen([sys.executable, "app.py", "--host", "127.0.0.1", "--port", str(port), *options],
+                               cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -42,18 +42,26 @@ def server() -> str:
         try:
             with urllib.request.urlopen(url, timeout=2) as response:
                 if response.status == 200:
-                    break
+                    return url, process
         except OSError:
             time.sleep(0.5)
-    else:
-        process.kill()
-        pytest.fail("app did not start within 120 s")
-    yield url
+    process.kill()
+    pytest.fail("app did not start within 120 s")
+
+
+def stop_app(process: subprocess.Popen) -> None:
     process.terminate()
     try:
         process.wait(timeout=20)
     except subprocess.TimeoutExpired:
         process.kill()
+
+
+@pytest.fixture(scope="module")
+def server() -> str:
+    url, process = start_app()
+    yield url
+    stop_app(process)
 
 
 @pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="chromium is not installed (CI installs it)")
@@ -79,7 +87,75 @@ def test_a_person_translates_with_beam_5_and_sees_the_heatmap(server: str) -> No
         assert translation.strip()
         assert page.locator("#nbest").get_by_text(translation.strip()[:20]).count() >= 1
         assert page.locator("#beam-heatmap .ytick").count() >= 2  # one tick per output piece
+        assert not page.locator("#sentence-picker").is_visible()  # one sentence: no picker
+        page.click("#export-button")
+        page.wait_for_selector("#export-file a", timeout=60_000)
+        assert ".json" in page.locator("#export-file").inner_text()  # the file name, then its size
         browser.close()
+
+
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="chromium is not installed (CI installs it)")
+def test_a_person_translates_a_paragraph_and_picks_a_sentence(server: str) -> None:
+    playwright = pytest.importorskip("playwright.sync_api")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    paragraph = "I went to the market this morning. I bought apples and bread. Then I went home."
+    with playwright.sync_playwright() as driver:
+        browser = driver.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1800})
+        page.goto(server)
+        page.wait_for_selector("#source-text textarea", timeout=60_000)
+        page.fill("#source-text textarea", paragraph)
+        page.click("#translate-button")
+        page.wait_for_selector("#sentence-picker label", timeout=60_000)
+        choices = page.locator("#sentence-picker label")
+        assert choices.count() == 3
+        translation = page.input_value("#beam-output textarea")
+        assert translation.count(".") >= 3  # all three sentences translated
+        ticks = lambda: page.eval_on_selector_all("#beam-heatmap .xtick", "ts => ts.map(t => t.textContent)")  # noqa: E731
+        first_ticks = ticks()
+        choices.nth(2).click()
+        page.wait_for_function(
+            "document.querySelector('#verdict').innerText.startsWith('Sentence 3 of 3')", timeout=60_000)
+        page.wait_for_function("(before) => Array.from(document.querySelectorAll('#beam-heatmap .xtick'))"
+                               ".map(t => t.textContent).join('|') !== before", arg="|".join(first_ticks),
+                               timeout=60_000)
+        assert "▁home" in ticks() or "home." in " ".join(ticks())
+        page.screenshot(path=str(ARTIFACTS / "paragraph.png"), full_page=True)
+        browser.close()
+
+
+def test_model_files_and_other_paths_are_not_served(server: str) -> None:
+    for path in ("checkpoints/en-fr/model.safetensors", "app.py", "/etc/passwd"):
+        for route in ("/gradio_api/file=", "/file="):
+            request = urllib.request.Request(server + route + path)
+            try:
+                with urllib.request.urlopen(request, timeout=10) as response:
+                    status = response.status
+            except urllib.error.HTTPError as error:
+                status = error.code
+            assert status in (403, 404), (route, path, status)
+
+
+def test_a_full_queue_says_so_and_the_server_keeps_serving() -> None:
+    from gradio_client import Client
+
+    url, process = start_app("--queue-size", "2", "--max-batch", "1")
+    try:
+        def call(number: int) -> str:
+            try:
+                Client(url, verbose=False).predict(model="en-fr", text=f"I have {number} cats.", beam_size=16,
+                                                   nbest=16, api_name="/translate")
+                return "ok"
+            except Exception as error:  # noqa: BLE001 - the client's error carries the server's message
+                return str(error)
+
+        with ThreadPoolExecutor(max_workers=24) as pool:
+            outcomes = list(pool.map(call, range(24)))
+        assert "ok" in outcomes
+        assert any("queue is full" in outcome.lower() for outcome in outcomes), outcomes
+        assert call(99) == "ok"
+    finally:
+        stop_app(process)
 
 
 def test_twenty_concurrent_api_requests_all_succeed(server: str) -> None:

@@ -53,3 +53,19 @@ def test_an_input_far_from_the_training_data_gets_a_note() -> None:
     longest = translator.metrics["training_profile"]["source_pieces"]["p99"]
     long = translator.translate("I think that " * (longest // 3 + 2) + "it rains.", strategy="greedy")
     assert any("more than 99% of the training sentences" in note for note in long["warnings"])
+
+
+def test_the_paragraph_that_lost_a_sentence_comes_back_whole() -> None:
+    paragraph = ("I went to the market this morning. I bought apples and bread. "
+                 "Then I went home and cooked dinner for my family.")
+    translator = s2s.load(ROOT / "checkpoints" / "en-fr")
+    result = translator.translate(paragraph, strategy="beam", beam_size=5)
+    assert [s["source"] for s in result["sentences"]] == [
+        "I went to the market this morning.", "I bought apples and bread.",
+        "Then I went home and cooked dinner for my family."]
+    for sentence in result["sentences"]:
+        best = sentence["hypotheses"][0]
+        assert best["text"] and best["text"] in result["text"]
+        assert len(best["attention"]) == len(best["pieces"])
+        assert {len(row) for row in best["attention"]} == {len(sentence["source_pieces"])}
+    assert "pommes" in result["text"]  # the middle sentence, which was lost before

@@ -85,6 +85,16 @@ def test_translate_reads_stdin_and_writes_one_line_per_input(trained: Path) -> N
     assert len(lines[0].split("\t")) == 2
 
 
+def test_translate_returns_every_sentence_of_a_paragraph(trained: Path) -> None:
+    result = run_cli("translate", "--model", str(trained), "--format", "json", "--strategy", "greedy",
+                     stdin="red cat. big dog runs. the bird!\nred cat\n")
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [len(r["sentences"]) for r in records] == [3, 1]
+    text = run_cli("translate", "--model", str(trained), "--strategy", "greedy",
+                   stdin="red cat. big dog runs. the bird!\n")
+    assert text.stdout.rstrip("\n") == records[0]["text"]
+
+
 def test_translate_json_lines_carry_the_full_result(trained: Path) -> None:
     result = run_cli("translate", "--model", str(trained), "--format", "json", "--strategy", "greedy",
                      stdin="red cat\nthe bird\n")

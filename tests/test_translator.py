@@ -142,11 +142,19 @@ def stops_early(tokenizer) -> Translator:
 LONG_SOURCE = "the big red cat runs and the small dog sleeps"
 
 
-def test_coverage_penalty_zero_changes_nothing(translator: Translator) -> None:
-    plain = translator.translate(LONG_SOURCE, strategy="beam", beam_size=4, nbest=4, alpha=0.6)
-    zero = translator.translate(LONG_SOURCE, strategy="beam", beam_size=4, nbest=4, alpha=0.6, coverage_penalty=0.0)
-    assert zero["sentences"] == plain["sentences"]
-    for hypothesis in only_sentence(zero)["hypotheses"]:
+def test_coverage_penalty_zero_is_the_search_without_it(translator: Translator) -> None:
+    from s2s import search
+    from s2s.data import pad
+
+    zero = only_sentence(translator.translate(LONG_SOURCE, strategy="beam", beam_size=4, nbest=4, alpha=0.6,
+                                              coverage_penalty=0.0, split_sentences=False))
+    ids = translator.tokenizer.encode(LONG_SOURCE) + [EOS_ID]
+    (plain,), _ = search.beam_search(translator.model, pad([ids]), torch.tensor([len(ids)]),
+                                     torch.tensor([2 * len(ids) + 10]), beam_size=4, nbest=4,
+                                     scoring=search.Scoring(alpha=0.6))
+    assert [h["ids"] for h in zero["hypotheses"]] == [h.ids for h in plain]
+    assert [h["score"] for h in zero["hypotheses"]] == [h.score for h in plain]
+    for hypothesis in zero["hypotheses"]:
         assert hypothesis["normalized_score"] == hypothesis["score"] / length_penalty(len(hypothesis["ids"]), 0.6)
 
 

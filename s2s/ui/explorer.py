@@ -202,6 +202,14 @@ class Page:
     def __init__(self) -> None:
         self.controls: dict[str, gr.components.Component] = {}
 
+    def explore_values(self, model: str, text: str, reference: str = "", merge_words: bool = False,
+                       **settings: Any) -> dict:
+        """The Translate click's inputs as the page sends them: every control at its default but
+        the ``settings`` named (for scripts and tests that call the handlers directly)."""
+        values = {self.inputs["model"]: model, self.inputs["text"]: text, self.inputs["reference"]: reference,
+                  self.inputs["merge_words"]: merge_words}
+        return values | {component: settings.get(name, component.value) for name, component in self.controls.items()}
+
     def control(self, name: str, component: type, *args: Any, **kwargs: Any) -> gr.components.Component:
         """A decoding control for setting ``name``, its default taken from ``DecodeSettings``."""
         kwargs.setdefault("value", getattr(DecodeSettings(), name))
@@ -222,6 +230,7 @@ def render(view: View, merge_words: bool, page: Page) -> dict:
     else:
         verdict = ""
     count = len(view.second["sentences"])
+    choices = [f"{i + 1}. {sentence['source'][:48]}" for i, sentence in enumerate(view.second["sentences"])]
     if count > 1:
         verdict = f"Sentence {view.sentence + 1} of {count}. " + verdict
     return {
@@ -235,8 +244,8 @@ def render(view: View, merge_words: bool, page: Page) -> dict:
         page.tree: beam_tree(second_sentence["trace"] if second_sentence else None,
                              second_sentence["hypotheses"] if second_sentence else [], "Beam search tree"),
         page.status: status_markdown(view.second),
-        page.sentence: gr.Radio(choices=[f"{i + 1}. {s['source'][:48]}" for i, s in enumerate(view.second["sentences"])],
-                                value=view.sentence, visible=count > 1),
+        page.sentence: gr.Radio(choices=choices, value=choices[min(view.sentence, count - 1)] if choices else None,
+                                visible=count > 1),
     }
 
 
@@ -277,8 +286,10 @@ def models_api() -> list[dict]:
 
 # ---------------------------------------------------------------- layout and events
 
-def build_app(max_batch: int = 32) -> gr.Blocks:
-    """The page; ``max_batch`` concurrent requests are decoded together (1 = each alone)."""
+def build_app(max_batch: int = 32, concurrency: int = 8, queue_size: int = 256) -> gr.Blocks:
+    """The page. ``max_batch`` concurrent requests are decoded together (1 = each alone);
+    ``concurrency`` page events run at once (``/translate``: up to ``max_batch``, so that they can
+    share a batch); at most ``queue_size`` requests wait, further ones are told the queue is full."""
     global batcher
     if max_batch != batcher.max_batch:
         batcher = RequestBatcher(max_batch=max_batch)
@@ -319,8 +330,8 @@ def build_app(max_batch: int = 32) -> gr.Blocks:
                     page.control("max_length_ratio", gr.Slider, 0.5, 4.0, step=0.1, label="Max length × source")
                     page.control("max_length_extra", gr.Slider, 0, 50, step=1, label="Max length + extra tokens")
                     page.control("no_repeat_ngram", gr.Slider, 0, 6, step=1, label="No-repeat n-gram (0 = off)")
-                    page.control("prefix", gr.Textbox, label="Forced output prefix (every sentence, both columns)",
-                                 lines=1)
+                    page.control("prefix", gr.Textbox, lines=1,
+                                 label="Forced output prefix (every sentence; right column only, greedy stays free)")
                     page.control("split_sentences", gr.Checkbox, label="Translate a paragraph sentence by sentence")
                 merge_words = gr.Checkbox(False, label="Merge pieces into words in heatmaps "
                                                        "(sum over source pieces, mean over output pieces)")
@@ -445,11 +456,11 @@ def build_app(max_batch: int = 32) -> gr.Blocks:
         compare_button.click(compare, [compare_a, compare_b, text, page.controls["beam_size"],
                                        page.controls["alpha"], merge_words], compare_outputs,
                              api_visibility="undocumented")
-        gr.api(_signature_from_settings(translate_api), api_name="translate", concurrency_limit=32)
+        gr.api(_signature_from_settings(translate_api), api_name="translate", concurrency_limit=max(max_batch, 1))
         gr.api(models_api, api_name="models")
     page.inputs = {"model": model, "text": text, "reference": reference, "merge_words": merge_words}
     page.handlers = {"explore": explore, "select_sentence": select_sentence, "select_hypothesis": select_hypothesis,
                      "redraw": redraw, "export": export, "compare": compare}
     demo.page = page  # type: ignore[attr-defined]  (the tests call the handlers through it)
-    demo.queue(default_concurrency_limit=8, max_size=256)
+    demo.queue(default_concurrency_limit=concurrency, max_size=queue_size)
     return demo

@@ -1,0 +1,73 @@
+"""Start ``app.py`` on a free 127.0.0.1 port for a benchmark, and call its ``/translate`` like a
+new client would (Gradio's REST API: every call is a new session)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def resident_mb(pid: int) -> float:
+    """Resident memory of a process, from /proc."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+@contextlib.contextmanager
+def running_app(*options: str, env: dict[str, str] | None = None) -> Iterator[tuple[str, subprocess.Popen]]:
+    """``python app.py OPTIONS`` on loopback; yields its URL and process, and stops it after."""
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "app.py", "--host", "127.0.0.1", "--port", str(port), *options],
+                              cwd=ROOT, env={**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", **(env or {})},
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(240):
+            try:
+                if httpx.get(base, timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.5)
+        else:
+            raise RuntimeError("the app did not start within 120 s")
+        yield base, server
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def api_defaults(base: str) -> list[Any]:
+    """Every /translate parameter's default, as the API page lists them (model and text first)."""
+    info = httpx.get(f"{base}/gradio_api/info", timeout=30).json()
+    return [p.get("parameter_default") for p in info["named_endpoints"]["/translate"]["parameters"]]
+
+
+def api_call(base: str, defaults: list[Any], model: str, text: str) -> float:
+    """``/translate`` through the REST API, a new session per call. Returns seconds."""
+    started = time.perf_counter()
+    with httpx.Client(timeout=300) as client:
+        event = client.post(f"{base}/gradio_api/call/translate",
+                            json={"data": [model, text, *defaults[2:]]}).json()["event_id"]
+        with client.stream("GET", f"{base}/gradio_api/call/translate/{event}") as stream:
+            lines = list(stream.iter_lines())
+    if not any(line.startswith("event: complete") for line in lines):
+        raise RuntimeError(f"call failed: {lines[-3:]}")
+    return time.perf_counter() - started
