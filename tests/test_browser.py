@@ -174,3 +174,31 @@ def test_twenty_concurrent_api_requests_all_succeed(server: str) -> None:
     assert all(r["text"] and r["sentences"][0]["hypotheses"] for r in results)
     with pytest.raises(Exception, match="beam_size"):
         client.predict(model="en-fr", text="hi", beam_size=0, api_name="/translate")
+
+
+def test_a_login_protects_the_page_and_the_api(tmp_path: Path) -> None:
+    logins = tmp_path / "logins.txt"
+    logins.write_text("# one per line\nteacher:s3cret\n")
+    url, process = start_app("--auth-file", str(logins))
+    try:
+        for path in ("/config", "/gradio_api/info"):
+            try:
+                with urllib.request.urlopen(url + path, timeout=10) as response:
+                    status = response.status
+            except urllib.error.HTTPError as error:
+                status = error.code
+            assert status == 401, (path, status)
+        from gradio_client import Client
+
+        client = Client(url, auth=("teacher", "s3cret"), verbose=False)
+        assert client.predict(model="en-fr", text="Hello.", api_name="/translate")["text"]
+    finally:
+        stop_app(process)
+
+
+def test_a_malformed_login_file_is_refused_with_a_message(tmp_path: Path) -> None:
+    logins = tmp_path / "logins.txt"
+    logins.write_text("teacher-without-password\n")
+    result = subprocess.run([sys.executable, "app.py", "--auth-file", str(logins)], cwd=ROOT, capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode != 0 and "user:password" in result.stderr

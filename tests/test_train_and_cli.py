@@ -47,6 +47,8 @@ def test_training_lowers_the_loss_and_writes_a_complete_folder(trained: Path) ->
         assert (trained / name).exists(), name
     metrics = json.loads((trained / "metrics.json").read_text())
     assert metrics["training"]["steps"] == 60 and metrics["dev"]["bleu"] >= 0
+    profile = metrics["training_profile"]  # what the explorer compares an input with
+    assert profile["sentences"] == 400 and 1 <= profile["source_pieces"]["p50"] <= profile["source_pieces"]["p99"]
     assert "python -m s2s train" in (trained / "README.md").read_text()
 
 

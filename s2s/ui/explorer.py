@@ -296,7 +296,7 @@ def build_app(max_batch: int = 32, concurrency: int = 8, queue_size: int = 256) 
     names = catalog.names()
     first = names[0] if names else None
     page = Page()
-    with gr.Blocks(title="s2s explorer", delete_cache=(600, 1800)) as demo:
+    with gr.Blocks(title="s2s explorer", delete_cache=(300, 600)) as demo:
         gr.Markdown("# s2s explorer\nType a sentence or a paragraph, compare **greedy** and **beam search**, and "
                     "look inside: token probabilities, the n-best list, attention and coverage of every "
                     "hypothesis, and the beam tree.")
@@ -358,9 +358,11 @@ def build_app(max_batch: int = 32, concurrency: int = 8, queue_size: int = 256) 
                                   datatype=["number", "str", "number", "number", "number"], interactive=False,
                                   label="n-best list: click a row to see its attention", elem_id="nbest")
         with gr.Row():
-            page.greedy_heatmap = gr.Plot(label="Greedy attention", elem_id="greedy-heatmap")
-            page.second_heatmap = gr.Plot(label="Selected hypothesis attention", elem_id="beam-heatmap")
-        page.tree = gr.Plot(label="Beam tree", elem_id="beam-tree")
+            # The figures carry their own titles; Gradio's label would cover them.
+            page.greedy_heatmap = gr.Plot(label="Greedy attention", show_label=False, elem_id="greedy-heatmap")
+            page.second_heatmap = gr.Plot(label="Selected hypothesis attention", show_label=False,
+                                          elem_id="beam-heatmap")
+        page.tree = gr.Plot(label="Beam tree", show_label=False, elem_id="beam-tree")
         with gr.Row():
             page.reference_scores = gr.Markdown(elem_id="reference-scores")
             with gr.Column():
