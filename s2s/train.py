@@ -36,12 +36,16 @@ from typing import Any, Callable, Sequence
 
 import torch
 import torch.nn.functional as F
+from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from .card import write_card
 from .checkpoint import METRICS_FILE, TOKENIZER_FILE, atomic_write, read_metrics, save_model, write_json
 from .config import ModelConfig, TrainConfig, from_dict, read_json
 from .data import Batch, bucket_batches, group_references, make_batch, read_pairs
+from .distributed import Cluster
+from .distributed import start as start_cluster
+from .distributed import stop as stop_cluster
 from .evaluate import corpus_scores
 from .familiarity import length_profile
 from .model import Seq2Seq
@@ -99,11 +103,16 @@ def scheduled_inputs(model: Seq2Seq, batch: Batch, ratio: float, generator: torc
     return torch.where(replace, predicted, batch.target_in)
 
 
-def batch_loss(model: Seq2Seq, batch: Batch, target_in: torch.Tensor, label_smoothing: float) -> torch.Tensor:
-    """Mean cross-entropy per target token (label-smoothed), padding ignored."""
+def batch_loss(model: torch.nn.Module, batch: Batch, target_in: torch.Tensor, label_smoothing: float,
+               per_tokens: float | None = None) -> torch.Tensor:
+    """Cross-entropy (label-smoothed, padding ignored) summed over the batch and divided by
+    ``per_tokens`` (default: the batch's target tokens, the mean per token). A rank of a
+    distributed job divides by global tokens / world size, so that DDP's average over ranks is
+    the mean per token of the whole global batch."""
     logits, _ = model(batch.source, batch.source_lengths, target_in)
     return F.cross_entropy(logits.reshape(-1, logits.size(-1)), batch.target_out.reshape(-1),
-                           ignore_index=PAD_ID, label_smoothing=label_smoothing, reduction="sum") / batch.target_tokens
+                           ignore_index=PAD_ID, label_smoothing=label_smoothing,
+                           reduction="sum") / (per_tokens or batch.target_tokens)
 
 
 @torch.no_grad()
@@ -132,15 +141,26 @@ def _log(out: Path, record: dict[str, Any]) -> None:
 
 
 def _save_state(out: Path, model: Seq2Seq, optimizer: torch.optim.Optimizer, progress: Progress,
-                generator: torch.Generator) -> None:
+                generator: torch.Generator, cluster: Cluster) -> None:
+    """Rank 0 writes the state; the random-number states of every rank go with it."""
+    rank_rng = cluster.gather((torch.get_rng_state(), generator.get_state()))
+    if not cluster.is_main:
+        return
     state = {
         "model": model.state_dict(),
         "optimizer": optimizer.state_dict(),
         "progress": dataclasses.asdict(progress),
         "torch_rng": torch.get_rng_state(),
         "sampling_rng": generator.get_state(),
+        "rank_rng": rank_rng,  # [(torch_rng, sampling_rng)] per rank
     }
     atomic_write(out / STATE_FILE, lambda tmp: torch.save(state, tmp))
+
+
+def _read_output(out: Path) -> tuple[Tokenizer, ModelConfig]:
+    """The tokenizer and the architecture of the run in ``out``."""
+    tokenizer = Tokenizer.load(out / TOKENIZER_FILE)
+    return tokenizer, from_dict(ModelConfig, read_json(out / "config.json"), str(out / "config.json"))
 
 
 def _prepare_output(out: Path, resume: bool, model_config: ModelConfig, config: TrainConfig,
@@ -149,8 +169,7 @@ def _prepare_output(out: Path, resume: bool, model_config: ModelConfig, config: 
     if resume:
         if not (out / STATE_FILE).exists():
             raise FileNotFoundError(f"cannot resume: missing file {out / STATE_FILE}")
-        tokenizer = Tokenizer.load(out / TOKENIZER_FILE)
-        return tokenizer, from_dict(ModelConfig, read_json(out / "config.json"), str(out / "config.json"))
+        return _read_output(out)
     if (out / STATE_FILE).exists():
         raise FileExistsError(f"{out} already holds a training run; pass --resume to continue it "
                               "or choose another --out")
@@ -167,9 +186,19 @@ def _prepare_output(out: Path, resume: bool, model_config: ModelConfig, config: 
 
 def train(model_config: ModelConfig, config: TrainConfig, train_paths: Sequence[Path], dev_paths: Sequence[Path],
           out: Path, resume: bool = False, command: str = "", show_progress: bool = True) -> dict[str, Any]:
-    """Train a model into ``out``; returns the final metrics."""
-    out = Path(out)
-    say = lambda message: tqdm.write(message, file=sys.stderr)  # noqa: E731
+    """Train a model into ``out``; returns the final metrics. Under torchrun every process calls
+    this; see ``s2s.distributed``."""
+    cluster = start_cluster()
+    try:
+        return _train(cluster, model_config, config, train_paths, dev_paths, Path(out), resume, command, show_progress)
+    finally:
+        stop_cluster(cluster)
+
+
+def _train(cluster: Cluster, model_config: ModelConfig, config: TrainConfig, train_paths: Sequence[Path],
+           dev_paths: Sequence[Path], out: Path, resume: bool, command: str, show_progress: bool) -> dict[str, Any]:
+    say = (lambda message: tqdm.write(message, file=sys.stderr)) if cluster.is_main else (lambda message: None)
+    log = (lambda record: _log(out, record)) if cluster.is_main else (lambda record: None)
     config.validate()
     if config.threads > 0:
         torch.set_num_threads(config.threads)
@@ -181,12 +210,19 @@ def train(model_config: ModelConfig, config: TrainConfig, train_paths: Sequence[
     if len(skipped_lines) > 20:
         say(f"... {len(skipped_lines) - 20} more malformed lines skipped")
 
-    tokenizer, model_config = _prepare_output(out, resume, model_config, config, train_pairs, say)
+    if cluster.is_main:
+        tokenizer, model_config = _prepare_output(out, resume, model_config, config, train_pairs, say)
+    cluster.barrier()
+    if not cluster.is_main:  # rank 0 has written (or kept) the tokenizer and the architecture
+        tokenizer, model_config = _read_output(out)
     torch.manual_seed(config.seed)
     model = Seq2Seq(model_config)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     progress = Progress()
     generator = torch.Generator().manual_seed(config.seed)  # scheduled-sampling draws
+    if cluster.rank > 0:  # the same initial weights, but each rank its own dropout and sampling draws
+        torch.manual_seed(config.seed * 1000 + cluster.rank)
+        generator.manual_seed(config.seed * 1000 + cluster.rank)
     if resume:
         state = torch.load(out / STATE_FILE, weights_only=True)
         model.load_state_dict(state["model"])
@@ -195,10 +231,16 @@ def train(model_config: ModelConfig, config: TrainConfig, train_paths: Sequence[
         saved.setdefault("schedule_best_bleu", saved["best_bleu"])  # states saved before the field existed
         progress = Progress(**saved)
         progress.finished_reason = ""
-        torch.set_rng_state(state["torch_rng"])
-        generator.set_state(state["sampling_rng"])
+        rank_rng = state.get("rank_rng") or [(state["torch_rng"], state["sampling_rng"])]
+        if len(rank_rng) == cluster.world_size:
+            torch.set_rng_state(rank_rng[cluster.rank][0])
+            generator.set_state(rank_rng[cluster.rank][1])
+        else:
+            say(f"note: the run was saved by {len(rank_rng)} process(es) and resumes on {cluster.world_size}: "
+                "the same batches and weights, but new dropout and sampling draws")
         say(f"resumed at step {progress.step} (epoch {progress.epoch}, {progress.elapsed:.0f} s trained)")
-        _log(out, {"event": "resume", "step": progress.step, "elapsed": round(progress.elapsed, 1), "command": command})
+        log({"event": "resume", "step": progress.step, "elapsed": round(progress.elapsed, 1), "command": command,
+             "processes": cluster.world_size})
     progress.runs += 1
 
     sources, targets, dropped = encode_pairs(tokenizer, train_pairs, config.max_len)
@@ -223,7 +265,10 @@ def train(model_config: ModelConfig, config: TrainConfig, train_paths: Sequence[
         "command": metrics.get("command", command) if resume else command,
         "hardware": f"{platform.machine()} CPU, {os.cpu_count()} cores, {torch.get_num_threads()} torch thread(s)",
     })
-    write_json(out / METRICS_FILE, metrics)  # the run's settings, for --resume even after a hard kill
+    if cluster.distributed:
+        metrics["processes"] = cluster.world_size
+    if cluster.is_main:
+        write_json(out / METRICS_FILE, metrics)  # the run's settings, for --resume even after a hard kill
     say(f"{len(sources)} training pairs ({dropped} longer than {config.max_len} pieces skipped), "
         f"{len(dev_sources)} dev sources, {model.parameter_count():,} parameters, vocabulary {tokenizer.vocab_size}")
 
@@ -252,11 +297,11 @@ def train(model_config: ModelConfig, config: TrainConfig, train_paths: Sequence[
             if progress.lr_bad_validations >= config.lr_patience:
                 progress.lr_scale *= config.lr_decay
                 progress.lr_bad_validations = 0
-        _log(out, {"event": "validation", "step": progress.step, "epoch": progress.epoch,
-                   "dev_loss": round(loss, 4), "dev_ppl": round(math.exp(min(loss, 50)), 2), **scores,
-                   "best_bleu": progress.best_bleu, "lr": learning_rate(config, progress),
-                   "elapsed": round(progress.elapsed, 1), "seconds": round(time.perf_counter() - started, 1),
-                   **({} if scheduled else {"end_of_run": True})})
+        log({"event": "validation", "step": progress.step, "epoch": progress.epoch,
+             "dev_loss": round(loss, 4), "dev_ppl": round(math.exp(min(loss, 50)), 2), **scores,
+             "best_bleu": progress.best_bleu, "lr": learning_rate(config, progress),
+             "elapsed": round(progress.elapsed, 1), "seconds": round(time.perf_counter() - started, 1),
+             **({} if scheduled else {"end_of_run": True})})
         progress.elapsed += time.perf_counter() - started
         say(f"step {progress.step}: dev loss {loss:.3f}  BLEU {scores['bleu']:.2f}  chrF {scores['chrf']:.2f}"
             f"{'  (best, saved)' if improved else ''}")
@@ -281,52 +326,75 @@ def train(model_config: ModelConfig, config: TrainConfig, train_paths: Sequence[
             raise KeyboardInterrupt
         stop_signals.append(signal.Signals(signum).name)
 
+    def agreed_stop() -> str:
+        """Why training stops now, the same on every rank ("" = go on): a stop signal on any
+        rank, or a budget (steps, time, early stopping) reached on any rank."""
+        signalled, limit = cluster.any_of(bool(stop_signals), bool(stop_reason()))
+        return "interrupted" if signalled else (stop_reason() or "max_time") if limit else ""
+
+    def validate_everywhere(scheduled: bool) -> None:
+        """Rank 0 validates; every rank then continues with its progress (counters, learning rate)."""
+        nonlocal progress
+        if cluster.is_main:
+            validate(scheduled)
+        progress = Progress(**cluster.share(dataclasses.asdict(progress)))
+
+    trainer = DistributedDataParallel(model) if cluster.distributed else model
     previous_handlers = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     model.train()
-    bar = tqdm(total=config.max_steps or None, initial=progress.step, disable=not show_progress,
+    bar = tqdm(total=config.max_steps or None, initial=progress.step, disable=not (show_progress and cluster.is_main),
                unit="step", dynamic_ncols=True, file=sys.stderr)
     window_tokens, window_start, last_logged = 0, time.perf_counter(), progress.step
     try:
-        while not (reason := stop_reason()) and not stop_signals and \
-                not (config.max_epochs and progress.epoch >= config.max_epochs):
+        stop = agreed_stop()
+        while not stop:
+            if config.max_epochs and progress.epoch >= config.max_epochs:
+                stop = "max_epochs"
+                break
             batches = bucket_batches(lengths, config.batch_tokens, seed=config.seed * 1000 + progress.epoch)
-            while progress.batch_in_epoch < len(batches) and not stop_signals:
+            while progress.batch_in_epoch < len(batches):
                 step_start = time.perf_counter()
                 chunk = batches[progress.batch_in_epoch]
-                batch = make_batch([sources[i] for i in chunk], [targets[i] for i in chunk], BOS_ID)
+                # Each rank learns from its share of the global batch; a rank whose share is empty
+                # (a batch with fewer sentences than ranks) runs its first sentence with weight 0.
+                share = cluster.shard(chunk) or chunk[:1]
+                weight = 1.0 if cluster.shard(chunk) else 0.0
+                batch = make_batch([sources[i] for i in share], [targets[i] for i in share], BOS_ID)
+                global_tokens = sum(len(targets[i]) + 1 for i in chunk)
                 for group in optimizer.param_groups:
                     group["lr"] = learning_rate(config, progress)
                 ratio = teacher_forcing_ratio(config, progress.step)
-                loss = batch_loss(model, batch, scheduled_inputs(model, batch, ratio, generator), config.label_smoothing)
+                loss = weight * batch_loss(trainer, batch, scheduled_inputs(model, batch, ratio, generator),
+                                           config.label_smoothing, per_tokens=global_tokens / cluster.world_size)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip_norm)
                 optimizer.step()
                 progress.step += 1
                 progress.batch_in_epoch += 1
-                progress.target_tokens += batch.target_tokens
+                progress.target_tokens += global_tokens
                 progress.elapsed += time.perf_counter() - step_start
                 progress.step_seconds += time.perf_counter() - step_start
-                window_tokens += batch.target_tokens
+                window_tokens += global_tokens
                 tokens_per_second = window_tokens / max(1e-9, time.perf_counter() - window_start)
                 bar.update(1)
                 bar.set_postfix(loss=f"{loss.item():.3f}", tok_s=f"{tokens_per_second:.0f}", epoch=progress.epoch)
                 if progress.step - last_logged >= 50 or progress.step == 1:
-                    _log(out, {"event": "train", "step": progress.step, "epoch": progress.epoch,
-                               "loss": round(loss.item(), 4), "grad_norm": round(float(grad_norm), 3),
-                               "lr": learning_rate(config, progress), "teacher_forcing": round(ratio, 3),
-                               "tokens_per_second": round(tokens_per_second, 1), "elapsed": round(progress.elapsed, 1)})
+                    log({"event": "train", "step": progress.step, "epoch": progress.epoch,
+                         "loss": round(loss.item(), 4), "grad_norm": round(float(grad_norm), 3),
+                         "lr": learning_rate(config, progress), "teacher_forcing": round(ratio, 3),
+                         "tokens_per_second": round(tokens_per_second, 1), "elapsed": round(progress.elapsed, 1)})
                     window_tokens, window_start, last_logged = 0, time.perf_counter(), progress.step
                 if progress.step % config.valid_every == 0:
-                    validate(scheduled=True)
-                    _save_state(out, model, optimizer, progress, generator)
-                if stop_reason():
+                    validate_everywhere(scheduled=True)
+                    _save_state(out, model, optimizer, progress, generator, cluster)
+                stop = agreed_stop()
+                if stop:
                     break
             else:
-                if not stop_signals:
-                    progress.epoch += 1
-                    progress.batch_in_epoch = 0
-        progress.finished_reason = "interrupted" if stop_signals else reason or stop_reason() or "max_epochs"
+                progress.epoch += 1
+                progress.batch_in_epoch = 0
+        progress.finished_reason = stop
     except KeyboardInterrupt:
         say("stopped at once: the state saved at the last validation is kept; continue with --resume")
         raise
@@ -335,17 +403,19 @@ def train(model_config: ModelConfig, config: TrainConfig, train_paths: Sequence[
         for sig, handler in previous_handlers.items():
             signal.signal(sig, handler)
     if progress.finished_reason == "interrupted":
-        say(f"interrupted ({', '.join(stop_signals)}): saving the training state; continue with --resume")
+        say(f"interrupted ({', '.join(stop_signals) or 'on another process'}): saving the training state; "
+            "continue with --resume")
     elif progress.step != progress.best_step and progress.step % config.valid_every != 0:
-        validate(scheduled=False)
-    _save_state(out, model, optimizer, progress, generator)
+        validate_everywhere(scheduled=False)
+    _save_state(out, model, optimizer, progress, generator, cluster)
     metrics["training"] = {"steps": progress.step, "epochs_completed": progress.epoch,
                            "seconds": round(progress.elapsed, 1), "target_tokens": progress.target_tokens,
                            "tokens_per_second": round(progress.target_tokens / max(1e-9, progress.step_seconds), 1),
                            "stopped_because": progress.finished_reason, "best_step": progress.best_step,
                            "runs": progress.runs}
-    write_json(out / METRICS_FILE, metrics)
-    write_card(out)
+    if cluster.is_main:
+        write_json(out / METRICS_FILE, metrics)
+        write_card(out)
     say(f"stopped ({progress.finished_reason}) at step {progress.step}; best dev BLEU {progress.best_bleu:.2f} "
         f"at step {progress.best_step}; model in {out}")
     return metrics

@@ -1,0 +1,94 @@
+"""Training on several processes with PyTorch's own engine: ``torch.distributed`` and
+``DistributedDataParallel``, launched by ``torchrun``.
+
+    torchrun --nproc_per_node 2 -m s2s train ...          # one machine, two processes
+    torchrun --nnodes 2 --nproc_per_node 2 --rdzv-backend c10d --rdzv-endpoint HOST:29400 -m s2s train ...
+
+torchrun sets ``RANK``, ``WORLD_SIZE`` and ``LOCAL_RANK`` in each process; without them training
+runs as one process, exactly as before. The backend is ``gloo`` (CPU). Every rank builds the
+same global batches (the same seed and epoch give the same batches) and takes its share of each
+batch's sentences, so ``--batch-tokens`` stays the global budget and a recipe means the same on
+1 or N processes. Rank 0 alone validates, writes checkpoints, the log and the card; the others
+follow its decisions. A process that fails ends the job: torchrun stops the others.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import os
+from typing import Any, Sequence, TypeVar
+
+import torch
+import torch.distributed as dist
+
+T = TypeVar("T")
+# Long enough for rank 0's validation (the others wait for it in a collective), short enough
+# that a job whose peer vanished without torchrun noticing does not wait forever.
+COLLECTIVE_TIMEOUT = datetime.timedelta(minutes=30)
+
+
+@dataclasses.dataclass(frozen=True)
+class Cluster:
+    """This process's place in the job: ``rank`` of ``world_size`` (0 of 1 when alone)."""
+
+    rank: int = 0
+    world_size: int = 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+    def shard(self, items: Sequence[T]) -> list[T]:
+        """This rank's share of ``items`` (every world_size-th, starting at rank)."""
+        return list(items[self.rank::self.world_size])
+
+    def any_of(self, *flags: bool) -> list[bool]:
+        """For each flag, whether it is true on any rank (one all-reduce for all of them)."""
+        if not self.distributed:
+            return list(flags)
+        values = torch.tensor([int(flag) for flag in flags])
+        dist.all_reduce(values, op=dist.ReduceOp.MAX)
+        return [bool(value) for value in values.tolist()]
+
+    def share(self, value: T) -> T:
+        """Rank 0's ``value`` on every rank (a picklable object)."""
+        if not self.distributed:
+            return value
+        box = [value]
+        dist.broadcast_object_list(box, src=0)
+        return box[0]
+
+    def gather(self, value: Any) -> list[Any] | None:
+        """Every rank's ``value``, as a list on rank 0 (None elsewhere)."""
+        if not self.distributed:
+            return [value]
+        gathered = [None] * self.world_size if self.is_main else None
+        dist.gather_object(value, gathered, dst=0)
+        return gathered
+
+    def barrier(self) -> None:
+        if self.distributed:
+            dist.barrier()
+
+
+def start() -> Cluster:
+    """Join the job torchrun started (its environment variables), or run alone without them."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if world_size == 1:
+        return Cluster()
+    if not dist.is_available():
+        raise ValueError("this PyTorch build has no torch.distributed; train with one process")
+    rank = int(os.environ["RANK"])
+    if not dist.is_initialized():
+        dist.init_process_group("gloo", timeout=COLLECTIVE_TIMEOUT)
+    return Cluster(rank=rank, world_size=world_size)
+
+
+def stop(cluster: Cluster) -> None:
+    if cluster.distributed and dist.is_initialized():
+        dist.destroy_process_group()

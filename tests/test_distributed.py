@@ -1,0 +1,85 @@
+"""Training on PyTorch's distributed engine: torchrun with two CPU processes (gloo) learns
+exactly what one process learns from the same global batches, and resumes exactly after the job
+is stopped."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.conftest import TINY_TRAIN_OPTIONS
+
+ROOT = Path(__file__).resolve().parent.parent
+COMMON = [*TINY_TRAIN_OPTIONS, "--valid-every", "20", "--seed", "3"]
+
+
+def train_command(data: tuple[Path, Path], out: Path, processes: int, *options: str) -> list[str]:
+    train, dev = data
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(processes)] \
+        if processes > 1 else [sys.executable]
+    return [*launcher, "-m", "s2s", "train", "--train", str(train), "--dev", str(dev), "--out", str(out), *options]
+
+
+def run(command: list[str]) -> subprocess.CompletedProcess:
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+def weights(out: Path) -> dict[str, torch.Tensor]:
+    return torch.load(out / "train_state.pt", weights_only=True)["model"]
+
+
+def test_two_processes_learn_what_one_process_learns(reverse_data: tuple[Path, Path], tmp_path: Path) -> None:
+    # Without dropout or scheduled sampling the two runs see the same global batches and the same
+    # arithmetic but for the order of the gradient sum across the two processes.
+    options = [*COMMON, "--max-steps", "40", "--dropout", "0.0", "--teacher-forcing", "1.0"]
+    run(train_command(reverse_data, tmp_path / "one", 1, *options))
+    run(train_command(reverse_data, tmp_path / "two", 2, *options))
+    one, two = weights(tmp_path / "one"), weights(tmp_path / "two")
+    for name, tensor in one.items():
+        torch.testing.assert_close(two[name], tensor, atol=1e-5, rtol=1e-4, msg=name)
+    # Rank 0 alone wrote the log: one line per validation, not one per process.
+    log = (tmp_path / "two" / "train_log.jsonl").read_text()
+    assert log.count('"validation"') == 2 and (tmp_path / "two" / "README.md").exists()
+
+
+def test_a_stopped_two_process_job_resumes_under_torchrun_exactly(reverse_data: tuple[Path, Path],
+                                                                  tmp_path: Path) -> None:
+    options = [*COMMON, "--dropout", "0.2", "--teacher-forcing", "0.6"]  # every step draws random numbers
+    run(train_command(reverse_data, tmp_path / "whole", 2, *options, "--max-steps", "80"))
+    stopped = tmp_path / "stopped"
+    job = subprocess.Popen(train_command(reverse_data, stopped, 2, *options, "--max-steps", "100000"), cwd=ROOT,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while not (stopped / "train_state.pt").exists() and job.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        job.send_signal(signal.SIGTERM)  # torchrun passes it on to both processes
+        job.wait(timeout=60)
+    finally:
+        if job.poll() is None:
+            job.kill()
+    state = torch.load(stopped / "train_state.pt", weights_only=True)
+    assert 20 <= state["progress"]["step"] < 80 and len(state["rank_rng"]) == 2
+    run(train_command(reverse_data, stopped, 2, "--resume", "--max-steps", "80", "--max-time", "0", "--no-progress"))
+    whole = weights(tmp_path / "whole")
+    for name, tensor in weights(stopped).items():
+        assert torch.equal(tensor, whole[name]), name
+
+
+def test_a_failing_process_ends_the_whole_job_with_its_error(reverse_data: tuple[Path, Path],
+                                                             tmp_path: Path) -> None:
+    run(train_command(reverse_data, tmp_path / "run", 1, *COMMON, "--max-steps", "2"))
+    started = time.monotonic()
+    # Rank 0 refuses to overwrite a run; rank 1 is waiting for it and must not hang.
+    result = subprocess.run(train_command(reverse_data, tmp_path / "run", 2, *COMMON, "--max-steps", "2"),
+                            cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode != 0 and "--resume" in result.stderr
+    assert time.monotonic() - started < 120
