@@ -98,7 +98,7 @@ def test_json_export_is_written_only_when_asked_and_round_trips(page: explorer.P
 
 
 def test_the_export_folder_keeps_a_bounded_number_of_files(tmp_path: Path) -> None:
-    folder = explorer.ExportFolder(keep=5)
+    folder = explorer.ExportFolder(parent=tmp_path, keep=5)
     for number in range(40):
         folder.write({"n": number}, "model/../x")
     assert folder.count() == 5

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import gradio as gr
+from gradio.utils import get_upload_folder
 
 from ..batching import RequestBatcher
 from ..catalog import ModelCatalog
@@ -39,7 +40,7 @@ BAND_COLORS = {"p ≥ 0.9": "#4caf50", "0.5 ≤ p < 0.9": "#cddc39", "0.2 ≤ p 
 
 catalog = ModelCatalog(Path(os.environ.get("S2S_CHECKPOINTS", ROOT / "checkpoints")), default=DEFAULT_MODEL)
 batcher = RequestBatcher()
-exports = ExportFolder()
+exports = ExportFolder(parent=Path(get_upload_folder()))  # inside Gradio's cache: served, never copied
 EXAMPLES: dict[str, list[str]] = json.loads((ASSETS / "examples.json").read_text(encoding="utf-8"))
 
 
@@ -296,7 +297,7 @@ def build_app(max_batch: int = 32, concurrency: int = 8, queue_size: int = 256) 
     names = catalog.names()
     first = names[0] if names else None
     page = Page()
-    with gr.Blocks(title="s2s explorer", delete_cache=(300, 600)) as demo:
+    with gr.Blocks(title="s2s explorer") as demo:
         gr.Markdown("# s2s explorer\nType a sentence or a paragraph, compare **greedy** and **beam search**, and "
                     "look inside: token probabilities, the n-best list, attention and coverage of every "
                     "hypothesis, and the beam tree.")

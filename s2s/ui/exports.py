@@ -1,9 +1,10 @@
 """JSON exports of the explorer, written only when a person asks, into one folder per server
 process that never holds more than ``keep`` files and is removed when the process exits.
 
-Gradio copies a returned file into its own cache; the app bounds that cache with
-``gr.Blocks(delete_cache=...)``. Together a server left up for weeks keeps a fixed, small
-number of export files on disk.
+The explorer puts that folder inside Gradio's cache folder: Gradio serves a file from there as it
+is, where it would copy a file from anywhere else into its cache, one copy per export, which
+its ``delete_cache`` sweep did not remove in a soak run (``scripts/soak_app.py``). So a server
+left up for weeks keeps at most ``keep`` export files on disk.
 """
 
 from __future__ import annotations
@@ -20,9 +21,11 @@ from typing import Any
 
 
 class ExportFolder:
-    def __init__(self, keep: int = 64) -> None:
+    def __init__(self, parent: Path | None = None, keep: int = 64) -> None:
         self.keep = keep
-        self.root = Path(tempfile.mkdtemp(prefix="s2s-exports-"))
+        if parent is not None:
+            Path(parent).mkdir(parents=True, exist_ok=True)
+        self.root = Path(tempfile.mkdtemp(prefix="s2s-exports-", dir=parent))
         self._lock = threading.Lock()
         atexit.register(shutil.rmtree, self.root, True)
 
