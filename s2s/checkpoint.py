@@ -59,7 +59,7 @@ def save_model(folder: Path, model: Seq2Seq, tokenizer: Tokenizer, fp16: bool = 
     """Write config, weights and tokenizer of ``model`` into ``folder``."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    state = {name: tensor.detach().to(torch.float16 if fp16 and tensor.is_floating_point() else tensor.dtype)
+    state = {name: tensor.detach().cpu().to(torch.float16 if fp16 and tensor.is_floating_point() else tensor.dtype)
              .contiguous().clone() for name, tensor in model.state_dict().items()
              if not (model.config.tie_embeddings and name in TIED_ALIASES)}
     write_json(folder / CONFIG_FILE, vars(model.config))

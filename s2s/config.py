@@ -13,6 +13,8 @@ from typing import Any, TypeVar
 
 ATTENTION_TYPES = ("bahdanau", "luong-dot", "luong-general", "none")
 RNN_TYPES = ("gru", "lstm")
+DEVICES = ("auto", "cpu", "cuda")  # auto = CUDA when PyTorch sees a GPU
+PRECISIONS = ("fp32", "bf16")  # bf16 = forward passes under bfloat16 autocast
 
 T = TypeVar("T")
 # Upper bounds of the integer sizes: far above any model this project trains, low enough that a
@@ -91,6 +93,8 @@ class TrainConfig:
     seed: int = 1
     threads: int = 0  # torch threads; 0 = torch's default
     fp16_weights: bool = True  # store the shipped weights in float16
+    device: str = "auto"  # auto, cpu or cuda (auto = CUDA when present)
+    precision: str = "fp32"  # fp32 or bf16 (autocast; weights and optimiser stay float32)
 
     def validate(self) -> "TrainConfig":
         _require(self.lr > 0, f"lr must be > 0, got {self.lr}")
@@ -104,6 +108,8 @@ class TrainConfig:
         _require(0.0 < self.lr_decay <= 1.0, f"lr_decay must be in (0, 1], got {self.lr_decay}")
         _require(self.valid_every >= 1, f"valid_every must be >= 1, got {self.valid_every}")
         _require(self.valid_beam_size >= 1, f"valid_beam_size must be >= 1, got {self.valid_beam_size}")
+        _require(self.device in DEVICES, f"device must be one of {DEVICES}, got {self.device!r}")
+        _require(self.precision in PRECISIONS, f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         return self
 
 

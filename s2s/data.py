@@ -106,6 +106,11 @@ class Batch:
     def target_tokens(self) -> int:
         return int((self.target_out != PAD_ID).sum())
 
+    def to(self, device: torch.device) -> "Batch":
+        """The batch on ``device`` (itself when it is already there)."""
+        return Batch(self.source.to(device), self.source_lengths.to(device), self.target_in.to(device),
+                     self.target_out.to(device))
+
 
 def pad(sequences: Sequence[Sequence[int]], value: int = PAD_ID) -> torch.Tensor:
     """[N, max_len] long tensor, right-padded with ``value``."""

@@ -5,7 +5,8 @@
     torchrun --nnodes 2 --nproc_per_node 2 --rdzv-backend c10d --rdzv-endpoint HOST:29400 -m s2s train ...
 
 torchrun sets ``RANK``, ``WORLD_SIZE`` and ``LOCAL_RANK`` in each process; without them training
-runs as one process, exactly as before. The backend is ``gloo`` (CPU). Every rank builds the
+runs as one process, exactly as before. The backend is ``gloo`` on CPUs and ``nccl`` on CUDA
+GPUs (one GPU per process, ``LOCAL_RANK``), picked from the training device. Every rank builds the
 same global batches (the same seed and epoch give the same batches) and takes its share of each
 batch's sentences, so ``--batch-tokens`` stays the global budget and a recipe means the same on
 1 or N processes. Rank 0 alone validates, writes checkpoints, the log and the card; the others
@@ -22,6 +23,8 @@ from typing import Any, Sequence, TypeVar
 import torch
 import torch.distributed as dist
 
+from .hardware import training_device
+
 T = TypeVar("T")
 # Long enough for rank 0's validation (the others wait for it in a collective), short enough
 # that a job whose peer vanished without torchrun noticing does not wait forever.
@@ -34,6 +37,7 @@ class Cluster:
 
     rank: int = 0
     world_size: int = 1
+    device: torch.device = torch.device("cpu")
 
     @property
     def is_main(self) -> bool:
@@ -51,7 +55,7 @@ class Cluster:
         """For each flag, whether it is true on any rank (one all-reduce for all of them)."""
         if not self.distributed:
             return list(flags)
-        values = torch.tensor([int(flag) for flag in flags])
+        values = torch.tensor([int(flag) for flag in flags], device=self.device)
         dist.all_reduce(values, op=dist.ReduceOp.MAX)
         return [bool(value) for value in values.tolist()]
 
@@ -76,17 +80,20 @@ class Cluster:
             dist.barrier()
 
 
-def start() -> Cluster:
-    """Join the job torchrun started (its environment variables), or run alone without them."""
+def start(device_choice: str) -> Cluster:
+    """Join the job torchrun started (its environment variables), or run alone without them,
+    on the device ``device_choice`` names (``s2s.hardware``)."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    device = training_device(device_choice, int(os.environ.get("LOCAL_RANK", "0")))
     if world_size == 1:
-        return Cluster()
+        return Cluster(device=device)
     if not dist.is_available():
         raise ValueError("this PyTorch build has no torch.distributed; train with one process")
-    rank = int(os.environ["RANK"])
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
     if not dist.is_initialized():
-        dist.init_process_group("gloo", timeout=COLLECTIVE_TIMEOUT)
-    return Cluster(rank=rank, world_size=world_size)
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo", timeout=COLLECTIVE_TIMEOUT)
+    return Cluster(rank=int(os.environ["RANK"]), world_size=world_size, device=device)
 
 
 def stop(cluster: Cluster) -> None:

@@ -22,6 +22,7 @@ It keeps the whole target in one RNN call instead of a Python loop over time ste
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import math
@@ -48,6 +49,7 @@ from .distributed import start as start_cluster
 from .distributed import stop as stop_cluster
 from .evaluate import corpus_scores
 from .familiarity import length_profile
+from .hardware import autocast, check_precision
 from .model import Seq2Seq
 from .tokenizer import BOS_ID, PAD_ID, Tokenizer
 from .translator import DecodeSettings, Translator
@@ -97,7 +99,7 @@ def scheduled_inputs(model: Seq2Seq, batch: Batch, ratio: float, generator: torc
     with torch.no_grad():
         logits, _ = model(batch.source, batch.source_lengths, batch.target_in)
     predicted = torch.cat([batch.target_in[:, :1], logits.argmax(-1)[:, :-1]], dim=1)
-    replace = torch.rand(batch.target_in.shape, generator=generator) >= ratio
+    replace = torch.rand(batch.target_in.shape, generator=generator).to(batch.target_in.device) >= ratio
     replace[:, 0] = False
     replace &= batch.target_in != PAD_ID
     return torch.where(replace, predicted, batch.target_in)
@@ -188,7 +190,8 @@ def train(model_config: ModelConfig, config: TrainConfig, train_paths: Sequence[
           out: Path, resume: bool = False, command: str = "", show_progress: bool = True) -> dict[str, Any]:
     """Train a model into ``out``; returns the final metrics. Under torchrun every process calls
     this; see ``s2s.distributed``."""
-    cluster = start_cluster()
+    config.validate()
+    cluster = start_cluster(config.device)
     try:
         return _train(cluster, model_config, config, train_paths, dev_paths, Path(out), resume, command, show_progress)
     finally:
@@ -199,7 +202,8 @@ def _train(cluster: Cluster, model_config: ModelConfig, config: TrainConfig, tra
            dev_paths: Sequence[Path], out: Path, resume: bool, command: str, show_progress: bool) -> dict[str, Any]:
     say = (lambda message: tqdm.write(message, file=sys.stderr)) if cluster.is_main else (lambda message: None)
     log = (lambda record: _log(out, record)) if cluster.is_main else (lambda record: None)
-    config.validate()
+    device = cluster.device
+    check_precision(config.precision, device)
     if config.threads > 0:
         torch.set_num_threads(config.threads)
     skipped_lines: list[str] = []
@@ -216,7 +220,7 @@ def _train(cluster: Cluster, model_config: ModelConfig, config: TrainConfig, tra
     if not cluster.is_main:  # rank 0 has written (or kept) the tokenizer and the architecture
         tokenizer, model_config = _read_output(out)
     torch.manual_seed(config.seed)
-    model = Seq2Seq(model_config)
+    model = Seq2Seq(model_config).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     progress = Progress()
     generator = torch.Generator().manual_seed(config.seed)  # scheduled-sampling draws
@@ -224,7 +228,7 @@ def _train(cluster: Cluster, model_config: ModelConfig, config: TrainConfig, tra
         torch.manual_seed(config.seed * 1000 + cluster.rank)
         generator.manual_seed(config.seed * 1000 + cluster.rank)
     if resume:
-        state = torch.load(out / STATE_FILE, weights_only=True)
+        state = torch.load(out / STATE_FILE, weights_only=True, map_location="cpu")
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         saved = state["progress"]
@@ -249,7 +253,7 @@ def _train(cluster: Cluster, model_config: ModelConfig, config: TrainConfig, tra
     lengths = [(len(s), len(t)) for s, t in zip(sources, targets)]
     dev_sources, dev_references = group_references(dev_pairs)
     dev_src_ids, dev_tgt_ids, _ = encode_pairs(tokenizer, dev_pairs, 10**9)
-    dev_batches = [make_batch([dev_src_ids[i] for i in chunk], [dev_tgt_ids[i] for i in chunk], BOS_ID)
+    dev_batches = [make_batch([dev_src_ids[i] for i in chunk], [dev_tgt_ids[i] for i in chunk], BOS_ID).to(device)
                    for chunk in bucket_batches([(len(s), len(t)) for s, t in zip(dev_src_ids, dev_tgt_ids)],
                                                config.batch_tokens, seed=0)]
     translator = Translator(model, tokenizer, name=out.name)
@@ -263,7 +267,8 @@ def _train(cluster: Cluster, model_config: ModelConfig, config: TrainConfig, tra
                  "malformed_lines_skipped": len(skipped_lines)},
         "training_profile": length_profile([len(s) for s in sources]),
         "command": metrics.get("command", command) if resume else command,
-        "hardware": f"{platform.machine()} CPU, {os.cpu_count()} cores, {torch.get_num_threads()} torch thread(s)",
+        "hardware": (f"{torch.cuda.get_device_name(device)} GPU" if device.type == "cuda" else
+                     f"{platform.machine()} CPU, {os.cpu_count()} cores, {torch.get_num_threads()} torch thread(s)"),
     })
     if cluster.distributed:
         metrics["processes"] = cluster.world_size
@@ -279,6 +284,8 @@ def _train(cluster: Cluster, model_config: ModelConfig, config: TrainConfig, tra
         a resumed run follows the same path as an uninterrupted one."""
         started = time.perf_counter()
         loss = dev_loss(model, dev_batches)
+        # Search runs on the CPU: a GPU run validates a CPU copy of the weights.
+        translator.model = model if device.type == "cpu" else copy.deepcopy(model).cpu()
         results = translator.translate_batch(dev_sources, valid_settings)
         scores = corpus_scores([r["text"] for r in results], dev_references)
         improved = scores["bleu"] > progress.best_bleu
@@ -339,7 +346,8 @@ def _train(cluster: Cluster, model_config: ModelConfig, config: TrainConfig, tra
             validate(scheduled)
         progress = Progress(**cluster.share(dataclasses.asdict(progress)))
 
-    trainer = DistributedDataParallel(model) if cluster.distributed else model
+    trainer = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None) \
+        if cluster.distributed else model
     previous_handlers = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     model.train()
     bar = tqdm(total=config.max_steps or None, initial=progress.step, disable=not (show_progress and cluster.is_main),
@@ -359,13 +367,14 @@ def _train(cluster: Cluster, model_config: ModelConfig, config: TrainConfig, tra
                 # (a batch with fewer sentences than ranks) runs its first sentence with weight 0.
                 share = cluster.shard(chunk) or chunk[:1]
                 weight = 1.0 if cluster.shard(chunk) else 0.0
-                batch = make_batch([sources[i] for i in share], [targets[i] for i in share], BOS_ID)
+                batch = make_batch([sources[i] for i in share], [targets[i] for i in share], BOS_ID).to(device)
                 global_tokens = sum(len(targets[i]) + 1 for i in chunk)
                 for group in optimizer.param_groups:
                     group["lr"] = learning_rate(config, progress)
                 ratio = teacher_forcing_ratio(config, progress.step)
-                loss = weight * batch_loss(trainer, batch, scheduled_inputs(model, batch, ratio, generator),
-                                           config.label_smoothing, per_tokens=global_tokens / cluster.world_size)
+                with autocast(config.precision, device):
+                    loss = weight * batch_loss(trainer, batch, scheduled_inputs(model, batch, ratio, generator),
+                                               config.label_smoothing, per_tokens=global_tokens / cluster.world_size)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip_norm)

@@ -90,6 +90,9 @@ class DecodeSettings:
         return self
 
 
+DEFAULT_COVERAGE_PENALTY = DecodeSettings().coverage_penalty  # said nothing about when left at the default
+
+
 def make_settings(settings: DecodeSettings | None = None, **overrides: Any) -> DecodeSettings:
     """Settings from defaults (or ``settings``) with keyword overrides; unknown names are errors."""
     known = {field.name for field in dataclasses.fields(DecodeSettings)}
@@ -206,7 +209,7 @@ class Translator:
             result["sentences"].append({"source": source, "ids": ids,
                                         "source_pieces": self.tokenizer.pieces(ids + [EOS_ID]) if ids else [],
                                         "hypotheses": [], "trace": None})
-        if settings.coverage_penalty > 0 and not self.has_attention:
+        if settings.coverage_penalty not in (0.0, DEFAULT_COVERAGE_PENALTY) and not self.has_attention:
             result["warnings"].append("This model has no attention, so the coverage penalty has no effect.")
         return result
 

@@ -83,3 +83,36 @@ def test_a_failing_process_ends_the_whole_job_with_its_error(reverse_data: tuple
                             cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode != 0 and "--resume" in result.stderr
     assert time.monotonic() - started < 120
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
+def test_cuda_asked_for_on_a_machine_without_it_gets_a_message(reverse_data: tuple[Path, Path],
+                                                               tmp_path: Path) -> None:
+    result = subprocess.run(train_command(reverse_data, tmp_path / "m", 1, *COMMON, "--max-steps", "1",
+                                          "--device", "cuda"), cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2 and "no CUDA GPU" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_bf16_is_refused_on_a_cpu_without_it_and_trains_a_float32_checkpoint_where_it_runs(
+        reverse_data: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    import s2s
+    import s2s.hardware
+    from s2s.cli import main
+
+    train, dev = reverse_data
+    args = ["train", "--train", str(train), "--dev", str(dev), *COMMON, "--max-steps", "60", "--precision", "bf16"]
+    monkeypatch.setattr(s2s.hardware, "cpu_has_native_bfloat16", lambda: False)
+    assert main([*args, "--out", str(tmp_path / "refused")]) == 2
+    assert not (tmp_path / "refused" / "train_state.pt").exists()
+    # Where the CPU has bfloat16 (here pretended: autocast then emulates it), the forward passes
+    # run in bfloat16 and the checkpoint is the usual float32-trained folder.
+    monkeypatch.setattr(s2s.hardware, "cpu_has_native_bfloat16", lambda: True)
+    assert main([*args, "--out", str(tmp_path / "bf16")]) == 0
+    losses = [json.loads(line)["loss"] for line in (tmp_path / "bf16" / "train_log.jsonl").read_text().splitlines()
+              if '"train"' in line]
+    assert losses[-1] < losses[0]
+    assert all(t.dtype == torch.float32 for t in weights(tmp_path / "bf16").values())
+    assert s2s.load(tmp_path / "bf16").translate("red cat", strategy="greedy")["sentences"][0]["hypotheses"]
+    assert json.loads((tmp_path / "bf16" / "metrics.json").read_text())["train"]["precision"] == "bf16"

@@ -182,6 +182,7 @@ def test_coverage_penalty_on_a_model_without_attention_says_it_has_no_effect(tok
     translator = Translator(random_model(tokenizer.vocab_size, attention="none"), tokenizer)
     result = translator.translate("the cat", coverage_penalty=0.4)
     assert any("no attention" in warning for warning in result["warnings"])
+    assert translator.translate("the cat")["warnings"] == []  # the default says nothing
 
 
 def test_concurrent_requests_are_batched_and_equal_decoding_each_alone(translator: Translator) -> None:
