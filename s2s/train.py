@@ -145,7 +145,8 @@ def _log(out: Path, record: dict[str, Any]) -> None:
 def _save_state(out: Path, model: Seq2Seq, optimizer: torch.optim.Optimizer, progress: Progress,
                 generator: torch.Generator, cluster: Cluster) -> None:
     """Rank 0 writes the state; the random-number states of every rank go with it."""
-    rank_rng = cluster.gather((torch.get_rng_state(), generator.get_state()))
+    cuda_rng = torch.cuda.get_rng_state(cluster.device) if cluster.device.type == "cuda" else None
+    rank_rng = cluster.gather((torch.get_rng_state(), generator.get_state(), cuda_rng))
     if not cluster.is_main:
         return
     state = {
@@ -154,7 +155,7 @@ def _save_state(out: Path, model: Seq2Seq, optimizer: torch.optim.Optimizer, pro
         "progress": dataclasses.asdict(progress),
         "torch_rng": torch.get_rng_state(),
         "sampling_rng": generator.get_state(),
-        "rank_rng": rank_rng,  # [(torch_rng, sampling_rng)] per rank
+        "rank_rng": rank_rng,  # [(torch_rng, sampling_rng, cuda_rng or None)] per rank
     }
     atomic_write(out / STATE_FILE, lambda tmp: torch.save(state, tmp))
 
@@ -235,10 +236,13 @@ def _train(cluster: Cluster, model_config: ModelConfig, config: TrainConfig, tra
         saved.setdefault("schedule_best_bleu", saved["best_bleu"])  # states saved before the field existed
         progress = Progress(**saved)
         progress.finished_reason = ""
-        rank_rng = state.get("rank_rng") or [(state["torch_rng"], state["sampling_rng"])]
+        rank_rng = state.get("rank_rng") or [(state["torch_rng"], state["sampling_rng"], None)]
         if len(rank_rng) == cluster.world_size:
-            torch.set_rng_state(rank_rng[cluster.rank][0])
-            generator.set_state(rank_rng[cluster.rank][1])
+            torch_rng, sampling_rng, *cuda_rng = rank_rng[cluster.rank]
+            torch.set_rng_state(torch_rng)
+            generator.set_state(sampling_rng)
+            if cuda_rng and cuda_rng[0] is not None and device.type == "cuda":
+                torch.cuda.set_rng_state(cuda_rng[0], device)
         else:
             say(f"note: the run was saved by {len(rank_rng)} process(es) and resumes on {cluster.world_size}: "
                 "the same batches and weights, but new dropout and sampling draws")
