@@ -289,8 +289,9 @@ def models_api() -> list[dict]:
 
 def build_app(max_batch: int = 32, concurrency: int = 8, queue_size: int = 256) -> gr.Blocks:
     """The page. ``max_batch`` concurrent requests are decoded together (1 = each alone);
-    ``concurrency`` page events run at once (``/translate``: up to ``max_batch``, so that they can
-    share a batch); at most ``queue_size`` requests wait, further ones are told the queue is full."""
+    ``concurrency`` page events run at once (``/translate``: up to ``max_batch`` if more, so that
+    they can share a batch); at most ``queue_size`` requests wait, further ones are told the
+    queue is full."""
     global batcher
     if max_batch != batcher.max_batch:
         batcher = RequestBatcher(max_batch=max_batch)
@@ -459,7 +460,8 @@ def build_app(max_batch: int = 32, concurrency: int = 8, queue_size: int = 256) 
         compare_button.click(compare, [compare_a, compare_b, text, page.controls["beam_size"],
                                        page.controls["alpha"], merge_words], compare_outputs,
                              api_visibility="undocumented")
-        gr.api(_signature_from_settings(translate_api), api_name="translate", concurrency_limit=max(max_batch, 1))
+        gr.api(_signature_from_settings(translate_api), api_name="translate",
+               concurrency_limit=max(max_batch, concurrency))
         gr.api(models_api, api_name="models")
     page.inputs = {"model": model, "text": text, "reference": reference, "merge_words": merge_words}
     page.handlers = {"explore": explore, "select_sentence": select_sentence, "select_hypothesis": select_hypothesis,
