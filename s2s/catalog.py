@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from .checkpoint import CONFIG_FILE, read_metrics
-from .translator import Translator
+from .translator import Translator, source_language
 
 
 class ModelCatalog:
@@ -60,4 +60,5 @@ class ModelCatalog:
             "dev": metrics.get("dev", {}),
             "evaluation": metrics.get("evaluation", {}),
             "training_profile": metrics.get("training_profile", {}),
+            "source_language": source_language(name, metrics),
         }

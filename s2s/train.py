@@ -238,11 +238,11 @@ def _train(cluster: Cluster, model_config: ModelConfig, config: TrainConfig, tra
         progress.finished_reason = ""
         rank_rng = state.get("rank_rng") or [(state["torch_rng"], state["sampling_rng"], None)]
         if len(rank_rng) == cluster.world_size:
-            torch_rng, sampling_rng, *cuda_rng = rank_rng[cluster.rank]
+            torch_rng, sampling_rng, cuda_rng = rank_rng[cluster.rank]
             torch.set_rng_state(torch_rng)
             generator.set_state(sampling_rng)
-            if cuda_rng and cuda_rng[0] is not None and device.type == "cuda":
-                torch.cuda.set_rng_state(cuda_rng[0], device)
+            if cuda_rng is not None and device.type == "cuda":
+                torch.cuda.set_rng_state(cuda_rng, device)
         else:
             say(f"note: the run was saved by {len(rank_rng)} process(es) and resumes on {cluster.world_size}: "
                 "the same batches and weights, but new dropout and sampling draws")
@@ -369,8 +369,9 @@ def _train(cluster: Cluster, model_config: ModelConfig, config: TrainConfig, tra
                 chunk = batches[progress.batch_in_epoch]
                 # Each rank learns from its share of the global batch; a rank whose share is empty
                 # (a batch with fewer sentences than ranks) runs its first sentence with weight 0.
-                share = cluster.shard(chunk) or chunk[:1]
-                weight = 1.0 if cluster.shard(chunk) else 0.0
+                share = cluster.shard(chunk)
+                weight = 1.0 if share else 0.0
+                share = share or chunk[:1]
                 batch = make_batch([sources[i] for i in share], [targets[i] for i in share], BOS_ID).to(device)
                 global_tokens = sum(len(targets[i]) + 1 for i in chunk)
                 for group in optimizer.param_groups:

@@ -90,6 +90,13 @@ class DecodeSettings:
         return self
 
 
+def source_language(name: str, metrics: dict[str, Any]) -> str:
+    """A model's source language code: its card's ``source_language``, else the part of its
+    folder name before the first "-" (``en-fr`` -> ``en``). sentencex falls back to generic
+    rules for a code it does not know, and the explorer to English examples."""
+    return str(metrics.get("source_language") or name.split("-")[0])
+
+
 DEFAULT_COVERAGE_PENALTY = DecodeSettings().coverage_penalty  # said nothing about when left at the default
 
 
@@ -129,16 +136,10 @@ class Translator:
         """Translate one text; see ``translate_batch`` for the result."""
         return self.translate_batch([text], settings, **overrides)[0]
 
-    @property
-    def source_language(self) -> str:
-        """Language code for the sentence segmenter: the card's ``source_language``, else the
-        part of the model name before the first "-" (``en-fr`` -> ``en``); sentencex falls back
-        to generic rules for a code it does not know."""
-        return str(self.metrics.get("source_language") or self.name.split("-")[0])
-
     def split(self, text: str) -> list[str]:
         """The sentences of ``text`` (stripped, empty ones dropped)."""
-        return [sentence.strip() for sentence in sentencex.segment(self.source_language, text) if sentence.strip()]
+        language = source_language(self.name, self.metrics)
+        return [sentence.strip() for sentence in sentencex.segment(language, text) if sentence.strip()]
 
     def translate_batch(self, texts: list[str], settings: DecodeSettings | None = None,
                         batch_size: int = 64, **overrides: Any) -> list[dict[str, Any]]:

@@ -8,6 +8,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any, Iterator
@@ -33,25 +34,37 @@ def resident_mb(pid: int) -> float:
 
 @contextlib.contextmanager
 def running_app(*options: str, env: dict[str, str] | None = None) -> Iterator[tuple[str, subprocess.Popen]]:
-    """``python app.py OPTIONS`` on loopback; yields its URL and process, and stops it after."""
+    """``python app.py OPTIONS`` on loopback (offline); yields its URL and process, and stops it
+    after. An app that exits or does not answer within 120 s raises, with what it printed."""
     port = free_port()
+    log = tempfile.TemporaryFile("w+", encoding="utf-8")
     server = subprocess.Popen([sys.executable, "app.py", "--host", "127.0.0.1", "--port", str(port), *options],
-                              cwd=ROOT, env={**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", **(env or {})},
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                              cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+                              env={**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1",
+                                   **(env or {})})
     base = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(240):
-            try:
-                if httpx.get(base, timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.5)
-        else:
-            raise RuntimeError("the app did not start within 120 s")
+        deadline = time.monotonic() + 120
+        while not _answers(base):
+            if server.poll() is not None or time.monotonic() > deadline:
+                log.seek(0)
+                raise RuntimeError(f"the app did not start (exit code {server.poll()}):\n{log.read()[-3000:]}")
+            time.sleep(0.5)
         yield base, server
     finally:
         server.terminate()
-        server.wait(timeout=30)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        log.close()
+
+
+def _answers(base: str) -> bool:
+    try:
+        return httpx.get(base, timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
 
 
 def api_defaults(base: str) -> list[Any]:

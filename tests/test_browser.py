@@ -3,18 +3,17 @@ and 20 concurrent API calls through gradio_client. Uses the shipped checkpoints.
 
 from __future__ import annotations
 
-import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+
+from scripts.local_server import running_app
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "tests" / "artifacts"
@@ -23,45 +22,10 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
                  "--disable-component-update", "--no-first-run"]
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start_app(*options: str) -> tuple[str, subprocess.Popen]:
-    port = free_port()
-    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1"}
-    process = subprocess.Popen([sys.executable, "app.py", "--host", "127.0.0.1", "--port", str(port), *options],
-                               cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"app exited early:\n{process.stdout.read()}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status == 200:
-                    return url, process
-        except OSError:
-            time.sleep(0.5)
-    process.kill()
-    pytest.fail("app did not start within 120 s")
-
-
-def stop_app(process: subprocess.Popen) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        process.kill()
-
-
 @pytest.fixture(scope="module")
 def server() -> str:
-    url, process = start_app()
-    yield url
-    stop_app(process)
+    with running_app() as (url, _):
+        yield url
 
 
 @pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="chromium is not installed (CI installs it)")
@@ -139,8 +103,7 @@ def test_model_files_and_other_paths_are_not_served(server: str) -> None:
 def test_a_full_queue_says_so_and_the_server_keeps_serving() -> None:
     from gradio_client import Client
 
-    url, process = start_app("--queue-size", "2", "--max-batch", "1")
-    try:
+    with running_app("--queue-size", "2", "--max-batch", "1") as (url, _):
         def call(number: int) -> str:
             try:
                 Client(url, verbose=False).predict(model="en-fr", text=f"I have {number} cats.", beam_size=16,
@@ -154,8 +117,6 @@ def test_a_full_queue_says_so_and_the_server_keeps_serving() -> None:
         assert "ok" in outcomes
         assert any("queue is full" in outcome.lower() for outcome in outcomes), outcomes
         assert call(99) == "ok"
-    finally:
-        stop_app(process)
 
 
 def test_twenty_concurrent_api_requests_all_succeed(server: str) -> None:
@@ -179,8 +140,7 @@ def test_twenty_concurrent_api_requests_all_succeed(server: str) -> None:
 def test_a_login_protects_the_page_and_the_api(tmp_path: Path) -> None:
     logins = tmp_path / "logins.txt"
     logins.write_text("# one per line\nteacher:s3cret\n")
-    url, process = start_app("--auth-file", str(logins))
-    try:
+    with running_app("--auth-file", str(logins)) as (url, _):
         for path in ("/config", "/gradio_api/info"):
             try:
                 with urllib.request.urlopen(url + path, timeout=10) as response:
@@ -192,8 +152,6 @@ def test_a_login_protects_the_page_and_the_api(tmp_path: Path) -> None:
 
         client = Client(url, auth=("teacher", "s3cret"), verbose=False)
         assert client.predict(model="en-fr", text="Hello.", api_name="/translate")["text"]
-    finally:
-        stop_app(process)
 
 
 def test_a_malformed_login_file_is_refused_with_a_message(tmp_path: Path) -> None:

@@ -73,12 +73,10 @@ def model_markdown(name: str | None) -> str:
     return "\n\n".join(lines)
 
 
-def source_language(name: str | None) -> str:
-    return name.split("-")[0] if name and "-" in name else "en"
-
-
 def example_samples(name: str | None) -> list[list[str]]:
-    return [[text] for text in EXAMPLES.get(source_language(name), EXAMPLES["en"])]
+    """The examples in the model's source language (English when there are none)."""
+    language = catalog.summary(name).get("source_language", "en") if name else "en"
+    return [[text] for text in EXAMPLES.get(language, EXAMPLES["en"])]
 
 
 def token_highlights(hypothesis: dict[str, Any] | None) -> list[tuple[str, str]]:
