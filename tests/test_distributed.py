@@ -1,10 +1,11 @@
 """Training on PyTorch's distributed engine: torchrun with two CPU processes (gloo) learns
-exactly what one process learns from the same global batches, and resumes exactly after the job
-is stopped."""
+exactly what one process learns from the same global batches, on one node or two, and resumes
+exactly after the job is stopped."""
 
 from __future__ import annotations
 
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -72,6 +73,33 @@ def test_a_stopped_two_process_job_resumes_under_torchrun_exactly(reverse_data: 
     whole = weights(tmp_path / "whole")
     for name, tensor in weights(stopped).items():
         assert torch.equal(tensor, whole[name]), name
+
+
+def test_two_nodes_joined_by_a_c10d_rendezvous_learn_what_one_two_process_node_learns(
+        reverse_data: tuple[Path, Path], tmp_path: Path) -> None:
+    # Two torchrun launches of one process each, as on two machines, meeting at a rendezvous
+    # endpoint on loopback and writing into one folder both can see.
+    options = [*COMMON, "--max-steps", "20"]
+    run(train_command(reverse_data, tmp_path / "one_node", 2, *options))
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    node = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc_per_node", "1",
+            "--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{port}"]
+    command = [*node, *train_command(reverse_data, tmp_path / "two_nodes", 1, *options)[1:]]
+    nodes = [subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    try:
+        errors = [job.communicate(timeout=300)[1] for job in nodes]
+    finally:
+        for job in nodes:
+            if job.poll() is None:
+                job.kill()
+    assert all(job.returncode == 0 for job in nodes), errors
+    one_node = weights(tmp_path / "one_node")
+    for name, tensor in weights(tmp_path / "two_nodes").items():
+        torch.testing.assert_close(tensor, one_node[name], atol=1e-6, rtol=1e-5, msg=name)
+    assert (tmp_path / "two_nodes" / "train_log.jsonl").read_text().count('"validation"') == 1
 
 
 def test_a_failing_process_ends_the_whole_job_with_its_error(reverse_data: tuple[Path, Path],
