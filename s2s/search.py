@@ -13,6 +13,9 @@ Shared conventions
   softmax, so the distribution is renormalised over tokens that can be shown.
 - ``min_lengths`` [B] or None: </s> is forbidden before this many output tokens (a forced
   token still wins).
+- ``alternatives``: how many of the model's most probable next pieces to record at each output
+  position (``Hypothesis.alternatives``), taken from the same decoder step the search uses,
+  given the hypothesis's own prefix and before any constraint; 0 records none.
 - Scores are sums of natural-log probabilities; the normalised score divides by the GNMT
   length penalty lp(L) = ((5 + L) / 6) ** alpha and adds the GNMT coverage penalty
   cp = beta * sum_j log(min(sum_t a_tj, 1)) over source tokens j (Wu et al. 2016, eq. 14);
@@ -65,7 +68,8 @@ class Scoring:
 class Hypothesis:
     """One output sequence. ``attention`` is [len(ids), source_len] over real source tokens
     (None for a model without attention); ``beam_path`` holds, for beam search, the beam slot
-    of each prefix of this hypothesis at steps 0..len(ids)-2 (see ``BeamStep``)."""
+    of each prefix of this hypothesis at steps 0..len(ids)-2 (see ``BeamStep``); ``alternatives``
+    holds, at each position, the model's top pieces as (id, log-probability), best first."""
 
     ids: list[int]
     token_logprobs: list[float]
@@ -74,6 +78,7 @@ class Hypothesis:
     attention: torch.Tensor | None
     finished: bool
     beam_path: list[int] = dataclasses.field(default_factory=list)
+    alternatives: list[list[tuple[int, float]]] = dataclasses.field(default_factory=list)
 
 
 @dataclasses.dataclass
@@ -82,12 +87,15 @@ class BeamStep:
 
     ``alive``: the candidates kept, as (slot, token, parent_slot, score) where ``parent_slot``
     is the slot of its prefix at step - 1 (0 at step 0). ``finished``: the candidates that
-    ended with </s> at this step, as (parent_slot, score, normalized_score).
+    ended with </s> at this step, as (parent_slot, score, normalized_score). ``pruned``: the
+    other candidates scored among the best 2K at this step and dropped, as (token, parent_slot,
+    score) — why a word fell out of the beam.
     """
 
     step: int
     alive: list[tuple[int, int, int, float]]
     finished: list[tuple[int, float, float]]
+    pruned: list[tuple[int, int, float]] = dataclasses.field(default_factory=list)
 
 
 def decoder_log_probs(model: Seq2Seq, previous: torch.Tensor, state: RNNState, memory: EncoderMemory
@@ -97,6 +105,16 @@ def decoder_log_probs(model: Seq2Seq, previous: torch.Tensor, state: RNNState, m
     logits = logits[:, -1].float()
     logits[:, NEVER_OUTPUT] = NEG_INF
     return torch.log_softmax(logits, dim=-1), state, None if alphas is None else alphas[:, -1]
+
+
+def top_alternatives(log_probs: torch.Tensor, count: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ``count`` most probable pieces of log_probs [..., V]: (log-probs, ids), each [..., count]."""
+    return log_probs.topk(min(count, log_probs.size(-1)), dim=-1)
+
+
+def _alternative_lists(values: torch.Tensor, ids: torch.Tensor) -> list[list[tuple[int, float]]]:
+    """values, ids [T, A] -> per position, [(id, log-probability)] best first."""
+    return [list(zip(row_ids, row_values)) for row_ids, row_values in zip(ids.tolist(), values.tolist())]
 
 
 def constrain(log_probs: torch.Tensor, step: int, max_lengths: torch.Tensor,
@@ -150,15 +168,19 @@ Chooser = Callable[[torch.Tensor], torch.Tensor]
 @torch.no_grad()
 def _decode_paths(model: Seq2Seq, source: torch.Tensor, lengths: torch.Tensor, max_lengths: torch.Tensor,
                   prefix: torch.Tensor | None, choose: Chooser, scoring: Scoring,
-                  min_lengths: torch.Tensor | None) -> list[Hypothesis]:
+                  min_lengths: torch.Tensor | None, alternatives: int) -> list[Hypothesis]:
     """Follow one path per row, picking each token with ``choose`` (log_probs [N, V] -> ids [N])."""
     memory, state = model.encode(source, lengths)
     rows = source.size(0)
     previous = torch.full((rows,), BOS_ID, dtype=torch.long)
     done = torch.zeros(rows, dtype=torch.bool)
-    tokens, logprobs, attention = [], [], []
+    tokens, logprobs, attention, top_values, top_ids = [], [], [], [], []
     for step in range(int(max_lengths.max())):
         log_probs, state, alphas = decoder_log_probs(model, previous, state, memory)
+        if alternatives:
+            values, ids = top_alternatives(log_probs, alternatives)
+            top_values.append(values)
+            top_ids.append(ids)
         log_probs = constrain(log_probs, step, max_lengths, prefix, min_lengths)
         chosen = choose(log_probs)
         tokens.append(torch.where(done, PAD_ID, chosen))
@@ -172,6 +194,8 @@ def _decode_paths(model: Seq2Seq, source: torch.Tensor, lengths: torch.Tensor, m
     ids = torch.stack(tokens, 1).tolist()
     token_logprobs = torch.stack(logprobs, 1).tolist()
     stacked = torch.stack(attention, 1) if attention else None  # [N, T, S]
+    stacked_values = torch.stack(top_values, 1) if top_values else None  # [N, T, A]
+    stacked_ids = torch.stack(top_ids, 1) if top_ids else None
     hypotheses = []
     for row in range(rows):
         length = ids[row].index(EOS_ID) + 1
@@ -181,15 +205,18 @@ def _decode_paths(model: Seq2Seq, source: torch.Tensor, lengths: torch.Tensor, m
         hypotheses.append(Hypothesis(
             ids=ids[row][:length], token_logprobs=row_logprobs, score=score,
             normalized_score=scoring.normalize(score, length, attention), attention=attention, finished=True,
+            alternatives=[] if stacked_ids is None else
+            _alternative_lists(stacked_values[row, :length], stacked_ids[row, :length]),
         ))
     return hypotheses
 
 
 def greedy(model: Seq2Seq, source: torch.Tensor, lengths: torch.Tensor, max_lengths: torch.Tensor,
            prefix: torch.Tensor | None = None, scoring: Scoring = Scoring(),
-           min_lengths: torch.Tensor | None = None) -> list[Hypothesis]:
+           min_lengths: torch.Tensor | None = None, alternatives: int = 0) -> list[Hypothesis]:
     """Most probable token at every step; one hypothesis per sentence."""
-    return _decode_paths(model, source, lengths, max_lengths, prefix, lambda lp: lp.argmax(-1), scoring, min_lengths)
+    return _decode_paths(model, source, lengths, max_lengths, prefix, lambda lp: lp.argmax(-1), scoring,
+                         min_lengths, alternatives)
 
 
 def filter_for_sampling(log_probs: torch.Tensor, temperature: float, top_k: int, top_p: float) -> torch.Tensor:
@@ -210,7 +237,7 @@ def filter_for_sampling(log_probs: torch.Tensor, temperature: float, top_k: int,
 def sample(model: Seq2Seq, source: torch.Tensor, lengths: torch.Tensor, max_lengths: torch.Tensor,
            samples: int, temperature: float, top_k: int, top_p: float, generator: torch.Generator,
            prefix: torch.Tensor | None = None, scoring: Scoring = Scoring(),
-           min_lengths: torch.Tensor | None = None) -> list[list[Hypothesis]]:
+           min_lengths: torch.Tensor | None = None, alternatives: int = 0) -> list[list[Hypothesis]]:
     """``samples`` random outputs per sentence, best normalised score first.
 
     Tokens are drawn from the filtered, temperature-scaled distribution; the log-probabilities
@@ -224,7 +251,7 @@ def sample(model: Seq2Seq, source: torch.Tensor, lengths: torch.Tensor, max_leng
     index = torch.arange(source.size(0)).repeat_interleave(samples)
     hypotheses = _decode_paths(model, source[index], lengths[index], max_lengths[index],
                                None if prefix is None else prefix[index], choose, scoring,
-                               None if min_lengths is None else min_lengths[index])
+                               None if min_lengths is None else min_lengths[index], alternatives)
     return [sorted(hypotheses[b * samples:(b + 1) * samples], key=lambda h: -h.normalized_score)
             for b in range(source.size(0))]
 
@@ -232,8 +259,8 @@ def sample(model: Seq2Seq, source: torch.Tensor, lengths: torch.Tensor, max_leng
 @torch.no_grad()
 def beam_search(model: Seq2Seq, source: torch.Tensor, lengths: torch.Tensor, max_lengths: torch.Tensor,
                 beam_size: int, nbest: int = 1, scoring: Scoring = Scoring(), no_repeat_ngram: int = 0,
-                prefix: torch.Tensor | None = None, min_lengths: torch.Tensor | None = None
-                ) -> tuple[list[list[Hypothesis]], list[list[BeamStep]]]:
+                prefix: torch.Tensor | None = None, min_lengths: torch.Tensor | None = None,
+                alternatives: int = 0) -> tuple[list[list[Hypothesis]], list[list[BeamStep]]]:
     """Beam search over B sentences x K beams at once (rows b*K .. b*K+K-1 belong to sentence b).
 
     At each step the 2K best continuations of the K live beams are scored together; the K best
@@ -258,6 +285,8 @@ def beam_search(model: Seq2Seq, source: torch.Tensor, lengths: torch.Tensor, max
     logprob_history = torch.zeros(batch * k, 0)
     slot_history = torch.zeros(batch * k, 0, dtype=torch.long)
     attention_history: torch.Tensor | None = None
+    top_values_history = torch.zeros(batch * k, 0, alternatives)  # [BK, t, A]
+    top_ids_history = torch.zeros(batch * k, 0, alternatives, dtype=torch.long)
     finished: list[list[Hypothesis]] = [[] for _ in range(batch)]
     traces: list[list[BeamStep]] = [[] for _ in range(batch)]
     done = [False] * batch
@@ -266,6 +295,7 @@ def beam_search(model: Seq2Seq, source: torch.Tensor, lengths: torch.Tensor, max
 
     for step in range(int(max_lengths.max())):
         log_probs, state, alphas = decoder_log_probs(model, previous, state, memory)
+        top_values, top_ids = top_alternatives(log_probs, alternatives)  # [BK, A]
         log_probs = ban_repeated_ngrams(log_probs, history, no_repeat_ngram)
         log_probs = constrain(log_probs, step, row_max_lengths, row_prefix, row_min_lengths)
         vocab = log_probs.size(1)
@@ -298,22 +328,31 @@ def beam_search(model: Seq2Seq, source: torch.Tensor, lengths: torch.Tensor, max
             finished[b].append(Hypothesis(
                 ids=ids, token_logprobs=logprob_history[row].tolist() + [float(top_logprobs[b, j])],
                 score=score, normalized_score=normalized, attention=attention, finished=True,
-                beam_path=slot_history[row].tolist() + [parent]))
+                beam_path=slot_history[row].tolist() + [parent],
+                alternatives=_alternative_lists(torch.cat([top_values_history[row], top_values[row:row + 1]]),
+                                                torch.cat([top_ids_history[row], top_ids[row:row + 1]]))))
             step_finished[b].append((parent, score, normalized))
 
         alive_list, parents_list, tokens_list = alive_scores.tolist(), alive_parents.tolist(), alive_tokens.tolist()
+        kept_positions = torch.zeros_like(finishing).scatter(1, alive_position, alive_scores > NEG_INF)
+        dropped = ~(kept_positions | finishing) & (top_scores > NEG_INF)
+        pruned: list[list[tuple[int, int, float]]] = [[] for _ in range(batch)]
+        for b, j in dropped.nonzero().tolist():
+            pruned[b].append((int(tokens[b, j]), int(parents[b, j]), float(top_scores[b, j])))
         for b in range(batch):
             if done[b]:
                 continue
             kept = [(slot, tokens_list[b][slot], parents_list[b][slot], alive_list[b][slot])
                     for slot in range(k) if alive_list[b][slot] > NEG_INF]
-            traces[b].append(BeamStep(step, kept, step_finished[b]))
+            traces[b].append(BeamStep(step, kept, step_finished[b], pruned[b]))
 
         # Reorder every history along the back-pointers, then append this step.
         alive_logprobs = top_logprobs.gather(1, alive_position).view(-1, 1)
         history = torch.cat([history[parent_rows], alive_tokens.view(-1, 1)], 1)
         logprob_history = torch.cat([logprob_history[parent_rows], alive_logprobs], 1)
         slot_history = torch.cat([slot_history[parent_rows], alive_parents.view(-1, 1)], 1)
+        top_values_history = torch.cat([top_values_history[parent_rows], top_values[parent_rows].unsqueeze(1)], 1)
+        top_ids_history = torch.cat([top_ids_history[parent_rows], top_ids[parent_rows].unsqueeze(1)], 1)
         if alphas is not None:
             step_attention = alphas[parent_rows].unsqueeze(1)
             attention_history = step_attention if attention_history is None else \
@@ -341,7 +380,7 @@ def beam_search(model: Seq2Seq, source: torch.Tensor, lengths: torch.Tensor, max
 
 @torch.no_grad()
 def force_decode(model: Seq2Seq, source: torch.Tensor, lengths: torch.Tensor, targets: list[list[int]],
-                 scoring: Scoring = Scoring()) -> list[Hypothesis]:
+                 scoring: Scoring = Scoring(), alternatives: int = 0) -> list[Hypothesis]:
     """Score given targets (ids ending in </s>) with one teacher-forced pass.
 
     Returns one hypothesis per sentence with the model's log-probability of each target token
@@ -355,6 +394,7 @@ def force_decode(model: Seq2Seq, source: torch.Tensor, lengths: torch.Tensor, ta
     logits = logits.float()
     logits[:, :, NEVER_OUTPUT] = NEG_INF
     log_probs = torch.log_softmax(logits, dim=-1)
+    top_values, top_ids = top_alternatives(log_probs, alternatives)  # [B, T, A]
     hypotheses = []
     for row, target in enumerate(targets):
         token_logprobs = log_probs[row, torch.arange(len(target)), torch.tensor(target)].tolist()
@@ -364,5 +404,7 @@ def force_decode(model: Seq2Seq, source: torch.Tensor, lengths: torch.Tensor, ta
             ids=list(target), token_logprobs=token_logprobs, score=score,
             normalized_score=scoring.normalize(score, len(target), attention), attention=attention,
             finished=bool(target) and target[-1] == EOS_ID,
+            alternatives=_alternative_lists(top_values[row, : len(target)], top_ids[row, : len(target)])
+            if alternatives else [],
         ))
     return hypotheses

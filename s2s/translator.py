@@ -35,6 +35,7 @@ MAX_SAMPLES = 64
 MAX_INPUT_CHARS = 5000
 MAX_SENTENCES = 50
 MAX_TARGET_LEN = 256  # hard cap on output tokens, whatever the ratio says
+MAX_ALTERNATIVES = 20
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,6 +60,7 @@ class DecodeSettings:
     seed: int | None = None  # sampling seed; None = a fresh random draw
     prefix: str = ""  # forced start of the output (of every sentence), taken as whole pieces
     split_sentences: bool = True  # translate each sentence of the text on its own
+    alternatives: int = 5  # the model's top pieces recorded at each output position; 0 = none
 
     def validate(self) -> "DecodeSettings":
         def check(name: str, low: float, high: float, integer: bool) -> None:
@@ -78,6 +80,7 @@ class DecodeSettings:
         check("max_length_ratio", 0.1, 10.0, False)
         check("max_length_extra", 0, MAX_TARGET_LEN, True)
         check("no_repeat_ngram", 0, 10, True)
+        check("alternatives", 0, MAX_ALTERNATIVES, True)
         check("temperature", 1e-3, 100.0, False)
         check("top_k", 0, 1_000_000, True)
         check("top_p", 1e-6, 1.0, False)
@@ -98,6 +101,17 @@ def source_language(name: str, metrics: dict[str, Any]) -> str:
 
 
 DEFAULT_COVERAGE_PENALTY = DecodeSettings().coverage_penalty  # said nothing about when left at the default
+
+
+def sampling_generator(settings: DecodeSettings) -> torch.Generator:
+    """The random generator sampling draws from: seeded by ``settings.seed``, else freshly; never
+    torch's global generator, so translating does not disturb training or other callers."""
+    generator = torch.Generator()
+    if settings.seed is None:
+        generator.seed()
+    else:
+        generator.manual_seed(settings.seed)
+    return generator
 
 
 def make_settings(settings: DecodeSettings | None = None, **overrides: Any) -> DecodeSettings:
@@ -150,7 +164,9 @@ class Translator:
         ``sentences`` (each with ``source``, ``source_pieces`` (</s> included), ``hypotheses``
         and ``trace``), ``settings``, ``warnings``, ``message``, ``time_ms``. A hypothesis has
         ``text``, ``pieces``, ``ids``, ``token_logprobs``, ``score``, ``normalized_score``,
-        ``attention`` [len(pieces)][len(source_pieces)] or None, ``finished``, ``beam_path``;
+        ``attention`` [len(pieces)][len(source_pieces)] or None, ``finished``, ``beam_path``,
+        ``alternatives`` (per position, the model's top pieces as ``{id, piece, logprob}``) and
+        ``forced`` (how many leading pieces were forced: ``redecode``'s prefix, else 0);
         ``trace`` is the beam search's (None for other strategies).
         """
         settings = make_settings(settings, **overrides)
@@ -160,17 +176,13 @@ class Translator:
         results = [self._prepare(text, settings) for text in texts]
         sentences = [sentence for result in results for sentence in result["sentences"]]
         prefix_ids = self.tokenizer.encode(settings.prefix) if settings.prefix.strip() else []
-        generator = torch.Generator()  # sampling only; never draws from torch's global RNG
-        if settings.seed is None:
-            generator.seed()  # a non-deterministic seed
-        else:
-            generator.manual_seed(settings.seed)
+        generator = sampling_generator(settings)
         order = sorted((s for s in sentences if s["ids"]), key=lambda s: len(s["ids"]))
         for start in range(0, len(order), batch_size):
             chunk = order[start:start + batch_size]
             outputs = self._decode([s["ids"] for s in chunk], prefix_ids, settings, generator)
             for sentence, (hypotheses, trace) in zip(chunk, outputs):
-                sentence["hypotheses"] = [self.hypothesis_dict(h) for h in hypotheses]
+                sentence["hypotheses"] = [self.hypothesis_dict(h, forced=len(prefix_ids)) for h in hypotheses]
                 sentence["trace"] = None if trace is None else [self._step_dict(step) for step in trace]
         elapsed_ms = (time.perf_counter() - started) * 1000.0
         for result in results:
@@ -179,6 +191,51 @@ class Translator:
             result["text"] = " ".join(s["hypotheses"][0]["text"] for s in result["sentences"] if s["hypotheses"])
             result["time_ms"] = elapsed_ms
         return results
+
+    def redecode(self, source: str, prefix_ids: list[int], settings: DecodeSettings | None = None,
+                 **overrides: Any) -> dict[str, Any]:
+        """Decode one sentence again with its output forced to begin with ``prefix_ids`` (what a
+        person picked: a hypothesis's first pieces and then an alternative or a typed word, see
+        ``edited_prefix``); the rest is decoded under ``settings``. Returns the sentence's result
+        (``source``, ``source_pieces``, ``hypotheses`` with ``forced`` set, ``trace``, ``prefix``)."""
+        settings = make_settings(settings, **overrides, split_sentences=False, prefix="")
+        if not isinstance(source, str) or not source.strip():
+            raise ValueError("source must be a non-empty sentence")
+        if not isinstance(prefix_ids, list) or not all(isinstance(i, int) and not isinstance(i, bool)
+                                                       for i in prefix_ids):
+            raise ValueError("prefix_ids must be a list of piece ids")
+        if len(prefix_ids) >= MAX_TARGET_LEN:
+            raise ValueError(f"the forced prefix has {len(prefix_ids)} pieces; at most {MAX_TARGET_LEN - 1}")
+        bad = [i for i in prefix_ids if not 0 <= i < self.tokenizer.vocab_size or i in search.NEVER_OUTPUT
+               or i == EOS_ID]
+        if bad:
+            raise ValueError(f"piece id {bad[0]} cannot be forced: it is not an output piece of this model")
+        result = self._prepare(source, settings)
+        if result["message"]:
+            raise ValueError(result["message"])
+        (sentence,) = result["sentences"]
+        ((hypotheses, trace),) = self._decode([sentence.pop("ids")], prefix_ids, settings,
+                                              sampling_generator(settings))
+        sentence["hypotheses"] = [self.hypothesis_dict(h, forced=len(prefix_ids)) for h in hypotheses]
+        sentence["trace"] = None if trace is None else [self._step_dict(step) for step in trace]
+        sentence["prefix"] = self.tokenizer.decode(prefix_ids)
+        return sentence
+
+    def edited_prefix(self, ids: list[int], position: int, replacement: int | str) -> list[int]:
+        """The forced prefix for "at ``position`` of the output ``ids``, say ``replacement``
+        instead": ``ids[:position]`` and then a piece id (an alternative) or a typed word,
+        tokenised as a word of its own."""
+        if not isinstance(position, int) or not 0 <= position < len(ids):
+            raise ValueError(f"position must be an output position in [0, {len(ids) - 1}], got {position!r}")
+        if isinstance(replacement, str):
+            if not replacement.strip():
+                raise ValueError("type a word to put at this position")
+            replacement_ids = self.tokenizer.encode(replacement.strip())
+        elif isinstance(replacement, int) and not isinstance(replacement, bool):
+            replacement_ids = [replacement]
+        else:
+            raise ValueError(f"replacement must be a piece id or a word, got {replacement!r}")
+        return list(ids[:position]) + replacement_ids
 
     def _prepare(self, text: str, settings: DecodeSettings) -> dict[str, Any]:
         """The result of ``text`` before decoding: its sentences with their ids, or a message."""
@@ -209,7 +266,7 @@ class Translator:
                 ids = ids[:limit]
             result["sentences"].append({"source": source, "ids": ids,
                                         "source_pieces": self.tokenizer.pieces(ids + [EOS_ID]) if ids else [],
-                                        "hypotheses": [], "trace": None})
+                                        "hypotheses": [], "trace": None, "prefix": settings.prefix.strip()})
         if settings.coverage_penalty not in (0.0, DEFAULT_COVERAGE_PENALTY) and not self.has_attention:
             result["warnings"].append("This model has no attention, so the coverage penalty has no effect.")
         return result
@@ -226,18 +283,22 @@ class Translator:
         prefix = torch.tensor([prefix_ids] * len(sources)) if prefix_ids else None
         scoring = search.Scoring(alpha=settings.alpha, beta=settings.coverage_penalty)
         if settings.strategy == "greedy":
-            hypotheses = search.greedy(self.model, source, lengths, max_lengths, prefix, scoring, min_lengths)
+            hypotheses = search.greedy(self.model, source, lengths, max_lengths, prefix, scoring, min_lengths,
+                                       settings.alternatives)
             return [([h], None) for h in hypotheses]
         if settings.strategy == "sample":
             samples = search.sample(self.model, source, lengths, max_lengths, settings.nbest, settings.temperature,
-                                    settings.top_k, settings.top_p, generator, prefix, scoring, min_lengths)
+                                    settings.top_k, settings.top_p, generator, prefix, scoring, min_lengths,
+                                    settings.alternatives)
             return [(h, None) for h in samples]
         beams, traces = search.beam_search(self.model, source, lengths, max_lengths, settings.beam_size,
-                                           settings.nbest, scoring, settings.no_repeat_ngram, prefix, min_lengths)
+                                           settings.nbest, scoring, settings.no_repeat_ngram, prefix, min_lengths,
+                                           settings.alternatives)
         return list(zip(beams, traces))
 
-    def hypothesis_dict(self, hypothesis: Hypothesis) -> dict[str, Any]:
-        """JSON form of a hypothesis, with pieces and detokenised text."""
+    def hypothesis_dict(self, hypothesis: Hypothesis, forced: int = 0) -> dict[str, Any]:
+        """JSON form of a hypothesis, with pieces and detokenised text; its first ``forced``
+        pieces were forced, not chosen by the search."""
         return {
             "text": self.tokenizer.decode(hypothesis.ids),
             "pieces": self.tokenizer.pieces(hypothesis.ids),
@@ -248,6 +309,10 @@ class Translator:
             "attention": None if hypothesis.attention is None else hypothesis.attention.tolist(),
             "finished": hypothesis.finished,
             "beam_path": hypothesis.beam_path,
+            "alternatives": [[{"id": piece_id, "piece": piece, "logprob": logprob}
+                              for (piece_id, logprob), piece in zip(position, self.tokenizer.pieces([i for i, _ in position]))]
+                             for position in hypothesis.alternatives],
+            "forced": forced,
         }
 
     def _step_dict(self, step: BeamStep) -> dict[str, Any]:
@@ -257,6 +322,9 @@ class Translator:
                        "parent": parent, "score": score} for slot, token, parent, score in step.alive],
             "finished": [{"parent": parent, "piece": EOS_PIECE, "score": score, "normalized_score": normalized}
                          for parent, score, normalized in step.finished],
+            "pruned": [{"token": token, "piece": piece, "parent": parent, "score": score}
+                       for (token, parent, score), piece in zip(step.pruned,
+                                                                self.tokenizer.pieces([t for t, _, _ in step.pruned]))],
         }
 
 

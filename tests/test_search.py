@@ -209,3 +209,41 @@ def test_bfloat16_output_layer_scores_like_float32_and_leaves_search_working() -
         # Same path up to where the two disagree; scores close on the shared prefix.
         shared = next((i for i, (x, y) in enumerate(zip(a.ids, b.ids)) if x != y), min(len(a.ids), len(b.ids)))
         assert a.token_logprobs[:shared] == pytest.approx(b.token_logprobs[:shared], abs=0.05)
+
+
+def test_top_alternative_of_each_greedy_step_is_the_greedy_piece_with_its_probability() -> None:
+    model = random_model(40, "bahdanau", scale=2.0)
+    source, lengths = batch_of(SOURCES)
+    for hypothesis in search.greedy(model, source, lengths, torch.full((3,), 12), alternatives=5):
+        assert len(hypothesis.alternatives) == len(hypothesis.ids)
+        for position, (token, logprob, alternatives) in enumerate(
+                zip(hypothesis.ids, hypothesis.token_logprobs, hypothesis.alternatives)):
+            if (position == 0 and alternatives[0][0] == EOS_ID) or position == 11:
+                continue  # constrained steps: </s> is forbidden first and forced at the last allowed step
+            assert alternatives[0][0] == token and alternatives[0][1] == pytest.approx(logprob, abs=1e-6)
+            assert [lp for _, lp in alternatives] == sorted((lp for _, lp in alternatives), reverse=True)
+
+
+def test_each_beam_hypothesis_carries_the_alternatives_of_its_own_prefix() -> None:
+    # The alternatives at each position are the model's distribution given that hypothesis's own
+    # prefix, followed along its back-pointers: force-decoding the hypothesis gives the same.
+    model = random_model(30, "bahdanau", scale=2.0)
+    source, lengths = batch_of([[5, 6, 7, 8]])
+    beams, _ = search.beam_search(model, source, lengths, torch.tensor([8]), beam_size=6, nbest=6, alternatives=4)
+    for hypothesis in beams[0]:
+        (forced,) = search.force_decode(model, source, lengths, [hypothesis.ids], alternatives=4)
+        assert [[i for i, _ in p] for p in hypothesis.alternatives] == [[i for i, _ in p] for p in forced.alternatives]
+        torch.testing.assert_close(torch.tensor([[lp for _, lp in p] for p in hypothesis.alternatives]),
+                                   torch.tensor([[lp for _, lp in p] for p in forced.alternatives]), atol=1e-4, rtol=0)
+
+
+def test_trace_shows_the_candidates_pruned_at_each_step_and_why() -> None:
+    model = random_model(30, "bahdanau", scale=2.0)
+    source, lengths = batch_of([[5, 6, 7]])
+    _, (trace,) = search.beam_search(model, source, lengths, torch.tensor([8]), beam_size=3, nbest=3)
+    assert any(step.pruned for step in trace)
+    for step in trace:
+        assert len(step.alive) + len(step.finished) + len(step.pruned) <= 2 * 3
+        if len(step.alive) == 3:  # a full beam: every pruned continuation scored below the last one kept
+            worst_kept = min(score for *_, score in step.alive)
+            assert all(score <= worst_kept + 1e-6 for token, _, score in step.pruned if token != EOS_ID)

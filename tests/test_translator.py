@@ -208,3 +208,45 @@ def test_concurrent_requests_are_batched_and_equal_decoding_each_alone(translato
         assert_same_sentences(result["sentences"], alone["sentences"])
     with pytest.raises(ValueError, match="string"):
         batcher.translate(translator, None, settings[0])  # type: ignore[arg-type]
+
+
+def test_redecoding_with_the_output_s_own_prefix_reproduces_it(translator: Translator) -> None:
+    greedy = only_sentence(translator.translate("the big cat runs", strategy="greedy"))["hypotheses"][0]
+    for position in range(len(greedy["ids"]) - 1):
+        again = translator.redecode("the big cat runs", greedy["ids"][:position], strategy="greedy")
+        assert again["hypotheses"][0]["ids"] == greedy["ids"]
+        assert again["hypotheses"][0]["forced"] == position
+
+
+def test_redecode_equals_translate_with_the_same_prefix(translator: Translator) -> None:
+    prefix_ids = translator.tokenizer.encode("cat red")
+    redecoded = translator.redecode("the big cat runs", prefix_ids, strategy="beam", beam_size=3, nbest=3)
+    translated = only_sentence(translator.translate("the big cat runs", strategy="beam", beam_size=3, nbest=3,
+                                                    prefix="cat red"))
+    assert [h["ids"] for h in redecoded["hypotheses"]] == [h["ids"] for h in translated["hypotheses"]]
+    assert all(h["ids"][:len(prefix_ids)] == prefix_ids and h["forced"] == len(prefix_ids)
+               for h in redecoded["hypotheses"])
+    assert redecoded["prefix"] == translated["prefix"] == "cat red"
+
+
+def test_an_edit_is_an_alternative_piece_or_a_typed_word_tokenised_as_a_word(translator: Translator) -> None:
+    ids = only_sentence(translator.translate("the big cat runs", strategy="greedy"))["hypotheses"][0]["ids"]
+    assert translator.edited_prefix(ids, 1, 17) == [ids[0], 17]
+    assert translator.edited_prefix(ids, 0, " blue ") == translator.tokenizer.encode("blue")
+    assert translator.tokenizer.pieces(translator.edited_prefix(ids, 0, "blue"))[0].startswith("▁")
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda t: t.edited_prefix([5, 6, EOS_ID], 3, 7), "position"),
+    (lambda t: t.edited_prefix([5, 6, EOS_ID], -1, 7), "position"),
+    (lambda t: t.edited_prefix([5, 6, EOS_ID], 1, "  "), "type a word"),
+    (lambda t: t.edited_prefix([5, 6, EOS_ID], 1, None), "replacement"),
+    (lambda t: t.redecode("the cat", [EOS_ID]), "cannot be forced"),
+    (lambda t: t.redecode("the cat", [10 ** 6]), "cannot be forced"),
+    (lambda t: t.redecode("the cat", ["5"]), "piece ids"),
+    (lambda t: t.redecode("  ", [5]), "non-empty"),
+    (lambda t: t.redecode("the cat", [5], alternatives=21), "alternatives"),
+])
+def test_bad_edits_get_clear_errors(translator: Translator, call, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        call(translator)
