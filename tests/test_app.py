@@ -163,9 +163,9 @@ def test_sampling_column(page: explorer.Page) -> None:
 def test_the_controls_are_the_decoding_settings_with_their_defaults(page: explorer.Page) -> None:
     defaults = explorer.DecodeSettings()
     assert set(page.controls) == {field for field in vars(defaults)}
+    page_defaults = {"nbest": explorer.UI_NBEST, "alternatives": explorer.UI_ALTERNATIVES}  # the page shows more
     for name, component in page.controls.items():
-        if name != "nbest":  # the page lists the whole beam by default (UI_NBEST)
-            assert component.value == getattr(defaults, name), name
+        assert component.value == page_defaults.get(name, getattr(defaults, name)), name
 
 
 @pytest.mark.parametrize("overrides, setting", [
@@ -239,3 +239,41 @@ def test_two_hundred_translations_leave_no_files_behind(page: explorer.Page) -> 
     for number in range(200):
         explore(page, f"the cat runs {number % 7}", beam_size=2, nbest=1)
     assert files() == before
+
+
+def test_the_linked_view_gets_the_shown_sentence_of_both_columns(page: explorer.Page) -> None:
+    out = explore(page, "the cat runs. the big dog eats.", nbest=3)
+    linked, view = out["linked"], out["state"]
+    assert json.loads(json.dumps(linked)) == linked
+    assert [c["label"] for c in linked["columns"]] == ["Greedy", "Beam search"]
+    assert linked["source_pieces"] == view.second["sentences"][0]["source_pieces"]
+    greedy, beam = linked["columns"]
+    assert greedy["hypotheses"] == view.greedy["sentences"][0]["hypotheses"] and greedy["trace"] is None
+    assert len(beam["hypotheses"]) == 3 and beam["trace"] and beam["settings"]["strategy"] == "beam"
+    assert all(len(position) == explorer.UI_ALTERNATIVES for position in beam["hypotheses"][0]["alternatives"])
+    second = named(page, page.handlers["select_sentence"](view, False, 1))["linked"]
+    assert second["source"] == view.second["sentences"][1]["source"]
+
+
+def test_the_page_s_redecode_forces_the_picked_alternative_and_reports_errors(page: explorer.Page) -> None:
+    linked = explore(page, "the big cat runs")["linked"]
+    redecode = page.linked.redecode
+    column = linked["columns"][1]
+    hypothesis = column["hypotheses"][0]
+    alternative = hypothesis["alternatives"][1][1]["id"]  # the runner-up at the second position
+    request = {"model": "en-fr", "source": linked["source"], "ids": hypothesis["ids"], "position": 1,
+               "replacement": alternative, "settings": column["settings"]}
+    answer = redecode(request)
+    edited = answer["sentence"]["hypotheses"][0]
+    assert edited["ids"][:2] == [hypothesis["ids"][0], alternative] and edited["forced"] == 2
+    assert len(edited["attention"]) == len(edited["ids"]) == len(edited["alternatives"])
+    # Keeping greedy's own piece reproduces greedy's output: an unchanged word changes nothing.
+    greedy = linked["columns"][0]["hypotheses"][0]
+    same = redecode(request | {"ids": greedy["ids"], "replacement": greedy["ids"][1],
+                               "settings": linked["columns"][0]["settings"]})
+    assert same["sentence"]["hypotheses"][0]["ids"] == greedy["ids"]
+    for bad, message in [({**request, "position": 99}, "position"), ({**request, "replacement": " "}, "type a word"),
+                         ({**request, "model": "nope"}, "nope"), ({**request, "settings": {"beam_size": 0}}, "beam_size"),
+                         ({**request, "replacement": "x" * 101}, "at most"), ("not a dict", "object"),
+                         ({**request, "ids": "1 2"}, "ids")]:
+        assert message in redecode(bad)["error"], bad

@@ -160,3 +160,52 @@ def test_a_malformed_login_file_is_refused_with_a_message(tmp_path: Path) -> Non
     result = subprocess.run([sys.executable, "app.py", "--auth-file", str(logins)], cwd=ROOT, capture_output=True,
                             text=True, timeout=120)
     assert result.returncode != 0 and "user:password" in result.stderr
+
+
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="chromium is not installed (CI installs it)")
+def test_a_person_clicks_a_word_picks_an_alternative_and_sees_the_edited_output(server: str) -> None:
+    playwright = pytest.importorskip("playwright.sync_api")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with playwright.sync_playwright() as driver:
+        browser = driver.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 720})
+        page.goto(server)
+        page.wait_for_selector("#source-text textarea", timeout=60_000)
+        page.fill("#source-text textarea", "The cat is sleeping on the red chair.")
+        page.click("#translate-button")
+        page.wait_for_selector("#linked-view .lv-col", timeout=60_000)
+        beam = page.locator('#linked-view .lv-col[data-column="1"]')
+        # Selecting an n-best row changes every view at once, in the page: the column's score line,
+        # its output strip and the heatmap's rows.
+        rows = beam.locator(".lv-nbest-row")
+        assert rows.count() == 5
+        second_text = rows.nth(1).locator(".lv-nbest-text").inner_text()
+        rows.nth(1).click()
+        assert "#2" in beam.locator("h3").inner_text()
+        assert "".join(beam.locator(".lv-out .lv-word").all_inner_texts()).replace(" ", "") in \
+            second_text.replace(" ", "") + "</s>"
+        assert rows.nth(1).get_attribute("class").count("lv-selected") == 1
+        rows.nth(0).click()
+        # Hovering an output word lights the source words by their attention to it.
+        beam.locator(".lv-out").nth(1).hover()
+        assert page.locator("#linked-view .lv-src .lv-p").count() >= 3
+        # Clicking a word opens its alternatives; picking one re-decodes with it forced.
+        beam.locator(".lv-out").nth(1).click()
+        alternatives = page.locator("#linked-view .lv-alt")
+        assert alternatives.count() == 10
+        assert page.locator("#linked-view .lv-alt-chosen").count() == 1
+        picked = page.locator("#linked-view .lv-alt:not(.lv-alt-chosen)").first
+        picked_label = picked.locator(".lv-alt-label").inner_text().strip()
+        picked.click()
+        page.wait_for_selector("#linked-view .lv-edit", timeout=60_000)
+        edit = page.locator("#linked-view .lv-edit").first
+        assert "Score" in edit.inner_text() and "original" in edit.inner_text()
+        forced = edit.locator(".lv-forced .lv-word").all_inner_texts()
+        assert len(forced) >= 2 and picked_label in "".join(forced)
+        page.screenshot(path=str(ARTIFACTS / "linked_view.png"), full_page=True)
+        # A typed word works the same way.
+        page.fill("#linked-view .lv-typed input", "chien")
+        page.click("#linked-view .lv-typed button")
+        page.wait_for_function("document.querySelectorAll('#linked-view .lv-edit').length >= 2", timeout=60_000)
+        assert "chien" in page.locator("#linked-view .lv-edit").first.inner_text()
+        browser.close()

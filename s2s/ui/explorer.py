@@ -27,13 +27,13 @@ from ..catalog import ModelCatalog
 from ..evaluate import sentence_scores
 from ..plots import attention_heatmap, beam_tree, empty_figure, piece_label
 from ..translator import DecodeSettings, make_settings
+from . import ASSETS, ROOT
 from .exports import ExportFolder
-
-ROOT = Path(__file__).resolve().parents[2]
-ASSETS = ROOT / "assets"
+from .linked_view import linked_view, view_value
 DEFAULT_MODEL = "en-fr"
 UI_MAX_BEAM = 16
 UI_NBEST = 5  # the page lists the whole beam of 5 by default; the library returns 1
+UI_ALTERNATIVES = 10  # the page shows ten alternatives per word; the library records 5
 STATE_TTL_SECONDS = 3600  # a page's last result is dropped an hour after its last use
 PROBABILITY_BANDS = [(0.9, "p ≥ 0.9"), (0.5, "0.5 ≤ p < 0.9"), (0.2, "0.2 ≤ p < 0.5"), (0.0, "p < 0.2")]
 BAND_COLORS = {"p ≥ 0.9": "#4caf50", "0.5 ≤ p < 0.9": "#cddc39", "0.2 ≤ p < 0.5": "#ff9800", "p < 0.2": "#f44336"}
@@ -221,17 +221,10 @@ def render(view: View, merge_words: bool, page: Page) -> dict:
     greedy_sentence, second_sentence = sentence_of(view.greedy, view.sentence), sentence_of(view.second, view.sentence)
     g = best_of(greedy_sentence)
     chosen = second_sentence["hypotheses"][view.selected] if second_sentence and second_sentence["hypotheses"] else None
-    s = best_of(second_sentence)
-    if g and s:
-        verdict = f"**Same output:** greedy and {view.label.lower()} agree." if g["text"] == s["text"] else \
-            f"**Different outputs:** {view.label.lower()} scores {s['normalized_score']:.3f}, greedy " \
-            f"{g['normalized_score']:.3f} (normalised log-probability; higher is better)."
-    else:
-        verdict = ""
     count = len(view.second["sentences"])
     choices = [f"{i + 1}. {sentence['source'][:48]}" for i, sentence in enumerate(view.second["sentences"])]
-    if count > 1:
-        verdict = f"Sentence {view.sentence + 1} of {count}. " + verdict
+    # Which strategy scored better is said in the linked view, for the sentence shown.
+    verdict = f"Sentence {view.sentence + 1} of {count} below." if count > 1 else ""
     return {
         page.greedy_text: view.greedy["text"], page.greedy_score: score_line(g), page.greedy_tokens: token_highlights(g),
         page.second_text: view.second["text"], page.second_score: score_line(chosen),
@@ -243,6 +236,8 @@ def render(view: View, merge_words: bool, page: Page) -> dict:
         page.tree: beam_tree(second_sentence["trace"] if second_sentence else None,
                              second_sentence["hypotheses"] if second_sentence else [], "Beam search tree"),
         page.status: status_markdown(view.second),
+        page.linked: view_value(view.model, view.sentence, [("Greedy", view.greedy), (view.label, view.second)],
+                                view.selected),
         page.sentence: gr.Radio(choices=choices, value=choices[min(view.sentence, count - 1)] if choices else None,
                                 visible=count > 1),
     }
@@ -297,20 +292,24 @@ def build_app(max_batch: int = 32, concurrency: int = 8, queue_size: int = 256) 
     first = names[0] if names else None
     page = Page()
     with gr.Blocks(title="s2s explorer") as demo:
-        gr.Markdown("# s2s explorer\nType a sentence or a paragraph, compare **greedy** and **beam search**, and "
-                    "look inside: token probabilities, the n-best list, attention and coverage of every "
-                    "hypothesis, and the beam tree.")
+        gr.Markdown("## s2s explorer · type a sentence or a paragraph, compare **greedy** with **beam search**, "
+                    "hover and click the output words to see why", elem_id="title")
         with gr.Row():
+            with gr.Column(scale=3):
+                with gr.Row():
+                    model = gr.Dropdown(names, value=first, label="Model", interactive=True, scale=1, min_width=140)
+                    text = gr.Textbox(label="Source text (a sentence or a paragraph; Enter translates)", lines=2,
+                                      max_lines=8, elem_id="source-text", scale=4,
+                                      placeholder="Type a sentence, or click an example below")
+                with gr.Row():
+                    reference = gr.Textbox(label="Reference translation (optional)", lines=1, scale=3)
+                    translate_button = gr.Button("Translate", variant="primary", elem_id="translate-button",
+                                                 scale=1, min_width=120)
+                examples = gr.Dataset(components=[text], samples=example_samples(first), label="Examples (click to translate)",
+                                      samples_per_page=4)
+                with gr.Accordion("About this model", open=False):
+                    card = gr.Markdown(model_markdown(first), elem_classes="model-card", elem_id="model-card")
             with gr.Column(scale=2):
-                model = gr.Dropdown(names, value=first, label="Model", interactive=True)
-                card = gr.Markdown(model_markdown(first), elem_classes="model-card", elem_id="model-card")
-                text = gr.Textbox(label="Source text (a sentence or a paragraph)", lines=2, max_lines=8,
-                                  elem_id="source-text", placeholder="Type a sentence, or click an example below")
-                examples = gr.Dataset(components=[text], samples=example_samples(first), label="Examples",
-                                      samples_per_page=8)
-                reference = gr.Textbox(label="Reference translation (optional)", lines=1)
-                translate_button = gr.Button("Translate", variant="primary", elem_id="translate-button")
-            with gr.Column(scale=1):
                 strategy = page.control("strategy", gr.Radio, ["beam", "sample"], label="Compare greedy with",
                                         elem_id="strategy")
                 page.control("beam_size", gr.Slider, 1, UI_MAX_BEAM, step=1, label="Beam size", elem_id="beam-size")
@@ -333,14 +332,17 @@ def build_app(max_batch: int = 32, concurrency: int = 8, queue_size: int = 256) 
                     page.control("prefix", gr.Textbox, lines=1,
                                  label="Forced output prefix (every sentence; right column only, greedy stays free)")
                     page.control("split_sentences", gr.Checkbox, label="Translate a paragraph sentence by sentence")
-                merge_words = gr.Checkbox(False, label="Merge pieces into words in heatmaps "
-                                                       "(sum over source pieces, mean over output pieces)")
+                    page.control("alternatives", gr.Slider, 0, 20, value=UI_ALTERNATIVES, step=1,
+                                 label="Alternatives kept per output word (click a word to see them)")
+                    merge_words = gr.Checkbox(False, label="Merge pieces into words in the Plotly heatmaps below "
+                                                           "(sum over source pieces, mean over output pieces)")
         missing = {field.name for field in dataclasses.fields(DecodeSettings)} - set(page.controls)
         assert not missing, f"settings without a control: {missing}"
         page.status = gr.Markdown(elem_id="status")
         page.sentence = gr.Radio(choices=[], type="index", label="Sentence shown below", visible=False,
                                  elem_id="sentence-picker")
         page.verdict = gr.Markdown(elem_id="verdict")
+        page.linked = linked_view(catalog.get)
         with gr.Row():
             with gr.Column():
                 page.greedy_text = gr.Textbox(label="Greedy", interactive=False, elem_id="greedy-output")
@@ -440,7 +442,7 @@ def build_app(max_batch: int = 32, concurrency: int = 8, queue_size: int = 256) 
 
         page_outputs = [page.greedy_text, page.greedy_score, page.greedy_tokens, page.second_text, page.second_score,
                         page.second_tokens, page.verdict, page.nbest, page.greedy_heatmap, page.second_heatmap,
-                        page.tree, page.status, page.sentence, state]
+                        page.tree, page.status, page.sentence, page.linked, state]
         explore_inputs = {model, text, reference, merge_words, *page.controls.values()}
         for trigger in (translate_button.click, text.submit):
             trigger(explore, explore_inputs, [*page_outputs, reference_scores, export_file],

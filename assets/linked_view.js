@@ -1,0 +1,363 @@
+// The explorer's linked view (s2s/ui/linked_view.py): draws one sentence's results in the page.
+// Gradio runs this body once per component with `element`, `props`, `server` and `watch` in
+// scope; `props.value` is the JSON sent by the server (view_value). Hover, selection, the word /
+// piece switch, alternatives and stepping are all local: only a re-decode calls the server.
+
+const SPLIT_PUNCTUATION = /^[.,!?;:…"«»()\[\]{}¡¿“”]+$/u;
+const CIVIDIS = ["#00204c", "#213d6b", "#4c546c", "#6f6f73", "#948b78", "#bcaf6f", "#e4cf5b", "#ffe945"];
+const state = { column: 1, hypothesis: 0, focus: null, pinned: null, pieces: false, hideEos: false,
+                edits: [], busy: false, message: "" };
+
+function escapeHtml(text) {
+  return String(text).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
+}
+
+function cividis(t) {
+  const x = Math.min(1, Math.max(0, t)) * (CIVIDIS.length - 1);
+  const i = Math.min(CIVIDIS.length - 2, Math.floor(x));
+  const mix = (a, b) => Math.round(a + (b - a) * (x - i));
+  const [a, b] = [CIVIDIS[i], CIVIDIS[i + 1]].map((h) => [1, 3, 5].map((k) => parseInt(h.slice(k, k + 2), 16)));
+  return `rgb(${mix(a[0], b[0])}, ${mix(a[1], b[1])}, ${mix(a[2], b[2])})`;
+}
+
+function textColourOn(t) { return t > 0.55 ? "#111" : "#fff"; }
+
+function pieceLabel(piece) {
+  if (piece === "</s>") return "</s>";
+  const label = piece.replace(/▁/g, " ").trim();
+  return label || "␣";
+}
+
+// Pieces -> display tokens: words (pieces glued until the next "▁"), with sentence punctuation
+// kept as its own token, or one token per piece. Each token lists the piece indices it covers.
+function tokensOf(pieces, wordLevel) {
+  const tokens = [];
+  pieces.forEach((piece, index) => {
+    const label = pieceLabel(piece);
+    const startsWord = piece.startsWith("▁") || piece === "</s>";
+    const punctuation = SPLIT_PUNCTUATION.test(label);
+    const last = tokens[tokens.length - 1];
+    const glue = wordLevel && last && !startsWord && !punctuation && !last.punctuation && last.label !== "</s>";
+    if (glue) {
+      last.label += label;
+      last.pieces.push(index);
+    } else {
+      tokens.push({ label, pieces: [index], punctuation, eos: piece === "</s>" });
+    }
+  });
+  return tokens;
+}
+
+function hypothesisOf(value, column, index) {
+  const hyps = value.columns[column].hypotheses;
+  return hyps[Math.min(index, hyps.length - 1)];
+}
+
+// Word-level attention: rows averaged over an output token's pieces, columns summed over a
+// source token's pieces, so each row still sums to 1 over the source.
+function tokenAttention(hyp, outTokens, srcTokens) {
+  if (!hyp.attention) return null;
+  return outTokens.map((out) => srcTokens.map((src) => {
+    let total = 0;
+    out.pieces.forEach((r) => src.pieces.forEach((c) => { total += hyp.attention[r][c]; }));
+    return total / out.pieces.length;
+  }));
+}
+
+function tokenProbability(hyp, token) {
+  return Math.exp(token.pieces.reduce((sum, i) => sum + hyp.token_logprobs[i], 0));
+}
+
+function verdictLine(value) {
+  if (value.columns.length < 2) return "";
+  const [a, b] = value.columns.map((c) => c.hypotheses[0]);
+  const [la, lb] = value.columns.map((c) => c.label.toLowerCase());
+  if (a.text === b.text) return `<b>Same output:</b> ${escapeHtml(la)} and ${escapeHtml(lb)} agree.`;
+  const [better, worse, margin] = b.normalized_score >= a.normalized_score
+    ? [lb, la, b.normalized_score - a.normalized_score] : [la, lb, a.normalized_score - b.normalized_score];
+  return `<b>Different outputs:</b> ${escapeHtml(better)} scores higher than ${escapeHtml(worse)} by ` +
+         `${margin.toFixed(3)} (normalised log-probability).`;
+}
+
+function outputStrip(value, column, hyp, tokens, extraClass) {
+  const forced = hyp.forced || 0;
+  return tokens.filter((t) => !(state.hideEos && t.eos)).map((token, k) => {
+    const index = tokens.indexOf(token);
+    const p = tokenProbability(hyp, token);
+    const isForced = token.pieces[0] < forced;
+    const focus = state.focus && state.focus.kind === "out" && state.focus.column === column &&
+                  state.focus.token === index;
+    return `<button type="button" class="lv-tok lv-out ${extraClass}${isForced ? " lv-forced" : ""}` +
+           `${focus ? " lv-focus" : ""}" data-column="${column}" data-token="${index}" ` +
+           `style="background:${cividis(p)};color:${textColourOn(p)}" ` +
+           `title="${escapeHtml(token.label)}: p = ${p.toFixed(3)}${isForced ? " (forced)" : ""}; click for alternatives" ` +
+           `aria-label="${escapeHtml(token.label)}, probability ${p.toFixed(2)}">` +
+           `<span class="lv-word">${escapeHtml(token.label)}</span><span class="lv-p">${p.toFixed(2)}</span></button>`;
+  }).join("");
+}
+
+function sourceStrip(value, srcTokens, weights) {
+  return srcTokens.filter((t) => !(state.hideEos && t.eos)).map((token) => {
+    const index = srcTokens.indexOf(token);
+    const w = weights ? weights[index] : 0;
+    const style = weights ? `background:${cividis(w)};color:${textColourOn(w)}` : "";
+    const title = token.eos ? "end of sentence: the model often looks here when the output is complete or " +
+                              "when no source word is a better fit" : token.label;
+    return `<span class="lv-tok lv-src${token.eos ? " lv-eos" : ""}" data-token="${index}" style="${style}" ` +
+           `title="${escapeHtml(title)}${weights ? `: attention ${w.toFixed(2)}` : ""}">${escapeHtml(token.label)}` +
+           `${weights ? `<span class="lv-p">${w.toFixed(2)}</span>` : ""}</span>`;
+  }).join("");
+}
+
+function heatmap(matrix, outTokens, srcTokens, focusRow, label) {
+  if (!matrix) return `<p class="lv-note">This model has no attention (attention "none"): the decoder sees ` +
+                      `only the encoder's final state, so there is no matrix to show.</p>`;
+  const cols = srcTokens.map((t, i) => i).filter((i) => !(state.hideEos && srcTokens[i].eos));
+  const rows = outTokens.map((t, i) => i).filter((i) => !(state.hideEos && outTokens[i].eos));
+  const head = cols.map((c) => `<th scope="col" class="lv-colhead">${escapeHtml(srcTokens[c].label)}</th>`).join("");
+  const body = rows.map((r) => `<tr class="${r === focusRow ? "lv-row-focus" : ""}" data-token="${r}">` +
+    `<th scope="row" class="lv-rowhead">${escapeHtml(outTokens[r].label)}</th>` +
+    cols.map((c) => `<td style="background:${cividis(matrix[r][c])}" title="${escapeHtml(outTokens[r].label)} → ` +
+      `${escapeHtml(srcTokens[c].label)}: ${matrix[r][c].toFixed(3)}">${matrix[r][c] >= 0.1 ?
+        `<span style="color:${textColourOn(matrix[r][c])}">${matrix[r][c].toFixed(1)}</span>` : ""}</td>`).join("") +
+    `</tr>`).join("");
+  return `<table class="lv-heatmap" aria-label="${escapeHtml(label)}"><thead><tr><th></th>${head}</tr></thead>` +
+         `<tbody>${body}</tbody></table>`;
+}
+
+function alternativesPanel(value, column, hyp, outTokens, tokenIndex) {
+  const token = outTokens[tokenIndex];
+  if (!token) return "";
+  const position = token.pieces[0];
+  const alternatives = hyp.alternatives[position] || [];
+  if (!alternatives.length) return `<p class="lv-note">No alternatives were recorded (the setting "alternatives" is 0).</p>`;
+  const chosen = hyp.ids[position];
+  const bars = alternatives.map((alt) => {
+    const p = Math.exp(alt.logprob);
+    const isChosen = alt.id === chosen;
+    return `<button type="button" class="lv-alt${isChosen ? " lv-alt-chosen" : ""}" data-id="${alt.id}" ` +
+           `title="${isChosen ? "the piece in this output" : "re-decode with this piece here"}">` +
+           `<span class="lv-alt-label">${escapeHtml(pieceLabel(alt.piece))}${isChosen ? " ✓" : ""}</span>` +
+           `<span class="lv-alt-bar" style="width:${Math.max(1, p * 100).toFixed(1)}%"></span>` +
+           `<span class="lv-alt-p">${p.toFixed(3)}</span></button>`;
+  }).join("");
+  const stepInfo = prunedAt(value, column, hyp, position);
+  return `<div class="lv-alts" aria-label="alternatives"><div class="lv-alts-head">At output position ` +
+         `${position + 1}, after “${escapeHtml(hyp.pieces.slice(0, position).map(pieceLabel).join(" ") || "(start)")}”, ` +
+         `the model's top ${alternatives.length} next pieces:</div>${bars}` +
+         `<form class="lv-typed"><input name="word" maxlength="100" placeholder="or type a word" aria-label="word to put here">` +
+         `<button type="submit">Re-decode</button></form>${stepInfo}</div>`;
+}
+
+// For beam search: the candidates scored at this step and dropped from the beam.
+function prunedAt(value, column, hyp, position) {
+  const trace = value.columns[column].trace;
+  if (!trace || !trace[position] || !hyp.beam_path.length) return "";
+  const slot = hyp.beam_path[position];
+  const pruned = trace[position].pruned.filter((c) => c.parent === slot);
+  if (!pruned.length) return "";
+  return `<div class="lv-pruned">Scored from this prefix at step ${position + 1} and pruned (score too low to ` +
+         `stay in the beam): ${pruned.map((c) => `<span>${escapeHtml(pieceLabel(c.piece))} ` +
+         `<small>${c.score.toFixed(2)}</small></span>`).join(" ")}</div>`;
+}
+
+function editsPanel(srcTokens) {
+  return state.edits.map((edit, n) => {
+    const hyp = edit.sentence.hypotheses[0];
+    const tokens = tokensOf(hyp.pieces, !state.pieces);
+    const delta = hyp.normalized_score - edit.original.normalized_score;
+    return `<div class="lv-edit"><div class="lv-edit-head">Edit ${n + 1} (${escapeHtml(edit.label)}): forced ` +
+           `“${escapeHtml(edit.sentence.prefix)}”, the rest decoded again. Score ${hyp.normalized_score.toFixed(3)} ` +
+           `against the original's ${edit.original.normalized_score.toFixed(3)} ` +
+           `(${delta >= 0 ? "+" : ""}${delta.toFixed(3)}: the model ${delta > 0 ? "prefers the edit" :
+             "preferred its own output"}). <button type="button" class="lv-edit-close" data-edit="${n}" ` +
+           `aria-label="remove this edit">×</button></div>` +
+           `<div class="lv-strip">${outputStrip(null, -1, hyp, tokens, "lv-edited")}</div></div>`;
+  }).join("");
+}
+
+function render() {
+  const root = element.querySelector(".lv");
+  const value = props.value;
+  if (!root) return;
+  if (!value || !value.columns || !value.columns.length) {
+    root.innerHTML = `<p class="lv-note">Translate a sentence to see the linked view.</p>`;
+    return;
+  }
+  state.column = Math.min(state.column, value.columns.length - 1);
+  const srcTokens = tokensOf(value.source_pieces, !state.pieces);
+  const columnHyp = (c) => hypothesisOf(value, c, c === state.column ? state.hypothesis : 0);
+  const hyp = columnHyp(state.column);
+  const outTokens = tokensOf(hyp.pieces, !state.pieces);
+  const matrix = tokenAttention(hyp, outTokens, srcTokens);
+  const focus = state.pinned || state.focus;
+  let sourceWeights = null;
+  let focusRow = null;
+  if (focus && focus.kind === "out" && focus.column === state.column && matrix && matrix[focus.token]) {
+    sourceWeights = matrix[focus.token];
+    focusRow = focus.token;
+  }
+  const columns = value.columns.map((col, c) => {
+    const h = columnHyp(c);
+    const tokens = tokensOf(h.pieces, !state.pieces);
+    const nbest = col.hypotheses.length > 1 ? `<ol class="lv-nbest" aria-label="n-best list">` +
+      col.hypotheses.map((x, i) => `<li><button type="button" class="lv-nbest-row${c === state.column &&
+        i === state.hypothesis ? " lv-selected" : ""}" data-column="${c}" data-hypothesis="${i}">` +
+        `<span class="lv-nbest-text">${escapeHtml(x.text)}</span><span class="lv-nbest-score">` +
+        `${x.normalized_score.toFixed(3)}</span></button></li>`).join("") + `</ol>` : "";
+    const prefixNote = col.prefix ? `<div class="lv-note">Forced prefix “${escapeHtml(col.prefix)}” applied here ` +
+                                    `(underlined pieces).</div>` : "";
+    return `<section class="lv-col${c === state.column ? " lv-col-active" : ""}" data-column="${c}">` +
+      `<h3>${escapeHtml(col.label)} <small>#${(c === state.column ? state.hypothesis : 0) + 1} · score ` +
+      `${h.normalized_score.toFixed(3)} · log-prob ${h.score.toFixed(2)}</small></h3>${prefixNote}` +
+      `<div class="lv-strip">${outputStrip(value, c, h, tokens, "")}</div>${nbest}</section>`;
+  }).join("");
+  const pinned = state.pinned && state.pinned.column === state.column ? state.pinned.token : null;
+  const steps = outTokens.length;
+  root.innerHTML =
+    `<div class="lv-bar"><span class="lv-verdict">${verdictLine(value)}</span>` +
+    `<label><input type="checkbox" class="lv-pieces"${state.pieces ? " checked" : ""}> pieces</label>` +
+    `<label title="</s> is the end-of-sentence token; attention often rests on it"><input type="checkbox" ` +
+    `class="lv-hide-eos"${state.hideEos ? " checked" : ""}> hide &lt;/s&gt;</label></div>` +
+    `<div class="lv-source-line"><span class="lv-caption">Source</span>${sourceStrip(value, srcTokens, sourceWeights)}</div>` +
+    `<div class="lv-cols">${columns}</div>` +
+    `<div class="lv-step"><label>Step <input type="range" class="lv-step-range" min="0" max="${steps - 1}" ` +
+    `value="${pinned ?? 0}" aria-label="output step"></label><span class="lv-step-label">${pinned === null ? "click a word or move the slider" :
+      `step ${pinned + 1} of ${steps}: “${escapeHtml(outTokens[pinned].label)}”`}</span></div>` +
+    `<div class="lv-detail"><div class="lv-matrix">${heatmap(matrix, outTokens, srcTokens, focusRow,
+      `attention of ${value.columns[state.column].label} hypothesis ${state.hypothesis + 1}`)}</div>` +
+    `<div class="lv-side">${pinned === null ? `<p class="lv-note">Hover an output word to light up the source ` +
+      `words it attends to; hover a source word for the reverse. Click an output word for the model's ` +
+      `alternatives there.</p>` : alternativesPanel(value, state.column, hyp, outTokens, pinned)}` +
+    `${state.busy ? `<p class="lv-note">Re-decoding…</p>` : ""}${state.message ? `<p class="lv-error">${escapeHtml(state.message)}</p>` : ""}` +
+    `</div></div><div class="lv-edits">${editsPanel(srcTokens)}</div>`;
+  highlightFromSource(null);
+}
+
+// Hovering a source token lights the output tokens of the active column by their attention to it.
+function highlightFromSource(sourceToken) {
+  const value = props.value;
+  if (!value) return;
+  const hyp = hypothesisOf(value, state.column, state.hypothesis);
+  const srcTokens = tokensOf(value.source_pieces, !state.pieces);
+  const outTokens = tokensOf(hyp.pieces, !state.pieces);
+  const matrix = tokenAttention(hyp, outTokens, srcTokens);
+  element.querySelectorAll(`.lv-col[data-column="${state.column}"] .lv-out`).forEach((node) => {
+    const row = Number(node.dataset.token);
+    node.classList.toggle("lv-lit", sourceToken !== null && matrix && matrix[row][sourceToken] >= 0.2);
+    node.style.outlineWidth = sourceToken !== null && matrix ? `${Math.round(matrix[row][sourceToken] * 4)}px` : "";
+  });
+}
+
+async function redecode(replacement) {
+  const value = props.value;
+  const hyp = hypothesisOf(value, state.column, state.hypothesis);
+  const outTokens = tokensOf(hyp.pieces, !state.pieces);
+  const position = outTokens[state.pinned.token].pieces[0];
+  const column = value.columns[state.column];
+  state.busy = true;
+  state.message = "";
+  render();
+  try {
+    const answer = await server.redecode({ model: value.model, source: value.source, ids: hyp.ids, position,
+                                           replacement, settings: column.settings });
+    if (answer.error) {
+      state.message = answer.error;
+    } else {
+      state.edits.unshift({ sentence: answer.sentence, original: hyp, label: column.label });
+      state.edits = state.edits.slice(0, 4);  // the latest few edits stay on screen
+    }
+  } catch (error) {
+    state.message = `Re-decoding failed: ${error}`;
+  } finally {
+    state.busy = false;
+    render();
+  }
+}
+
+element.addEventListener("mouseover", (event) => {
+  const out = event.target.closest(".lv-out:not(.lv-edited)");
+  const src = event.target.closest(".lv-src");
+  if (out && Number(out.dataset.column) === state.column && !state.pinned) {
+    const token = Number(out.dataset.token);
+    if (state.focus && state.focus.column === state.column && state.focus.token === token) return;
+    state.focus = { kind: "out", column: state.column, token };
+    render();
+  } else if (src) {
+    highlightFromSource(Number(src.dataset.token));
+  }
+});
+
+element.addEventListener("mouseout", (event) => {
+  if (event.target.closest(".lv-src")) highlightFromSource(null);
+});
+
+element.addEventListener("click", (event) => {
+  const target = event.target;
+  const out = target.closest(".lv-out:not(.lv-edited)");
+  const row = target.closest(".lv-nbest-row");
+  const alt = target.closest(".lv-alt");
+  const close = target.closest(".lv-edit-close");
+  if (row) {
+    state.column = Number(row.dataset.column);
+    state.hypothesis = Number(row.dataset.hypothesis);
+    state.pinned = null;
+  } else if (out) {
+    const column = Number(out.dataset.column);
+    if (column !== state.column) state.hypothesis = 0;
+    state.column = column;
+    const token = Number(out.dataset.token);
+    state.pinned = state.pinned && state.pinned.token === token && state.pinned.column === column ? null :
+      { kind: "out", column, token };
+    state.focus = state.pinned;
+  } else if (alt && !alt.classList.contains("lv-alt-chosen") && !state.busy) {
+    redecode(Number(alt.dataset.id));
+    return;
+  } else if (close) {
+    state.edits.splice(Number(close.dataset.edit), 1);
+  } else if (target.closest(".lv-col") && !target.closest("button")) {
+    const column = Number(target.closest(".lv-col").dataset.column);
+    if (column !== state.column) { state.column = column; state.hypothesis = 0; state.pinned = null; }
+  } else {
+    return;
+  }
+  state.message = "";
+  render();
+});
+
+element.addEventListener("submit", (event) => {
+  event.preventDefault();
+  const word = event.target.querySelector("input[name=word]").value;
+  if (!word.trim()) { state.message = "Type a word first."; render(); return; }
+  if (!state.busy) redecode(word);
+});
+
+element.addEventListener("input", (event) => {
+  if (event.target.classList.contains("lv-step-range")) {
+    state.pinned = { kind: "out", column: state.column, token: Number(event.target.value) };
+    state.focus = state.pinned;
+    render();
+    element.querySelector(".lv-step-range").focus();
+  }
+});
+
+element.addEventListener("change", (event) => {
+  if (event.target.classList.contains("lv-pieces")) {
+    state.pieces = event.target.checked;
+    state.pinned = null;
+    state.focus = null;
+  } else if (event.target.classList.contains("lv-hide-eos")) {
+    state.hideEos = event.target.checked;
+  } else {
+    return;
+  }
+  render();
+});
+
+watch("value", () => {
+  const value = props.value;
+  Object.assign(state, { column: value && value.columns.length > 1 ? 1 : 0, hypothesis: value ? value.selected || 0 : 0,
+                         focus: null, pinned: null, edits: [], busy: false, message: "" });
+  render();
+});
+render();

@@ -1,0 +1,79 @@
+"""The linked view: one sentence's results drawn in the browser by ``assets/linked_view.js``.
+
+The server sends the result once (``view_value``); hovering, selecting an n-best row, switching
+between words and pieces, opening a word's alternatives and stepping through the output then
+happen in the page with no server call. Only a re-decode runs the model again: the page calls
+``redecode`` (a Gradio server function) with the position and the alternative or typed word.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import gradio as gr
+
+from ..translator import make_settings
+from . import ASSETS
+
+MAX_REPLACEMENT_CHARS = 100
+
+
+def view_value(model: str, sentence_index: int, columns: list[tuple[str, dict[str, Any]]],
+               selected: int) -> dict[str, Any] | None:
+    """What the browser draws: the sentence ``sentence_index`` of each (label, result) column,
+    with the hypotheses (pieces, probabilities, attention, alternatives) and the beam trace."""
+    sentences = [(label, result["sentences"][sentence_index]) for label, result in columns
+                 if sentence_index < len(result["sentences"])]
+    if not sentences or not all(sentence["hypotheses"] for _, sentence in sentences):
+        return None
+    first = sentences[0][1]
+    return {
+        "model": model,
+        "source": first["source"],
+        "source_pieces": first["source_pieces"],
+        "selected": selected,
+        "columns": [{"label": label, "settings": result["settings"], "prefix": sentence["prefix"],
+                     "hypotheses": sentence["hypotheses"], "trace": sentence["trace"]}
+                    for (label, sentence), (_, result) in zip(sentences, columns)],
+    }
+
+
+def redecoder(translator_for: Callable[[str], Any]) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """The server function behind "pick an alternative / type a word": ``translator_for(name)``
+    gives the loaded model. Bad requests come back as ``{"error": message}``, never a crash."""
+
+    def redecode(request: dict[str, Any]) -> dict[str, Any]:
+        """request: ``model``, ``source`` (one sentence), ``ids`` (the output being edited),
+        ``position`` (piece index), ``replacement`` (a piece id or a word) and ``settings``
+        (the column's decoding settings). Returns ``{"sentence": ...}`` or ``{"error": ...}``."""
+        try:
+            if not isinstance(request, dict):
+                raise ValueError("the request must be an object")
+            replacement = request.get("replacement")
+            if isinstance(replacement, str) and len(replacement) > MAX_REPLACEMENT_CHARS:
+                raise ValueError(f"type at most {MAX_REPLACEMENT_CHARS} characters")
+            settings = request.get("settings")
+            if not isinstance(settings, dict):
+                raise ValueError("settings must be an object of decoding settings")
+            translator = translator_for(str(request.get("model")))
+            ids = request.get("ids")
+            if not isinstance(ids, list):
+                raise ValueError("ids must be the list of the output's piece ids")
+            prefix = translator.edited_prefix(ids, request.get("position"), replacement)
+            sentence = translator.redecode(request.get("source"), prefix, make_settings(**settings))
+            return {"sentence": sentence}
+        except (ValueError, TypeError, gr.Error) as error:
+            return {"error": str(error)}
+
+    return redecode
+
+
+def linked_view(translator_for: Callable[[str], Any]) -> gr.HTML:
+    """The component: an empty container that the browser code fills from its value."""
+    return gr.HTML(
+        value=None, elem_id="linked-view",
+        html_template='<div class="lv" role="region" aria-label="Linked view of the translation"></div>',
+        css_template=(ASSETS / "linked_view.css").read_text(encoding="utf-8"),
+        js_on_load=(ASSETS / "linked_view.js").read_text(encoding="utf-8"),
+        server_functions=[redecoder(translator_for)], apply_default_css=False,
+    )
