@@ -161,6 +161,90 @@ function prunedAt(value, column, hyp, position) {
          `<small>${c.score.toFixed(2)}</small></span>`).join(" ")}</div>`;
 }
 
+// The beam search as a prefix tree: a node per kept prefix (step, slot), children ordered by
+// score, finished hypotheses as squares at the step they ended, and — at the step shown by the
+// slider — the candidates that were scored and pruned, faded. Grown only up to that step.
+// Whether the finished candidate `end` (of the trace) is hypothesis `hyp`'s last step.
+function endsAt(hyp, end) {
+  return end.parent === hyp.beam_path[hyp.beam_path.length - 1] && Math.abs(end.score - hyp.score) < 1e-4;
+}
+
+const TREE_ROW = 16, TREE_COLUMN = 74, TREE_LABEL = 9;
+
+function beamTree(column, hyp, upToStep) {
+  const trace = column.trace;
+  if (!trace) return "";
+  const nodes = new Map();  // id -> {id, step, label, piece, score, kind, children, parent}
+  const root = { id: "root", step: -1, label: "<s>", piece: "<s>", score: 0, kind: "root", children: [] };
+  nodes.set("root", root);
+  const add = (node, parentId) => {
+    const parent = nodes.get(parentId);
+    if (!parent) return;
+    node.children = [];
+    node.parent = parent;
+    parent.children.push(node);
+    nodes.set(node.id, node);
+  };
+  trace.forEach((step) => {
+    if (upToStep !== null && step.step > upToStep) return;
+    const parentOf = (slot) => (step.step === 0 ? "root" : `${step.step - 1}:${slot}`);
+    step.alive.forEach((c) => add({ id: `${step.step}:${c.slot}`, step: step.step, piece: c.piece,
+                                    score: c.score, kind: "alive" }, parentOf(c.parent)));
+    step.finished.forEach((c, i) => add({ id: `${step.step}:f${i}`, step: step.step, piece: "</s>", score: c.score,
+                                          normalized: c.normalized_score, kind: "finished" }, parentOf(c.parent)));
+    if (step.step === upToStep) {
+      step.pruned.forEach((c, i) => add({ id: `${step.step}:p${i}`, step: step.step, piece: c.piece, score: c.score,
+                                          kind: "pruned" }, parentOf(c.parent)));
+    }
+  });
+  // The selected hypothesis's path, from its back-pointers.
+  const path = new Set(["root"]);
+  if (hyp.beam_path.length) {
+    for (let t = 0; t + 1 < hyp.beam_path.length; t++) path.add(`${t}:${hyp.beam_path[t + 1]}`);
+    const last = trace[hyp.ids.length - 1];
+    if (last) {
+      const i = last.finished.findIndex((c) => endsAt(hyp, c));
+      if (i >= 0) path.add(`${hyp.ids.length - 1}:f${i}`);
+    }
+  }
+  // Leaves get consecutive rows in score order; a parent sits at its first child's row.
+  let row = 0;
+  const place = (node) => {
+    node.children.sort((a, b) => b.score - a.score);
+    node.children.forEach(place);
+    node.row = node.children.length ? node.children[0].row : row++;
+  };
+  place(root);
+  const width = (Math.max(...[...nodes.values()].map((n) => n.step)) + 2) * TREE_COLUMN + 80;
+  const height = row * TREE_ROW + 20;
+  const x = (n) => 20 + (n.step + 1) * TREE_COLUMN;
+  const y = (n) => 12 + n.row * TREE_ROW;
+  let edges = "", marks = "";
+  nodes.forEach((n) => {
+    const onPath = path.has(n.id);
+    const cls = `lv-node lv-node-${n.kind}${onPath ? " lv-node-path" : ""}`;
+    if (n.parent) {
+      const px = x(n.parent), py = y(n.parent);
+      edges += `<path class="lv-edge${onPath && path.has(n.parent.id) ? " lv-edge-path" : ""}${n.kind === "pruned" ?
+        " lv-edge-pruned" : ""}" d="M${px},${py} H${px + TREE_COLUMN / 2} V${y(n)} H${x(n)}"/>`;
+    }
+    const label = pieceLabel(n.piece);
+    const short = label.length > TREE_LABEL ? `${label.slice(0, TREE_LABEL - 1)}…` : label;
+    const tip = `${label} · step ${n.step + 1} · log-prob ${n.score.toFixed(2)}` +
+                (n.kind === "finished" ? ` · normalised ${n.normalized.toFixed(3)}` : "") +
+                (n.kind === "pruned" ? " · pruned here" : "");
+    const mark = n.kind === "finished" ? `<rect x="${x(n) - 4}" y="${y(n) - 4}" width="8" height="8"/>` :
+                 `<circle cx="${x(n)}" cy="${y(n)}" r="${n.kind === "root" ? 5 : 4}"/>`;
+    marks += `<g class="${cls}" data-node="${n.id}"><title>${escapeHtml(tip)}</title>${mark}` +
+             `<text x="${x(n) + 6}" y="${y(n) - 3}">${escapeHtml(short)}</text></g>`;
+  });
+  return `<div class="lv-tree-wrap"><div class="lv-caption">Beam search tree (${column.label}): prefixes shared ` +
+         `by hypotheses share nodes; children in score order; squares end a hypothesis; the selected ` +
+         `hypothesis in orange${upToStep !== null ? `; grown to step ${upToStep + 1}, with the candidates pruned ` +
+         `there faded` : ""}.</div><svg class="lv-tree" width="${width}" height="${height}" role="img" ` +
+         `aria-label="beam search tree">${edges}${marks}</svg></div>`;
+}
+
 function editsPanel(srcTokens) {
   return state.edits.map((edit, n) => {
     const hyp = edit.sentence.hypotheses[0];
@@ -230,8 +314,16 @@ function render() {
       `words it attends to; hover a source word for the reverse. Click an output word for the model's ` +
       `alternatives there.</p>` : alternativesPanel(value, state.column, hyp, outTokens, pinned)}` +
     `${state.busy ? `<p class="lv-note">Re-decoding…</p>` : ""}${state.message ? `<p class="lv-error">${escapeHtml(state.message)}</p>` : ""}` +
-    `</div></div><div class="lv-edits">${editsPanel(srcTokens)}</div>`;
+    `</div></div><div class="lv-edits">${editsPanel(srcTokens)}</div>` + treeFor(value, outTokens, pinned);
   highlightFromSource(null);
+}
+
+function treeFor(value, outTokens, pinned) {
+  const beam = value.columns.findIndex((c) => c.trace);
+  if (beam < 0) return "";
+  const hyp = hypothesisOf(value, beam, beam === state.column ? state.hypothesis : 0);
+  const step = pinned !== null && beam === state.column ? outTokens[pinned].pieces[0] : null;
+  return beamTree(value.columns[beam], hyp, step);
 }
 
 // Hovering a source token lights the output tokens of the active column by their attention to it.
@@ -247,6 +339,30 @@ function highlightFromSource(sourceToken) {
     node.classList.toggle("lv-lit", sourceToken !== null && matrix && matrix[row][sourceToken] >= 0.2);
     node.style.outlineWidth = sourceToken !== null && matrix ? `${Math.round(matrix[row][sourceToken] * 4)}px` : "";
   });
+}
+
+// A tree node (step:slot): select the best n-best hypothesis whose path passes through it and
+// show that step, with its alternatives.
+function selectThroughNode(id) {
+  const value = props.value;
+  const beam = value.columns.findIndex((c) => c.trace);
+  const [stepText, slotText] = id.split(":");
+  const step = Number(stepText);
+  if (id === "root" || slotText.startsWith("p")) return false;
+  const trace = value.columns[beam].trace;
+  const index = value.columns[beam].hypotheses.findIndex((h) => slotText.startsWith("f") ?
+    h.ids.length - 1 === step && endsAt(h, trace[step].finished[Number(slotText.slice(1))]) :
+    h.ids.length - 1 > step && h.beam_path[step + 1] === Number(slotText));
+  if (index < 0) return false;
+  state.column = beam;
+  state.hypothesis = index;
+  const tokens = tokensOf(value.columns[beam].hypotheses[index].pieces, !state.pieces);
+  const token = tokens.findIndex((t) => t.pieces.includes(step));
+  state.pinned = { kind: "out", column: beam, token };
+  state.focus = state.pinned;
+  state.message = "";
+  render();
+  return true;
 }
 
 async function redecode(replacement) {
@@ -298,6 +414,16 @@ element.addEventListener("click", (event) => {
   const row = target.closest(".lv-nbest-row");
   const alt = target.closest(".lv-alt");
   const close = target.closest(".lv-edit-close");
+  const node = target.closest(".lv-node");
+  if (node) {
+    if (!selectThroughNode(node.dataset.node)) {
+      state.message = node.classList.contains("lv-node-finished")
+        ? "This hypothesis ended here but ranks below the n-best list shown (raise n-best to list it)."
+        : "No hypothesis of the n-best list passes through this node: its branch was pruned or ranks lower.";
+      render();
+    }
+    return;
+  }
   if (row) {
     state.column = Number(row.dataset.column);
     state.hypothesis = Number(row.dataset.hypothesis);

@@ -203,6 +203,22 @@ def test_a_person_clicks_a_word_picks_an_alternative_and_sees_the_edited_output(
         forced = edit.locator(".lv-forced .lv-word").all_inner_texts()
         assert len(forced) >= 2 and picked_label in "".join(forced)
         page.screenshot(path=str(ARTIFACTS / "linked_view.png"), full_page=True)
+        # The step slider grows the beam tree to that step, with the candidates pruned there faded.
+        whole_tree = page.locator("#linked-view .lv-node").count()
+        page.locator("#linked-view .lv-step-range").fill("0")
+        assert 1 < page.locator("#linked-view .lv-node").count() < whole_tree
+        assert page.locator("#linked-view .lv-node-pruned").count() >= 1
+        assert "step 1 of" in page.locator("#linked-view .lv-step-label").inner_text()
+        # Clicking where the second-best hypothesis ends selects it in every view.
+        second_score = rows.nth(1).locator(".lv-nbest-score").inner_text()
+        page.locator("#linked-view .lv-pieces").check()  # switching to pieces and back clears the pinned
+        page.locator("#linked-view .lv-pieces").uncheck()  # step: the whole tree again
+        ends = page.locator("#linked-view .lv-node-finished")
+        for index in range(ends.count()):
+            if second_score in ends.nth(index).locator("title").text_content():
+                ends.nth(index).locator("rect").click()
+                break
+        assert "#2" in beam.locator("h3").inner_text()
         # A typed word works the same way.
         page.fill("#linked-view .lv-typed input", "chien")
         page.click("#linked-view .lv-typed button")
