@@ -34,7 +34,9 @@ def page(catalog: ModelCatalog) -> explorer.Page:
 
 
 def explore(page: explorer.Page, text: str, **options) -> dict:
-    """The page's Translate click; the outputs are keyed by the page attribute they are shown in."""
+    """The page's Translate click (with the classic views open unless ``classic=False``);
+    the outputs are keyed by the page attribute they are shown in."""
+    options.setdefault("classic", True)
     return named(page, page.handlers["explore"](page.explore_values(options.pop("model", "en-fr"), text, **options)))
 
 
@@ -78,7 +80,7 @@ def test_a_paragraph_shows_each_sentence_on_demand(page: explorer.Page) -> None:
     view = out["state"]
     assert len(view.second["sentences"]) == 3 and out["sentence"].visible is True
     assert out["second_text"] == " ".join(s["hypotheses"][0]["text"] for s in view.second["sentences"])
-    picked = named(page, page.handlers["select_sentence"](view, False, 2))
+    picked = named(page, page.handlers["select_sentence"](view, False, True, 2))
     third = view.second["sentences"][2]
     np.testing.assert_allclose(np.asarray(heatmap_trace(picked["second_heatmap"]).z),
                                third["hypotheses"][0]["attention"])
@@ -118,7 +120,7 @@ def test_markup_is_escaped_in_every_figure_label(page: explorer.Page) -> None:
 def test_selecting_a_row_shows_that_hypothesis_in_every_view(page: explorer.Page) -> None:
     out = explore(page, "dog eats the small green bird", beam_size=4, nbest=4)
     event = gr.SelectData(None, {"index": [2, 1], "value": "", "selected": True})
-    picked = named(page, page.handlers["select_hypothesis"](out["state"], False, event))
+    picked = named(page, page.handlers["select_hypothesis"](out["state"], False, True, event))
     chosen = out["state"].second["sentences"][0]["hypotheses"][2]
     np.testing.assert_allclose(np.asarray(heatmap_trace(picked["second_heatmap"]).z), chosen["attention"])
     assert len(picked["second_tokens"]) == len(chosen["pieces"]) and picked["state"].selected == 2
@@ -251,7 +253,7 @@ def test_the_linked_view_gets_the_shown_sentence_of_both_columns(page: explorer.
     assert greedy["hypotheses"] == view.greedy["sentences"][0]["hypotheses"] and greedy["trace"] is None
     assert len(beam["hypotheses"]) == 3 and beam["trace"] and beam["settings"]["strategy"] == "beam"
     assert all(len(position) == explorer.UI_ALTERNATIVES for position in beam["hypotheses"][0]["alternatives"])
-    second = named(page, page.handlers["select_sentence"](view, False, 1))["linked"]
+    second = named(page, page.handlers["select_sentence"](view, False, False, 1))["linked"]
     assert second["source"] == view.second["sentences"][1]["source"]
 
 
@@ -277,3 +279,13 @@ def test_the_page_s_redecode_forces_the_picked_alternative_and_reports_errors(pa
                          ({**request, "replacement": "x" * 101}, "at most"), ("not a dict", "object"),
                          ({**request, "ids": "1 2"}, "ids")]:
         assert message in redecode(bad)["error"], bad
+
+
+def test_the_classic_views_are_drawn_only_while_their_section_is_open(page: explorer.Page) -> None:
+    closed = explore(page, "the big cat runs", classic=False)
+    skipped = ("greedy_text", "second_text", "greedy_tokens", "nbest", "greedy_heatmap", "second_heatmap", "tree")
+    assert all(closed[name] == gr.skip() for name in skipped)
+    assert closed["linked"]["columns"] and closed["state"].second["text"]
+    opened = named(page, page.handlers["redraw"](closed["state"], False, True))
+    assert all(isinstance(opened[name], go.Figure) for name in ("greedy_heatmap", "second_heatmap", "tree"))
+    assert opened["second_text"] == closed["state"].second["text"]

@@ -37,6 +37,7 @@ def test_a_person_translates_with_beam_5_and_sees_the_heatmap(server: str) -> No
         page = browser.new_page(viewport={"width": 1400, "height": 1800})
         page.goto(server)
         page.wait_for_selector("#source-text textarea", timeout=60_000)
+        page.locator("#classic .label-wrap").click()  # open the classic views with the Plotly figures
         page.fill("#source-text textarea", "The cat is sleeping on the red chair.")
         page.fill("#beam-size input[type=number]", "5")
         page.press("#beam-size input[type=number]", "Enter")
@@ -68,6 +69,7 @@ def test_a_person_translates_a_paragraph_and_picks_a_sentence(server: str) -> No
         page = browser.new_page(viewport={"width": 1400, "height": 1800})
         page.goto(server)
         page.wait_for_selector("#source-text textarea", timeout=60_000)
+        page.locator("#classic .label-wrap").click()
         page.fill("#source-text textarea", paragraph)
         page.click("#translate-button")
         page.wait_for_selector("#sentence-picker label", timeout=60_000)

@@ -202,11 +202,12 @@ class Page:
         self.controls: dict[str, gr.components.Component] = {}
 
     def explore_values(self, model: str, text: str, reference: str = "", merge_words: bool = False,
-                       **settings: Any) -> dict:
+                       classic: bool = False, **settings: Any) -> dict:
         """The Translate click's inputs as the page sends them: every control at its default but
-        the ``settings`` named (for scripts and tests that call the handlers directly)."""
+        the ``settings`` named (for scripts and tests that call the handlers directly); ``classic``:
+        whether the classic views' section is open."""
         values = {self.inputs["model"]: model, self.inputs["text"]: text, self.inputs["reference"]: reference,
-                  self.inputs["merge_words"]: merge_words}
+                  self.inputs["merge_words"]: merge_words, self.inputs["classic"]: classic}
         return values | {component: settings.get(name, component.value) for name, component in self.controls.items()}
 
     def control(self, name: str, component: type, *args: Any, **kwargs: Any) -> gr.components.Component:
@@ -216,30 +217,37 @@ class Page:
         return self.controls[name]
 
 
-def render(view: View, merge_words: bool, page: Page) -> dict:
-    """Every output of the page for ``view``."""
+def render(view: View, merge_words: bool, classic: bool, page: Page) -> dict:
+    """Every output of the page for ``view``. The classic views (text boxes, token bands, the
+    n-best table and the Plotly figures) are drawn only while their section is open (``classic``):
+    drawing and sending them costs more than the linked view, which shows the same and more."""
     greedy_sentence, second_sentence = sentence_of(view.greedy, view.sentence), sentence_of(view.second, view.sentence)
-    g = best_of(greedy_sentence)
-    chosen = second_sentence["hypotheses"][view.selected] if second_sentence and second_sentence["hypotheses"] else None
     count = len(view.second["sentences"])
     choices = [f"{i + 1}. {sentence['source'][:48]}" for i, sentence in enumerate(view.second["sentences"])]
     # Which strategy scored better is said in the linked view, for the sentence shown.
     verdict = f"Sentence {view.sentence + 1} of {count} below." if count > 1 else ""
-    return {
+    shown = {
+        page.verdict: verdict, page.status: status_markdown(view.second),
+        page.linked: view_value(view.model, view.sentence, [("Greedy", view.greedy), (view.label, view.second)],
+                                view.selected),
+        page.sentence: gr.Radio(choices=choices, value=choices[min(view.sentence, count - 1)] if choices else None,
+                                visible=count > 1),
+    }
+    classic_views = [page.greedy_text, page.greedy_score, page.greedy_tokens, page.second_text, page.second_score,
+                     page.second_tokens, page.nbest, page.greedy_heatmap, page.second_heatmap, page.tree]
+    if not classic:
+        return shown | {component: gr.skip() for component in classic_views}
+    g = best_of(greedy_sentence)
+    chosen = second_sentence["hypotheses"][view.selected] if second_sentence and second_sentence["hypotheses"] else None
+    return shown | {
         page.greedy_text: view.greedy["text"], page.greedy_score: score_line(g), page.greedy_tokens: token_highlights(g),
         page.second_text: view.second["text"], page.second_score: score_line(chosen),
-        page.second_tokens: token_highlights(chosen), page.verdict: verdict,
-        page.nbest: nbest_rows(second_sentence),
+        page.second_tokens: token_highlights(chosen), page.nbest: nbest_rows(second_sentence),
         page.greedy_heatmap: heatmap_for(greedy_sentence, 0, "Greedy: attention", merge_words),
         page.second_heatmap: heatmap_for(second_sentence, view.selected,
                                          f"{view.label}: attention of hypothesis #{view.selected + 1}", merge_words),
         page.tree: beam_tree(second_sentence["trace"] if second_sentence else None,
                              second_sentence["hypotheses"] if second_sentence else [], "Beam search tree"),
-        page.status: status_markdown(view.second),
-        page.linked: view_value(view.model, view.sentence, [("Greedy", view.greedy), (view.label, view.second)],
-                                view.selected),
-        page.sentence: gr.Radio(choices=choices, value=choices[min(view.sentence, count - 1)] if choices else None,
-                                visible=count > 1),
     }
 
 
@@ -343,28 +351,32 @@ def build_app(max_batch: int = 32, concurrency: int = 8, queue_size: int = 256) 
                                  elem_id="sentence-picker")
         page.verdict = gr.Markdown(elem_id="verdict")
         page.linked = linked_view(catalog.get)
-        with gr.Row():
-            with gr.Column():
-                page.greedy_text = gr.Textbox(label="Greedy", interactive=False, elem_id="greedy-output")
-                page.greedy_score = gr.Markdown()
-                page.greedy_tokens = gr.HighlightedText(label="Greedy tokens by probability", color_map=BAND_COLORS,
-                                                        show_legend=True, show_inline_category=False)
-            with gr.Column():
-                page.second_text = gr.Textbox(label="Beam search / sampling (best)", interactive=False,
-                                              elem_id="beam-output")
-                page.second_score = gr.Markdown()
-                page.second_tokens = gr.HighlightedText(label="Selected hypothesis tokens by probability",
-                                                        color_map=BAND_COLORS, show_legend=True,
-                                                        show_inline_category=False)
-        page.nbest = gr.Dataframe(headers=["#", "hypothesis", "log-prob", "normalised", "tokens"],
-                                  datatype=["number", "str", "number", "number", "number"], interactive=False,
-                                  label="n-best list: click a row to see its attention", elem_id="nbest")
-        with gr.Row():
-            # The figures carry their own titles; Gradio's label would cover them.
-            page.greedy_heatmap = gr.Plot(label="Greedy attention", show_label=False, elem_id="greedy-heatmap")
-            page.second_heatmap = gr.Plot(label="Selected hypothesis attention", show_label=False,
-                                          elem_id="beam-heatmap")
-        page.tree = gr.Plot(label="Beam tree", show_label=False, elem_id="beam-tree")
+        page.classic_open = gr.State(False)
+        with gr.Accordion("Classic views: the outputs as text, the n-best table, and Plotly figures (attention with "
+                          "coverage, the beam tree by slot) to export as PNG", open=False, elem_id="classic") as classic:
+            with gr.Row():
+                with gr.Column():
+                    page.greedy_text = gr.Textbox(label="Greedy", interactive=False, elem_id="greedy-output")
+                    page.greedy_score = gr.Markdown()
+                    page.greedy_tokens = gr.HighlightedText(label="Greedy tokens by probability",
+                                                            color_map=BAND_COLORS, show_legend=True,
+                                                            show_inline_category=False)
+                with gr.Column():
+                    page.second_text = gr.Textbox(label="Beam search / sampling (best)", interactive=False,
+                                                  elem_id="beam-output")
+                    page.second_score = gr.Markdown()
+                    page.second_tokens = gr.HighlightedText(label="Selected hypothesis tokens by probability",
+                                                            color_map=BAND_COLORS, show_legend=True,
+                                                            show_inline_category=False)
+            page.nbest = gr.Dataframe(headers=["#", "hypothesis", "log-prob", "normalised", "tokens"],
+                                      datatype=["number", "str", "number", "number", "number"], interactive=False,
+                                      label="n-best list: click a row to see its attention", elem_id="nbest")
+            with gr.Row():
+                # The figures carry their own titles; Gradio's label would cover them.
+                page.greedy_heatmap = gr.Plot(label="Greedy attention", show_label=False, elem_id="greedy-heatmap")
+                page.second_heatmap = gr.Plot(label="Selected hypothesis attention", show_label=False,
+                                              elem_id="beam-heatmap")
+            page.tree = gr.Plot(label="Beam tree", show_label=False, elem_id="beam-tree")
         with gr.Row():
             page.reference_scores = gr.Markdown(elem_id="reference-scores")
             with gr.Column():
@@ -395,28 +407,28 @@ def build_app(max_batch: int = 32, concurrency: int = 8, queue_size: int = 256) 
             view = View(values[model], translate(values[model], values[text], dataclasses.replace(
                 second_settings, strategy="greedy", prefix="")), translate(values[model], values[text],
                                                                           second_settings))
-            return {**render(view, values[merge_words], page), state: view,
+            return {**render(view, values[merge_words], values[classic_open], page), state: view,
                     reference_scores: reference_markdown(values[reference] or "", {
                         "greedy": view.greedy["text"], f"{view.label.lower()} (best)": view.second["text"]}),
                     export_file: None}
 
-        def select_sentence(view: View | None, merge: bool, index: int | None) -> dict:
+        def select_sentence(view: View | None, merge: bool, classic: bool, index: int | None) -> dict:
             if not view or index is None:
                 return {}
             view = dataclasses.replace(view, sentence=int(index), selected=0)
-            return {**render(view, merge, page), state: view}
+            return {**render(view, merge, classic, page), state: view}
 
-        def select_hypothesis(view: View | None, merge: bool, event: gr.SelectData) -> dict:
+        def select_hypothesis(view: View | None, merge: bool, classic: bool, event: gr.SelectData) -> dict:
             """A click on a row of the n-best table: show that hypothesis everywhere it is shown."""
             sentence = sentence_of(view.second, view.sentence) if view else None
             if not sentence or not sentence["hypotheses"]:
                 return {}
             row = int(event.index[0] if isinstance(event.index, (list, tuple)) else event.index)
             view = dataclasses.replace(view, selected=min(max(0, row), len(sentence["hypotheses"]) - 1))
-            return {**render(view, merge, page), state: view}
+            return {**render(view, merge, classic, page), state: view}
 
-        def redraw(view: View | None, merge: bool) -> dict:
-            return {**render(view, merge, page), state: view} if view else {}
+        def redraw(view: View | None, merge: bool, classic: bool) -> dict:
+            return {**render(view, merge, classic, page), state: view} if view else {}
 
         def export(view: View | None) -> Any:
             if not view:
@@ -443,7 +455,8 @@ def build_app(max_batch: int = 32, concurrency: int = 8, queue_size: int = 256) 
         page_outputs = [page.greedy_text, page.greedy_score, page.greedy_tokens, page.second_text, page.second_score,
                         page.second_tokens, page.verdict, page.nbest, page.greedy_heatmap, page.second_heatmap,
                         page.tree, page.status, page.sentence, page.linked, state]
-        explore_inputs = {model, text, reference, merge_words, *page.controls.values()}
+        classic_open = page.classic_open
+        explore_inputs = {model, text, reference, merge_words, classic_open, *page.controls.values()}
         for trigger in (translate_button.click, text.submit):
             trigger(explore, explore_inputs, [*page_outputs, reference_scores, export_file],
                     api_visibility="undocumented")
@@ -452,10 +465,14 @@ def build_app(max_batch: int = 32, concurrency: int = 8, queue_size: int = 256) 
         model.change(on_model_change, model, [card, examples], api_visibility="undocumented")
         strategy.change(on_strategy_change, strategy, [sampling, page.controls["beam_size"]],
                         api_visibility="undocumented")
-        page.sentence.input(select_sentence, [state, merge_words, page.sentence], page_outputs,
+        page.sentence.input(select_sentence, [state, merge_words, classic_open, page.sentence], page_outputs,
                             api_visibility="undocumented")
-        page.nbest.select(select_hypothesis, [state, merge_words], page_outputs, api_visibility="undocumented")
-        merge_words.change(redraw, [state, merge_words], page_outputs, api_visibility="undocumented")
+        page.nbest.select(select_hypothesis, [state, merge_words, classic_open], page_outputs,
+                          api_visibility="undocumented")
+        merge_words.change(redraw, [state, merge_words, classic_open], page_outputs, api_visibility="undocumented")
+        for opened, trigger in ((True, classic.expand), (False, classic.collapse)):
+            trigger(lambda opened=opened: opened, None, classic_open, api_visibility="undocumented").then(
+                redraw, [state, merge_words, classic_open], page_outputs, api_visibility="undocumented")
         export_button.click(export, state, export_file, api_visibility="undocumented")
         compare_button.click(compare, [compare_a, compare_b, text, page.controls["beam_size"],
                                        page.controls["alpha"], merge_words], compare_outputs,
@@ -463,7 +480,8 @@ def build_app(max_batch: int = 32, concurrency: int = 8, queue_size: int = 256) 
         gr.api(_signature_from_settings(translate_api), api_name="translate",
                concurrency_limit=max(max_batch, concurrency))
         gr.api(models_api, api_name="models")
-    page.inputs = {"model": model, "text": text, "reference": reference, "merge_words": merge_words}
+    page.inputs = {"model": model, "text": text, "reference": reference, "merge_words": merge_words,
+                   "classic": classic_open}
     page.handlers = {"explore": explore, "select_sentence": select_sentence, "select_hypothesis": select_hypothesis,
                      "redraw": redraw, "export": export, "compare": compare}
     demo.page = page  # type: ignore[attr-defined]  (the tests call the handlers through it)

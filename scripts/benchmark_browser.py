@@ -1,0 +1,88 @@
+"""What a person waits for in the explorer, measured in headless Chromium on loopback.
+
+    python -m scripts.benchmark_browser [--runs 20]
+
+Starts ``app.py`` (en-fr, every control at its default: greedy + beam 5, n-best 5), then per run:
+- translate: click Translate on a 15-word sentence (two alternate) until the linked view (both columns, the
+  heatmap and the beam tree) is drawn;
+- select: click an n-best row until every linked view shows it (in the page, no server call;
+  the number of requests sent is checked to be 0);
+- re-decode: click a word, pick its runner-up alternative, until the edited output is drawn.
+Prints the median and 90th percentile of each, over the runs after one warm-up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import time
+
+from playwright.sync_api import sync_playwright
+
+from scripts.benchmark_app import SENTENCE
+from scripts.local_server import running_app
+
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run"]
+# The view redraws its whole content for a new result, so a mark on the old content tells them apart.
+LINKED_VIEW_DRAWN = """() => { const columns = document.querySelector('#linked-view .lv-cols');
+  return columns && !columns.dataset.old && columns.children.length === 2 &&
+         document.querySelector('#linked-view .lv-tree'); }"""
+# Time an n-best click inside the page: the handler redraws every linked view synchronously.
+SELECT = """(row) => { const started = performance.now(); row.click();
+  const ok = document.querySelector('#linked-view .lv-col[data-column="1"] h3').innerText.includes('#' + (Number(row.dataset.hypothesis) + 1));
+  return ok ? performance.now() - started : -1; }"""
+
+
+def summary(name: str, times: list[float]) -> str:
+    ordered = sorted(times)
+    return (f"{name:<10} median {statistics.median(ordered):7.1f} ms   p90 {ordered[int(0.9 * (len(ordered) - 1))]:7.1f} ms"
+            f"   ({len(ordered)} runs)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=20)
+    args = parser.parse_args()
+    chromium = shutil.which("chromium") or "/usr/bin/chromium"
+    times: dict[str, list[float]] = {"translate": [], "select": [], "re-decode": []}
+    with running_app() as (url, _), sync_playwright() as driver:
+        browser = driver.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 720})
+        requests: list[str] = []
+        page.on("request", lambda request: requests.append(request.url))
+        page.goto(url)
+        page.wait_for_selector("#source-text textarea", timeout=60_000)
+        for run in range(args.runs + 1):
+            # An unchanged result is not redrawn, so runs alternate between two 15-word sentences.
+            page.fill("#source-text textarea", SENTENCE if run % 2 else SENTENCE.replace("yesterday", "today"))
+            page.evaluate("() => { const columns = document.querySelector('#linked-view .lv-cols'); "
+                          "if (columns) columns.dataset.old = '1'; }")
+            started = time.perf_counter()
+            page.click("#translate-button")
+            page.wait_for_function(LINKED_VIEW_DRAWN, timeout=60_000, polling="raf")
+            translate_ms = (time.perf_counter() - started) * 1000
+            page.wait_for_timeout(300)  # let the rest of the page settle before the next timing
+            sent = len(requests)
+            row = page.locator('#linked-view .lv-nbest-row[data-hypothesis="2"]').element_handle()
+            select_ms = page.evaluate(SELECT, row)
+            assert select_ms >= 0, "the n-best click did not update the view"
+            assert len(requests) == sent, "selecting an n-best row sent a request"
+            page.locator('#linked-view .lv-col[data-column="1"] .lv-out').nth(1).click()
+            started = time.perf_counter()
+            page.locator("#linked-view .lv-alt:not(.lv-alt-chosen)").first.click()
+            page.wait_for_selector("#linked-view .lv-edit", timeout=60_000)
+            redecode_ms = (time.perf_counter() - started) * 1000
+            if run:  # the first run warms up the model, the page and the browser
+                times["translate"].append(translate_ms)
+                times["select"].append(select_ms)
+                times["re-decode"].append(redecode_ms)
+        browser.close()
+    print(f"en-fr, {len(SENTENCE.split())}-word sentence, greedy + beam 5 (n-best 5), 1280x720, headless Chromium")
+    for name, values in times.items():
+        print(summary(name, values))
+
+
+if __name__ == "__main__":
+    main()
