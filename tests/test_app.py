@@ -92,8 +92,9 @@ def test_json_export_is_written_only_when_asked_and_round_trips(page: explorer.P
     before = explorer.exports.count()
     out = explore(page, "red cat")
     assert explorer.exports.count() == before and out["export_file"] is None
-    path = Path(page.handlers["export"](out["state"]))
+    path = Path(page.handlers["export"](out["state"], "chat rouge"))
     exported = json.loads(path.read_text(encoding="utf-8"))
+    assert exported["reference"] == "chat rouge" and set(exported["reference_scores"]["greedy"]) == {"bleu", "chrf"}
     assert path.parent == explorer.exports.root and path.name.startswith("s2s-en-fr-")
     assert exported["second"] == json.loads(json.dumps(out["state"].second))
     assert exported["second"]["sentences"][0]["hypotheses"][0]["attention"]
@@ -150,10 +151,14 @@ def test_long_input_shows_a_visible_warning(page: explorer.Page) -> None:
     assert "at most 5,000" in too_long["status"] and too_long["second_text"] == ""
 
 
-def test_reference_gives_sentence_bleu_and_chrf(page: explorer.Page) -> None:
-    out = explore(page, "red cat", reference="cat red")
+def test_reference_gives_sentence_bleu_and_chrf_for_every_output_and_follows_edits(page: explorer.Page) -> None:
+    out = explore(page, "red cat", reference="cat red", nbest=3)
     assert "BLEU" in out["reference_scores"] and "chrF" in out["reference_scores"]
-    assert "| greedy |" in out["reference_scores"]
+    assert "| greedy |" in out["reference_scores"] and "| beam search #3 |" in out["reference_scores"]
+    best = out["state"].second["text"]
+    rescored = page.handlers["rescore"](out["state"], best)  # the reference edited: no model run
+    assert "| beam search (best) | 100.0 | 100.0 |" in rescored
+    assert "Add a reference" in page.handlers["rescore"](out["state"], "  ")
 
 
 def test_sampling_column(page: explorer.Page) -> None:

@@ -106,15 +106,28 @@ def nbest_rows(sentence: dict[str, Any] | None) -> list[list[Any]]:
             for rank, h in enumerate(sentence["hypotheses"], start=1)]
 
 
-def reference_markdown(reference: str, outputs: dict[str, str]) -> str:
-    """Sentence BLEU and chrF (sacrebleu) of each output against the reference (numbers only)."""
-    if not reference.strip():
+def reference_outputs(view: View) -> dict[str, str]:
+    """What a reference is scored against: greedy's and the other strategy's whole output, and,
+    for a one-sentence input, every n-best row."""
+    outputs = {"greedy": view.greedy["text"], f"{view.label.lower()} (best)": view.second["text"]}
+    if len(view.second["sentences"]) == 1:
+        for rank, hypothesis in enumerate(view.second["sentences"][0]["hypotheses"][1:], start=2):
+            outputs[f"{view.label.lower()} #{rank}"] = hypothesis["text"]
+    return outputs
+
+
+def reference_scores(reference: str, outputs: dict[str, str]) -> dict[str, dict[str, float]]:
+    """Sentence BLEU and chrF (sacrebleu) of each non-empty output against the reference."""
+    if not isinstance(reference, str) or not reference.strip():
+        return {}
+    return {label: sentence_scores(text, [reference.strip()]) for label, text in outputs.items() if text}
+
+
+def reference_markdown(scores: dict[str, dict[str, float]]) -> str:
+    if not scores:
         return "Add a reference translation to score the outputs (sentence BLEU and chrF, sacrebleu)."
     lines = ["| output | BLEU | chrF |", "| --- | --- | --- |"]
-    for label, text in outputs.items():
-        if text:
-            scores = sentence_scores(text, [reference.strip()])
-            lines.append(f"| {label} | {scores['bleu']:.1f} | {scores['chrf']:.1f} |")
+    lines += [f"| {label} | {row['bleu']:.1f} | {row['chrf']:.1f} |" for label, row in scores.items()]
     return "\n".join(lines)
 
 
@@ -383,7 +396,7 @@ def build_app(max_batch: int = 32, concurrency: int = 8, queue_size: int = 256) 
                 export_button = gr.Button("Export result as JSON", elem_id="export-button")
                 page.export_file = gr.File(label="Exported JSON", interactive=False, elem_id="export-file")
         page.state = gr.State(time_to_live=STATE_TTL_SECONDS)
-        state, reference_scores, export_file = page.state, page.reference_scores, page.export_file
+        state, reference_scores_view, export_file = page.state, page.reference_scores, page.export_file
 
         with gr.Accordion("Compare two models on the same input", open=False):
             with gr.Row():
@@ -408,8 +421,8 @@ def build_app(max_batch: int = 32, concurrency: int = 8, queue_size: int = 256) 
                 second_settings, strategy="greedy", prefix="")), translate(values[model], values[text],
                                                                           second_settings))
             return {**render(view, values[merge_words], values[classic_open], page), state: view,
-                    reference_scores: reference_markdown(values[reference] or "", {
-                        "greedy": view.greedy["text"], f"{view.label.lower()} (best)": view.second["text"]}),
+                    reference_scores_view: reference_markdown(reference_scores(values[reference],
+                                                                          reference_outputs(view))),
                     export_file: None}
 
         def select_sentence(view: View | None, merge: bool, classic: bool, index: int | None) -> dict:
@@ -430,10 +443,17 @@ def build_app(max_batch: int = 32, concurrency: int = 8, queue_size: int = 256) 
         def redraw(view: View | None, merge: bool, classic: bool) -> dict:
             return {**render(view, merge, classic, page), state: view} if view else {}
 
-        def export(view: View | None) -> Any:
+        def rescore(view: View | None, reference_text: str) -> str:
+            """The reference was edited: score the outputs shown again (the model does not run)."""
+            return reference_markdown(reference_scores(reference_text, reference_outputs(view))) if view else \
+                reference_markdown({})
+
+        def export(view: View | None, reference_text: str) -> Any:
             if not view:
                 raise gr.Error("Nothing to export yet: translate something first.")
-            return str(exports.write(dataclasses.asdict(view), view.model))
+            scores = reference_scores(reference_text, reference_outputs(view))
+            return str(exports.write(dataclasses.asdict(view) | {"reference": reference_text or "",
+                                                                  "reference_scores": scores}, view.model))
 
         def compare(model_a: str, model_b: str, source: str, beam_size: float, alpha: float, merge: bool) -> list:
             """The same input through two models with beam search; outputs and attention side by side."""
@@ -458,10 +478,11 @@ def build_app(max_batch: int = 32, concurrency: int = 8, queue_size: int = 256) 
         classic_open = page.classic_open
         explore_inputs = {model, text, reference, merge_words, classic_open, *page.controls.values()}
         for trigger in (translate_button.click, text.submit):
-            trigger(explore, explore_inputs, [*page_outputs, reference_scores, export_file],
+            trigger(explore, explore_inputs, [*page_outputs, reference_scores_view, export_file],
                     api_visibility="undocumented")
         examples.click(lambda sample: sample[0], examples, text, api_visibility="undocumented").then(
-            explore, explore_inputs, [*page_outputs, reference_scores, export_file], api_visibility="undocumented")
+            explore, explore_inputs, [*page_outputs, reference_scores_view, export_file],
+            api_visibility="undocumented")
         model.change(on_model_change, model, [card, examples], api_visibility="undocumented")
         strategy.change(on_strategy_change, strategy, [sampling, page.controls["beam_size"]],
                         api_visibility="undocumented")
@@ -473,7 +494,8 @@ def build_app(max_batch: int = 32, concurrency: int = 8, queue_size: int = 256) 
         for opened, trigger in ((True, classic.expand), (False, classic.collapse)):
             trigger(lambda opened=opened: opened, None, classic_open, api_visibility="undocumented").then(
                 redraw, [state, merge_words, classic_open], page_outputs, api_visibility="undocumented")
-        export_button.click(export, state, export_file, api_visibility="undocumented")
+        export_button.click(export, [state, reference], export_file, api_visibility="undocumented")
+        reference.input(rescore, [state, reference], reference_scores_view, api_visibility="undocumented")
         compare_button.click(compare, [compare_a, compare_b, text, page.controls["beam_size"],
                                        page.controls["alpha"], merge_words], compare_outputs,
                              api_visibility="undocumented")
@@ -483,7 +505,7 @@ def build_app(max_batch: int = 32, concurrency: int = 8, queue_size: int = 256) 
     page.inputs = {"model": model, "text": text, "reference": reference, "merge_words": merge_words,
                    "classic": classic_open}
     page.handlers = {"explore": explore, "select_sentence": select_sentence, "select_hypothesis": select_hypothesis,
-                     "redraw": redraw, "export": export, "compare": compare}
+                     "redraw": redraw, "rescore": rescore, "export": export, "compare": compare}
     demo.page = page  # type: ignore[attr-defined]  (the tests call the handlers through it)
     demo.queue(default_concurrency_limit=concurrency, max_size=queue_size)
     return demo
