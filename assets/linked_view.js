@@ -480,10 +480,17 @@ element.addEventListener("change", (event) => {
   render();
 });
 
+// A shared link (assets/share_link.js) may name the n-best row to show first: `sel`.
+let linkedSelection = Number(new URLSearchParams(window.location.search).get("sel") || 0);
+
 watch("value", () => {
   const value = props.value;
-  Object.assign(state, { column: value && value.columns.length > 1 ? 1 : 0, hypothesis: value ? value.selected || 0 : 0,
+  const columns = value ? value.columns : [];
+  const second = columns.length > 1 ? columns[1].hypotheses.length : 0;
+  const shared = Number.isInteger(linkedSelection) && linkedSelection > 0 && linkedSelection < second;
+  Object.assign(state, { column: columns.length > 1 ? 1 : 0, hypothesis: shared ? linkedSelection : value ? value.selected || 0 : 0,
                          focus: null, pinned: null, edits: [], busy: false, message: "" });
+  linkedSelection = 0;  // only the first result opened from the link
   render();
 });
 render();

@@ -294,3 +294,14 @@ def test_the_classic_views_are_drawn_only_while_their_section_is_open(page: expl
     opened = named(page, page.handlers["redraw"](closed["state"], False, True))
     assert all(isinstance(opened[name], go.Figure) for name in ("greedy_heatmap", "second_heatmap", "tree"))
     assert opened["second_text"] == closed["state"].second["text"]
+
+
+def test_a_shared_link_s_values_are_parsed_and_bad_ones_left_out() -> None:
+    from s2s.ui.share import restored_values
+
+    query = {"model": "en-fr", "text": "the cat", "beam_size": "8", "alpha": "0.3", "seed": "", "top_k": "lots",
+             "split_sentences": "false", "nbest": "999", "strategy": "magic", "reference": "le chat"}
+    values = restored_values(query, ["en-fr", "de-en"])
+    assert values == {"model": "en-fr", "text": "the cat", "reference": "le chat", "beam_size": 8, "alpha": 0.3,
+                      "seed": None, "split_sentences": False}
+    assert restored_values({"model": "../../etc", "text": "x" * 10_000}, ["en-fr"]) == {"text": "x" * 5000}

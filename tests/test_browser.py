@@ -227,3 +227,22 @@ def test_a_person_clicks_a_word_picks_an_alternative_and_sees_the_edited_output(
         page.wait_for_function("document.querySelectorAll('#linked-view .lv-edit').length >= 2", timeout=60_000)
         assert "chien" in page.locator("#linked-view .lv-edit").first.inner_text()
         browser.close()
+
+
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="chromium is not installed (CI installs it)")
+def test_a_shared_link_restores_the_view_and_copy_link_writes_one(server: str) -> None:
+    playwright = pytest.importorskip("playwright.sync_api")
+    with playwright.sync_playwright() as driver:
+        browser = driver.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 720})
+        page.goto(f"{server}/?text=The+dog+is+sleeping.&beam_size=3&nbest=3&sel=1")
+        page.wait_for_selector("#linked-view .lv-col", timeout=60_000)
+        assert page.input_value("#source-text textarea") == "The dog is sleeping."
+        assert page.input_value("#beam-size input[type=number]") == "3"
+        beam = page.locator('#linked-view .lv-col[data-column="1"]')
+        assert beam.locator(".lv-nbest-row").count() == 3 and "#2" in beam.locator("h3").inner_text()
+        page.fill("#source-text textarea", "The bird sings.")
+        page.click("#share-button")
+        page.wait_for_function("window.location.search.includes('bird')", timeout=10_000)
+        assert "beam_size=3" in page.url and "alpha" not in page.url  # defaults are left out
+        browser.close()

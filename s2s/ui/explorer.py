@@ -30,6 +30,7 @@ from ..translator import DecodeSettings, make_settings
 from . import ASSETS, ROOT
 from .exports import ExportFolder
 from .linked_view import linked_view, view_value
+from .share import PAGE_FIELDS, restored_values, share_script
 DEFAULT_MODEL = "en-fr"
 UI_MAX_BEAM = 16
 UI_NBEST = 5  # the page lists the whole beam of 5 by default; the library returns 1
@@ -393,7 +394,9 @@ def build_app(max_batch: int = 32, concurrency: int = 8, queue_size: int = 256) 
         with gr.Row():
             page.reference_scores = gr.Markdown(elem_id="reference-scores")
             with gr.Column():
-                export_button = gr.Button("Export result as JSON", elem_id="export-button")
+                with gr.Row():
+                    export_button = gr.Button("Export result as JSON", elem_id="export-button")
+                    share_button = gr.Button("Copy a link to this view", elem_id="share-button")
                 page.export_file = gr.File(label="Exported JSON", interactive=False, elem_id="export-file")
         page.state = gr.State(time_to_live=STATE_TTL_SECONDS)
         state, reference_scores_view, export_file = page.state, page.reference_scores, page.export_file
@@ -466,6 +469,17 @@ def build_app(max_batch: int = 32, concurrency: int = 8, queue_size: int = 256) 
                             heatmap_for(sentence_of(result, 0), 0, f"{name}: attention", merge)]
             return outputs
 
+        shared = [model, text, reference, *page.controls.values()]
+        shared_names = [*PAGE_FIELDS, *page.controls]
+
+        def restore(request: gr.Request) -> list[Any]:
+            """Opening a shared link: the values it names, every other control unchanged."""
+            values = restored_values(dict(request.query_params) if request else {}, names)
+            return [values.get(name, gr.skip()) for name in shared_names]
+
+        def explore_restored(values: dict) -> dict:
+            return explore(values) if isinstance(values[text], str) and values[text].strip() else {}
+
         def on_model_change(name: str):
             return model_markdown(name), gr.Dataset(samples=example_samples(name))
 
@@ -484,6 +498,10 @@ def build_app(max_batch: int = 32, concurrency: int = 8, queue_size: int = 256) 
             explore, explore_inputs, [*page_outputs, reference_scores_view, export_file],
             api_visibility="undocumented")
         model.change(on_model_change, model, [card, examples], api_visibility="undocumented")
+        share_button.click(None, shared, None, js=share_script(shared_names))
+        demo.load(restore, None, shared, api_visibility="undocumented").then(
+            explore_restored, explore_inputs, [*page_outputs, reference_scores_view, export_file],
+            api_visibility="undocumented")
         strategy.change(on_strategy_change, strategy, [sampling, page.controls["beam_size"]],
                         api_visibility="undocumented")
         page.sentence.input(select_sentence, [state, merge_words, classic_open, page.sentence], page_outputs,

@@ -1,0 +1,19 @@
+// "Copy link" (s2s/ui/share.py): put the page's values in the address and copy it. Receives the
+// values of __NAMES__ in that order; settings equal to their default are left out of the link,
+// and the n-best row selected in the linked view goes in as `sel`.
+(...values) => {
+  const names = __NAMES__;
+  const defaults = __DEFAULTS__;
+  const query = new URLSearchParams();
+  names.forEach((name, i) => {
+    let value = values[i];
+    if (value === null || value === undefined || value === "") return;
+    if (name in defaults && String(value) === String(defaults[name])) return;
+    query.set(name, String(value));
+  });
+  const selected = document.querySelector("#linked-view .lv-nbest-row.lv-selected");
+  if (selected && selected.dataset.hypothesis !== "0") query.set("sel", selected.dataset.hypothesis);
+  const link = `${window.location.origin}${window.location.pathname}?${query.toString()}`;
+  window.history.replaceState(null, "", link);
+  if (navigator.clipboard && window.isSecureContext) navigator.clipboard.writeText(link).catch(() => {});
+}
