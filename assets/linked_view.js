@@ -169,6 +169,24 @@ function endsAt(hyp, end) {
   return end.parent === hyp.beam_path[hyp.beam_path.length - 1] && Math.abs(end.score - hyp.score) < 1e-4;
 }
 
+// Inside the SVG, so that a downloaded tree looks the same outside the page.
+const TREE_STYLE = "text{font:11px sans-serif;fill:currentColor}.lv-edge{fill:none;stroke:#8a8f98;stroke-width:1}" +
+  ".lv-edge-path{stroke:#d9480f;stroke-width:2.5}.lv-edge-pruned{stroke-dasharray:3 2;opacity:.5}" +
+  ".lv-node circle,.lv-node rect{fill:#4c546c}.lv-node-finished rect{fill:#2b8a3e}.lv-node-pruned{opacity:.45}" +
+  ".lv-node-path circle,.lv-node-path rect{fill:#d9480f}.lv-node-path text{font-weight:700}";
+
+function downloadTree() {
+  const svg = element.querySelector(".lv-tree");
+  const value = props.value;
+  if (!svg || !value) return;
+  const words = value.source.replace(/[^\p{L}\p{N}]+/gu, "-").replace(/^-|-$/g, "").slice(0, 40);
+  const link = document.createElement("a");
+  link.href = URL.createObjectURL(new Blob([svg.outerHTML], { type: "image/svg+xml" }));
+  link.download = `s2s-${value.model}-${words}-beam-tree.svg`;
+  link.click();
+  setTimeout(() => URL.revokeObjectURL(link.href), 1000);
+}
+
 const TREE_ROW = 16, TREE_COLUMN = 74, TREE_LABEL = 9;
 
 function beamTree(column, hyp, upToStep) {
@@ -238,11 +256,12 @@ function beamTree(column, hyp, upToStep) {
     marks += `<g class="${cls}" data-node="${n.id}"><title>${escapeHtml(tip)}</title>${mark}` +
              `<text x="${x(n) + 6}" y="${y(n) - 3}">${escapeHtml(short)}</text></g>`;
   });
-  return `<div class="lv-tree-wrap"><div class="lv-caption">Beam search tree (${column.label}): prefixes shared ` +
+  return `<div class="lv-tree-wrap"><div class="lv-tree-head"><div class="lv-caption">Beam search tree ` +
+         `(${column.label}): prefixes shared ` +
          `by hypotheses share nodes; children in score order; squares end a hypothesis; the selected ` +
          `hypothesis in orange${upToStep !== null ? `; grown to step ${upToStep + 1}, with the candidates pruned ` +
-         `there faded` : ""}.</div><svg class="lv-tree" width="${width}" height="${height}" role="img" ` +
-         `aria-label="beam search tree">${edges}${marks}</svg></div>`;
+         `there faded` : ""}.</div><button type="button" class="lv-download">Download SVG</button></div><svg class="lv-tree" width="${width}" height="${height}" role="img" ` +
+         `aria-label="beam search tree" xmlns="http://www.w3.org/2000/svg"><style>${TREE_STYLE}</style>${edges}${marks}</svg></div>`;
 }
 
 function editsPanel(srcTokens) {
@@ -415,6 +434,10 @@ element.addEventListener("click", (event) => {
   const alt = target.closest(".lv-alt");
   const close = target.closest(".lv-edit-close");
   const node = target.closest(".lv-node");
+  if (target.closest(".lv-download")) {
+    downloadTree();
+    return;
+  }
   if (node) {
     if (!selectThroughNode(node.dataset.node)) {
       state.message = node.classList.contains("lv-node-finished")

@@ -221,6 +221,10 @@ def test_a_person_clicks_a_word_picks_an_alternative_and_sees_the_edited_output(
                 ends.nth(index).locator("rect").click()
                 break
         assert "#2" in beam.locator("h3").inner_text()
+        with page.expect_download() as download:
+            page.click("#linked-view .lv-download")
+        assert download.value.suggested_filename == "s2s-en-fr-The-cat-is-sleeping-on-the-red-chair-beam-tree.svg"
+        assert download.value.path().read_text(encoding="utf-8").startswith("<svg")
         # A typed word works the same way.
         page.fill("#linked-view .lv-typed input", "chien")
         page.click("#linked-view .lv-typed button")

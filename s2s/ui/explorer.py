@@ -343,6 +343,7 @@ def build_app(max_batch: int = 32, concurrency: int = 8, queue_size: int = 256) 
                     page.control("top_k", gr.Slider, 0, 100, step=1, label="Sampling top-k (0 = off)")
                     page.control("top_p", gr.Slider, 0.05, 1.0, step=0.05, label="Sampling top-p (1 = off)")
                     page.control("seed", gr.Number, precision=0, label="Sampling seed (empty = new samples each time)")
+                    resample_button = gr.Button("Resample (a fresh seed)", elem_id="resample-button", size="sm")
                 with gr.Accordion("More decoding settings", open=False):
                     page.control("coverage_penalty", gr.Slider, 0.0, 1.0, step=0.05,
                                  label="Coverage penalty β (punishes source words left unread; 0 = off)")
@@ -494,6 +495,8 @@ def build_app(max_batch: int = 32, concurrency: int = 8, queue_size: int = 256) 
         for trigger in (translate_button.click, text.submit):
             trigger(explore, explore_inputs, [*page_outputs, reference_scores_view, export_file],
                     api_visibility="undocumented")
+        resample_button.click(lambda: None, None, page.controls["seed"], api_visibility="undocumented").then(
+            explore, explore_inputs, [*page_outputs, reference_scores_view, export_file], api_visibility="undocumented")
         examples.click(lambda sample: sample[0], examples, text, api_visibility="undocumented").then(
             explore, explore_inputs, [*page_outputs, reference_scores_view, export_file],
             api_visibility="undocumented")
