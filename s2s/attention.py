@@ -40,11 +40,13 @@ class Attention(nn.Module):
         return keys if self.kind == "luong-dot" else self.key_layer(keys)
 
     def forward(self, query: torch.Tensor, projected_keys: torch.Tensor, values: torch.Tensor,
-                mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+                mask: torch.Tensor, steer: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Attend from every query step to the source.
 
         query [B, T, Q], projected_keys [B, S, Q], values [B, S, K], mask [B, S] (True = real token)
-        -> context [B, T, K], alphas [B, T, S] (rows sum to 1 over real tokens, 0 on padding)
+        -> context [B, T, K], alphas [B, T, S] (rows sum to 1 over real tokens, 0 on padding).
+        ``steer`` [B, T, S] replaces the alphas of every row that is not NaN (a person setting
+        where the decoder looks); the context is then computed from the replaced weights.
         """
         if self.kind == "bahdanau":
             energies = torch.tanh(self.query_layer(query).unsqueeze(2) + projected_keys.unsqueeze(1))
@@ -53,4 +55,6 @@ class Attention(nn.Module):
             scores = torch.bmm(query, projected_keys.transpose(1, 2))
         scores = scores.masked_fill(~mask.unsqueeze(1), float("-inf"))
         alphas = torch.softmax(scores, dim=-1)
+        if steer is not None:
+            alphas = torch.where(steer[..., :1].isnan(), alphas, steer)
         return torch.bmm(alphas, values), alphas

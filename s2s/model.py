@@ -111,16 +111,17 @@ class Decoder(nn.Module):
         state = torch.tanh(self.bridge(summary)).view(-1, layers, hidden).transpose(0, 1).contiguous()
         return (state, torch.zeros_like(state)) if self.config.rnn_type == "lstm" else state
 
-    def forward(self, previous: torch.Tensor, state: RNNState, memory: EncoderMemory
-                ) -> tuple[torch.Tensor, RNNState, torch.Tensor | None]:
-        """previous [N, T] ids y_0..y_{T-1} -> logits [N, T, V], new state, alphas [N, T, S] or None."""
+    def forward(self, previous: torch.Tensor, state: RNNState, memory: EncoderMemory,
+                steer: torch.Tensor | None = None) -> tuple[torch.Tensor, RNNState, torch.Tensor | None]:
+        """previous [N, T] ids y_0..y_{T-1} -> logits [N, T, V], new state, alphas [N, T, S] or None.
+        ``steer`` [N, T, S]: attention weights to use instead of the model's at rows not NaN."""
         embedded = self.dropout(self.embedding(previous))
         queries, state = self.rnn(embedded, state)  # [N, T, Hd]
         if self.attention is None:
             context = memory.summary.unsqueeze(1).expand(-1, queries.size(1), -1)
             alphas = None
         else:
-            context, alphas = self.attention(queries, memory.keys, memory.states, memory.mask)
+            context, alphas = self.attention(queries, memory.keys, memory.states, memory.mask, steer)
         attentional = torch.tanh(self.combine(torch.cat([queries, context], dim=-1)))
         return self.output(self.dropout(attentional)), state, alphas
 

@@ -11,6 +11,8 @@ Shared conventions
 - ``prefix`` [B, P] target ids to force at the start (-1 = no constraint), or None.
 - Output log-probabilities never include <pad>, <s> or <unk>: they are masked before the
   softmax, so the distribution is renormalised over tokens that can be shown.
+- ``steering`` [B, T, S] or None: attention weights a person set, used at step t instead of the
+  model's own where ``steering[b, t]`` is not NaN (see ``Attention.forward``).
 - ``min_lengths`` [B] or None: </s> is forbidden before this many output tokens (a forced
   token still wins).
 - ``alternatives``: how many of the model's most probable next pieces to record at each output
@@ -98,10 +100,12 @@ class BeamStep:
     pruned: list[tuple[int, int, float]] = dataclasses.field(default_factory=list)
 
 
-def decoder_log_probs(model: Seq2Seq, previous: torch.Tensor, state: RNNState, memory: EncoderMemory
-                      ) -> tuple[torch.Tensor, RNNState, torch.Tensor | None]:
-    """One decoder step: previous [N] ids -> log-probs [N, V], state, alphas [N, S] or None."""
-    logits, state, alphas = model.decoder(previous.unsqueeze(1), state, memory)
+def decoder_log_probs(model: Seq2Seq, previous: torch.Tensor, state: RNNState, memory: EncoderMemory,
+                      steer: torch.Tensor | None = None) -> tuple[torch.Tensor, RNNState, torch.Tensor | None]:
+    """One decoder step: previous [N] ids -> log-probs [N, V], state, alphas [N, S] or None;
+    ``steer`` [N, S] (NaN rows: the model's own attention) sets where it looks."""
+    logits, state, alphas = model.decoder(previous.unsqueeze(1), state, memory,
+                                          None if steer is None else steer.unsqueeze(1))
     logits = logits[:, -1].float()
     logits[:, NEVER_OUTPUT] = NEG_INF
     return torch.log_softmax(logits, dim=-1), state, None if alphas is None else alphas[:, -1]
@@ -158,6 +162,15 @@ def ban_repeated_ngrams(log_probs: torch.Tensor, history: torch.Tensor, n: int) 
     return log_probs
 
 
+def steering_at(steering: torch.Tensor | None, step: int, rows: torch.Tensor | None = None) -> torch.Tensor | None:
+    """The steering of ``step`` [N, S] (None when no row is steered then); ``rows`` picks the
+    sentence of each decoder row (beams and samples)."""
+    if steering is None or step >= steering.size(1):
+        return None
+    weights = steering[:, step] if rows is None else steering[rows, step]
+    return None if bool(weights[:, 0].isnan().all()) else weights
+
+
 def _unpadded_attention(alphas: torch.Tensor | None, source_length: int) -> torch.Tensor | None:
     return None if alphas is None else alphas[:, :source_length].clone()
 
@@ -168,7 +181,8 @@ Chooser = Callable[[torch.Tensor], torch.Tensor]
 @torch.no_grad()
 def _decode_paths(model: Seq2Seq, source: torch.Tensor, lengths: torch.Tensor, max_lengths: torch.Tensor,
                   prefix: torch.Tensor | None, choose: Chooser, scoring: Scoring,
-                  min_lengths: torch.Tensor | None, alternatives: int) -> list[Hypothesis]:
+                  min_lengths: torch.Tensor | None, alternatives: int,
+                  steering: torch.Tensor | None = None) -> list[Hypothesis]:
     """Follow one path per row, picking each token with ``choose`` (log_probs [N, V] -> ids [N])."""
     memory, state = model.encode(source, lengths)
     rows = source.size(0)
@@ -176,7 +190,7 @@ def _decode_paths(model: Seq2Seq, source: torch.Tensor, lengths: torch.Tensor, m
     done = torch.zeros(rows, dtype=torch.bool)
     tokens, logprobs, attention, top_values, top_ids = [], [], [], [], []
     for step in range(int(max_lengths.max())):
-        log_probs, state, alphas = decoder_log_probs(model, previous, state, memory)
+        log_probs, state, alphas = decoder_log_probs(model, previous, state, memory, steering_at(steering, step))
         if alternatives:
             values, ids = top_alternatives(log_probs, alternatives)
             top_values.append(values)
@@ -213,10 +227,11 @@ def _decode_paths(model: Seq2Seq, source: torch.Tensor, lengths: torch.Tensor, m
 
 def greedy(model: Seq2Seq, source: torch.Tensor, lengths: torch.Tensor, max_lengths: torch.Tensor,
            prefix: torch.Tensor | None = None, scoring: Scoring = Scoring(),
-           min_lengths: torch.Tensor | None = None, alternatives: int = 0) -> list[Hypothesis]:
+           min_lengths: torch.Tensor | None = None, alternatives: int = 0,
+           steering: torch.Tensor | None = None) -> list[Hypothesis]:
     """Most probable token at every step; one hypothesis per sentence."""
     return _decode_paths(model, source, lengths, max_lengths, prefix, lambda lp: lp.argmax(-1), scoring,
-                         min_lengths, alternatives)
+                         min_lengths, alternatives, steering)
 
 
 def filter_for_sampling(log_probs: torch.Tensor, temperature: float, top_k: int, top_p: float) -> torch.Tensor:
@@ -237,7 +252,8 @@ def filter_for_sampling(log_probs: torch.Tensor, temperature: float, top_k: int,
 def sample(model: Seq2Seq, source: torch.Tensor, lengths: torch.Tensor, max_lengths: torch.Tensor,
            samples: int, temperature: float, top_k: int, top_p: float, generator: torch.Generator,
            prefix: torch.Tensor | None = None, scoring: Scoring = Scoring(),
-           min_lengths: torch.Tensor | None = None, alternatives: int = 0) -> list[list[Hypothesis]]:
+           min_lengths: torch.Tensor | None = None, alternatives: int = 0,
+           steering: torch.Tensor | None = None) -> list[list[Hypothesis]]:
     """``samples`` random outputs per sentence, best normalised score first.
 
     Tokens are drawn from the filtered, temperature-scaled distribution; the log-probabilities
@@ -251,7 +267,8 @@ def sample(model: Seq2Seq, source: torch.Tensor, lengths: torch.Tensor, max_leng
     index = torch.arange(source.size(0)).repeat_interleave(samples)
     hypotheses = _decode_paths(model, source[index], lengths[index], max_lengths[index],
                                None if prefix is None else prefix[index], choose, scoring,
-                               None if min_lengths is None else min_lengths[index], alternatives)
+                               None if min_lengths is None else min_lengths[index], alternatives,
+                               None if steering is None else steering[index])
     return [sorted(hypotheses[b * samples:(b + 1) * samples], key=lambda h: -h.normalized_score)
             for b in range(source.size(0))]
 
@@ -260,7 +277,8 @@ def sample(model: Seq2Seq, source: torch.Tensor, lengths: torch.Tensor, max_leng
 def beam_search(model: Seq2Seq, source: torch.Tensor, lengths: torch.Tensor, max_lengths: torch.Tensor,
                 beam_size: int, nbest: int = 1, scoring: Scoring = Scoring(), no_repeat_ngram: int = 0,
                 prefix: torch.Tensor | None = None, min_lengths: torch.Tensor | None = None,
-                alternatives: int = 0) -> tuple[list[list[Hypothesis]], list[list[BeamStep]]]:
+                alternatives: int = 0, steering: torch.Tensor | None = None
+                ) -> tuple[list[list[Hypothesis]], list[list[BeamStep]]]:
     """Beam search over B sentences x K beams at once (rows b*K .. b*K+K-1 belong to sentence b).
 
     At each step the 2K best continuations of the K live beams are scored together; the K best
@@ -294,7 +312,8 @@ def beam_search(model: Seq2Seq, source: torch.Tensor, lengths: torch.Tensor, max
     row_offsets = (torch.arange(batch) * k).unsqueeze(1)  # [B, 1]
 
     for step in range(int(max_lengths.max())):
-        log_probs, state, alphas = decoder_log_probs(model, previous, state, memory)
+        log_probs, state, alphas = decoder_log_probs(model, previous, state, memory,
+                                                     steering_at(steering, step, rows))
         top_values, top_ids = top_alternatives(log_probs, alternatives)  # [BK, A]
         log_probs = ban_repeated_ngrams(log_probs, history, no_repeat_ngram)
         log_probs = constrain(log_probs, step, row_max_lengths, row_prefix, row_min_lengths)

@@ -193,11 +193,13 @@ class Translator:
         return results
 
     def redecode(self, source: str, prefix_ids: list[int], settings: DecodeSettings | None = None,
-                 **overrides: Any) -> dict[str, Any]:
-        """Decode one sentence again with its output forced to begin with ``prefix_ids`` (what a
-        person picked: a hypothesis's first pieces and then an alternative or a typed word, see
-        ``edited_prefix``); the rest is decoded under ``settings``. Returns the sentence's result
-        (``source``, ``source_pieces``, ``hypotheses`` with ``forced`` set, ``trace``, ``prefix``)."""
+                 steering: dict[int, list[float]] | None = None, **overrides: Any) -> dict[str, Any]:
+        """What if: decode one sentence again with its output forced to begin with ``prefix_ids``
+        (what a person picked: a hypothesis's first pieces and then an alternative or a typed word,
+        see ``edited_prefix``) and, at the output steps in ``steering``, the decoder looking where
+        the person says (step -> weights over ``source_pieces``, see ``steering_tensor``); the rest
+        is decoded under ``settings``. Returns the sentence's result (``source``, ``source_pieces``,
+        ``hypotheses`` with ``forced`` set, ``trace``, ``prefix``, ``steered`` steps)."""
         settings = make_settings(settings, **overrides, split_sentences=False, prefix="")
         if not isinstance(source, str) or not source.strip():
             raise ValueError("source must be a non-empty sentence")
@@ -214,12 +216,40 @@ class Translator:
         if result["message"]:
             raise ValueError(result["message"])
         (sentence,) = result["sentences"]
+        steered = self.steering_tensor(steering or {}, len(sentence["source_pieces"]))
         ((hypotheses, trace),) = self._decode([sentence.pop("ids")], prefix_ids, settings,
-                                              sampling_generator(settings))
+                                              sampling_generator(settings), steered)
         sentence["hypotheses"] = [self.hypothesis_dict(h, forced=len(prefix_ids)) for h in hypotheses]
         sentence["trace"] = None if trace is None else [self._step_dict(step) for step in trace]
         sentence["prefix"] = self.tokenizer.decode(prefix_ids)
+        sentence["steered"] = sorted(steering or {})
         return sentence
+
+    def steering_tensor(self, steering: dict[int, list[float]], source_length: int) -> torch.Tensor | None:
+        """Validated attention steering as [1, last step + 1, source_length], NaN at steps left to
+        the model. Each step's weights cover the source pieces (</s> included), are finite and
+        non-negative with a positive sum, and are renormalised to sum to 1."""
+        if not steering:
+            return None
+        if not isinstance(steering, dict):
+            raise ValueError("steering must map output steps to weights over the source pieces")
+        if not self.has_attention:
+            raise ValueError("This model has no attention (attention 'none'): there is nothing to steer.")
+        if not all(isinstance(step, int) and not isinstance(step, bool) and 0 <= step < MAX_TARGET_LEN
+                   for step in steering):
+            raise ValueError(f"steering steps must be output positions in [0, {MAX_TARGET_LEN - 1}]")
+        tensor = torch.full((1, max(steering) + 1, source_length), float("nan"))
+        for step, weights in steering.items():
+            if not isinstance(weights, (list, tuple)) or len(weights) != source_length or not all(
+                    isinstance(w, (int, float)) and not isinstance(w, bool) for w in weights):
+                raise ValueError(f"step {step}: give {source_length} weights, one per source piece "
+                                 "(</s> included)")
+            row = torch.tensor([float(w) for w in weights])
+            if not bool(row.isfinite().all()) or bool((row < 0).any()) or float(row.sum()) <= 0:
+                raise ValueError(f"step {step}: weights must be finite, non-negative and not all zero")
+            total = row.sum()
+            tensor[0, step] = row if abs(float(total) - 1.0) <= 1e-6 else row / total
+        return tensor
 
     def edited_prefix(self, ids: list[int], position: int, replacement: int | str) -> list[int]:
         """The forced prefix for "at ``position`` of the output ``ids``, say ``replacement``
@@ -273,7 +303,8 @@ class Translator:
 
     @torch.inference_mode()
     def _decode(self, sources: list[list[int]], prefix_ids: list[int], settings: DecodeSettings,
-                generator: torch.Generator) -> list[tuple[list[Hypothesis], list[BeamStep] | None]]:
+                generator: torch.Generator, steering: torch.Tensor | None = None
+                ) -> list[tuple[list[Hypothesis], list[BeamStep] | None]]:
         source = pad([ids + [EOS_ID] for ids in sources])
         lengths = torch.tensor([len(ids) + 1 for ids in sources])
         max_lengths = (lengths.double() * settings.max_length_ratio + settings.max_length_extra).long()
@@ -284,16 +315,16 @@ class Translator:
         scoring = search.Scoring(alpha=settings.alpha, beta=settings.coverage_penalty)
         if settings.strategy == "greedy":
             hypotheses = search.greedy(self.model, source, lengths, max_lengths, prefix, scoring, min_lengths,
-                                       settings.alternatives)
+                                       settings.alternatives, steering)
             return [([h], None) for h in hypotheses]
         if settings.strategy == "sample":
             samples = search.sample(self.model, source, lengths, max_lengths, settings.nbest, settings.temperature,
                                     settings.top_k, settings.top_p, generator, prefix, scoring, min_lengths,
-                                    settings.alternatives)
+                                    settings.alternatives, steering)
             return [(h, None) for h in samples]
         beams, traces = search.beam_search(self.model, source, lengths, max_lengths, settings.beam_size,
                                            settings.nbest, scoring, settings.no_repeat_ngram, prefix, min_lengths,
-                                           settings.alternatives)
+                                           settings.alternatives, steering)
         return list(zip(beams, traces))
 
     def hypothesis_dict(self, hypothesis: Hypothesis, forced: int = 0) -> dict[str, Any]:

@@ -247,3 +247,32 @@ def test_trace_shows_the_candidates_pruned_at_each_step_and_why() -> None:
         if len(step.alive) == 3:  # a full beam: every pruned continuation scored below the last one kept
             worst_kept = min(score for *_, score in step.alive)
             assert all(score <= worst_kept + 1e-6 for token, _, score in step.pruned if token != EOS_ID)
+
+
+@pytest.mark.parametrize("attention", ["bahdanau", "luong-general"])
+def test_steering_every_step_with_the_model_s_own_attention_reproduces_the_search(attention: str) -> None:
+    model = random_model(30, attention, scale=2.0)
+    source, lengths = batch_of([[5, 6, 7, 8]])
+    (greedy,) = search.greedy(model, source, lengths, torch.tensor([10]))
+    steering = greedy.attention.unsqueeze(0)  # [1, T, S]: the model's own weights at every step
+    (again,) = search.greedy(model, source, lengths, torch.tensor([10]), steering=steering)
+    assert again.ids == greedy.ids and again.token_logprobs == greedy.token_logprobs
+    beams, _ = search.beam_search(model, source, lengths, torch.tensor([10]), beam_size=1)
+    steered_beams, _ = search.beam_search(model, source, lengths, torch.tensor([10]), beam_size=1,
+                                          steering=beams[0][0].attention.unsqueeze(0))
+    assert steered_beams[0][0].ids == beams[0][0].ids and steered_beams[0][0].score == beams[0][0].score
+
+
+def test_a_one_hot_steering_changes_that_step_s_context_and_only_from_there() -> None:
+    model = random_model(30, "bahdanau", scale=2.0)
+    source, lengths = batch_of([[5, 6, 7, 8]])
+    memory, state = model.encode(source, lengths)
+    previous = torch.tensor([[1, 9, 10]])  # <s> and two output tokens, teacher-forced
+    steer = torch.full((1, 3, 5), float("nan"))
+    steer[0, 1] = torch.tensor([0.0, 0.0, 1.0, 0.0, 0.0])
+    with torch.no_grad():
+        free_logits, _, free_alphas = model.decoder(previous, state, memory)
+        logits, _, alphas = model.decoder(previous, state, memory, steer)
+    assert torch.equal(alphas[0, 1], steer[0, 1]) and torch.equal(alphas[0, [0, 2]], free_alphas[0, [0, 2]])
+    assert torch.equal(logits[0, 0], free_logits[0, 0])  # steps before are untouched
+    assert not torch.allclose(logits[0, 1], free_logits[0, 1])  # the step's context vector changed

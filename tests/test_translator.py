@@ -250,3 +250,37 @@ def test_an_edit_is_an_alternative_piece_or_a_typed_word_tokenised_as_a_word(tra
 def test_bad_edits_get_clear_errors(translator: Translator, call, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         call(translator)
+
+
+def test_steering_renormalises_weights_and_marks_the_steered_steps(translator: Translator) -> None:
+    sentence = only_sentence(translator.translate("the big cat runs", strategy="greedy"))
+    width = len(sentence["source_pieces"])
+    weights = [2.0, 2.0] + [0.0] * (width - 2)
+    steered = translator.redecode("the big cat runs", [], strategy="greedy", steering={1: weights})
+    assert steered["steered"] == [1]
+    assert steered["hypotheses"][0]["attention"][1] == pytest.approx([0.5, 0.5] + [0.0] * (width - 2))
+
+
+@pytest.mark.parametrize("steering, message", [
+    ({0: [1.0]}, "weights, one per source piece"),
+    ({0: "abc"}, "weights, one per source piece"),
+    ({-1: None}, "output positions"),
+    ({"0": None}, "output positions"),
+    ({0: "nan"}, "weights"),
+])
+def test_bad_steering_gets_a_clear_error(translator: Translator, steering: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        translator.redecode("the big cat runs", [], steering=steering)
+
+
+def test_steering_weights_must_be_finite_non_negative_and_not_all_zero(translator: Translator) -> None:
+    width = len(only_sentence(translator.translate("the big cat runs", strategy="greedy"))["source_pieces"])
+    for weights in ([float("nan")] * width, [-1.0] + [1.0] * (width - 1), [0.0] * width, [float("inf")] * width):
+        with pytest.raises(ValueError, match="finite, non-negative and not all zero"):
+            translator.redecode("the big cat runs", [], steering={0: weights})
+
+
+def test_steering_is_refused_for_a_model_without_attention(tokenizer) -> None:
+    plain = Translator(random_model(tokenizer.vocab_size, "none"), tokenizer)
+    with pytest.raises(ValueError, match="no attention"):
+        plain.redecode("the big cat runs", [], steering={0: [1.0] * 4})
