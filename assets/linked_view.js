@@ -6,7 +6,7 @@
 const SPLIT_PUNCTUATION = /^[.,!?;:…"«»()\[\]{}¡¿“”]+$/u;
 const CIVIDIS = ["#00204c", "#213d6b", "#4c546c", "#6f6f73", "#948b78", "#bcaf6f", "#e4cf5b", "#ffe945"];
 const state = { column: 1, hypothesis: 0, focus: null, pinned: null, pieces: false, hideEos: false,
-                edits: [], busy: false, message: "" };
+                edits: [], busy: false, message: "", steer: new Set() };
 
 function escapeHtml(text) {
   return String(text).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
@@ -103,7 +103,8 @@ function sourceStrip(value, srcTokens, weights) {
     const style = weights ? `background:${cividis(w)};color:${textColourOn(w)}` : "";
     const title = token.eos ? "end of sentence: the model often looks here when the output is complete or " +
                               "when no source word is a better fit" : token.label;
-    return `<span class="lv-tok lv-src${token.eos ? " lv-eos" : ""}" data-token="${index}" style="${style}" ` +
+    const steering = state.steer.has(index) ? " lv-steer-on" : "";
+    return `<span class="lv-tok lv-src${token.eos ? " lv-eos" : ""}${steering}" data-token="${index}" style="${style}" ` +
            `title="${escapeHtml(title)}${weights ? `: attention ${w.toFixed(2)}` : ""}">${escapeHtml(token.label)}` +
            `${weights ? `<span class="lv-p">${w.toFixed(2)}</span>` : ""}</span>`;
   }).join("");
@@ -146,7 +147,18 @@ function alternativesPanel(value, column, hyp, outTokens, tokenIndex) {
          `${position + 1}, after “${escapeHtml(hyp.pieces.slice(0, position).map(pieceLabel).join(" ") || "(start)")}”, ` +
          `the model's top ${alternatives.length} next pieces:</div>${bars}` +
          `<form class="lv-typed"><input name="word" maxlength="100" placeholder="or type a word" aria-label="word to put here">` +
-         `<button type="submit">Re-decode</button></form>${stepInfo}</div>`;
+         `<button type="submit">Re-decode</button></form>${stepInfo}${steerPanel(value, hyp)}</div>`;
+}
+
+// Attention steering: the source words clicked while a word is pinned are where the decoder
+// looks at that step (weight spread evenly over their pieces); the output before it is kept.
+function steerPanel(value, hyp) {
+  if (!hyp.attention) return `<p class="lv-note">This model has no attention to steer.</p>`;
+  const srcTokens = tokensOf(value.source_pieces, !state.pieces);
+  const chosen = [...state.steer].sort((a, b) => a - b).map((i) => srcTokens[i].label);
+  return `<div class="lv-steer"><div class="lv-alts-head">Or steer the attention at this step: click source ` +
+         `words above${chosen.length ? ` (chosen: “${escapeHtml(chosen.join(" "))}”)` : ""}, then</div>` +
+         `<button type="button" class="lv-steer-go"${chosen.length ? "" : " disabled"}>Re-decode looking there</button></div>`;
 }
 
 // For beam search: the candidates scored at this step and dropped from the beam.
@@ -269,13 +281,21 @@ function editsPanel(srcTokens) {
     const hyp = edit.sentence.hypotheses[0];
     const tokens = tokensOf(hyp.pieces, !state.pieces);
     const delta = hyp.normalized_score - edit.original.normalized_score;
-    return `<div class="lv-edit"><div class="lv-edit-head">Edit ${n + 1} (${escapeHtml(edit.label)}): forced ` +
-           `“${escapeHtml(edit.sentence.prefix)}”, the rest decoded again. Score ${hyp.normalized_score.toFixed(3)} ` +
+    const what = edit.steered ? `looked at “${escapeHtml(edit.steered)}” at step ${edit.sentence.steered[0] + 1}` +
+      (edit.sentence.prefix ? ` after “${escapeHtml(edit.sentence.prefix)}”` : "") :
+      `forced “${escapeHtml(edit.sentence.prefix)}”`;
+    const steeredRow = edit.sentence.steered.length ?
+      tokens.findIndex((t) => t.pieces.includes(edit.sentence.steered[0])) : null;
+    const matrix = edit.steered ? heatmap(tokenAttention(hyp, tokens, srcTokens), tokens, srcTokens, steeredRow,
+                                          `attention of edit ${n + 1}, the steered row marked`) : "";
+    return `<div class="lv-edit"><div class="lv-edit-head">Edit ${n + 1} (${escapeHtml(edit.label)}): ${what}, ` +
+           `the rest decoded again. Score ${hyp.normalized_score.toFixed(3)} ` +
            `against the original's ${edit.original.normalized_score.toFixed(3)} ` +
            `(${delta >= 0 ? "+" : ""}${delta.toFixed(3)}: the model ${delta > 0 ? "prefers the edit" :
              "preferred its own output"}). <button type="button" class="lv-edit-close" data-edit="${n}" ` +
            `aria-label="remove this edit">×</button></div>` +
-           `<div class="lv-strip">${outputStrip(null, -1, hyp, tokens, "lv-edited")}</div></div>`;
+           `<div class="lv-strip">${outputStrip(null, -1, hyp, tokens, "lv-edited")}</div>` +
+           `${matrix ? `<div class="lv-matrix lv-edit-matrix">${matrix}</div>` : ""}</div>`;
   }).join("");
 }
 
@@ -384,22 +404,26 @@ function selectThroughNode(id) {
   return true;
 }
 
-async function redecode(replacement) {
+// Re-decode with `change`: {replacement} (a piece id or a word) or {steer} (source piece indices).
+async function redecode(change) {
   const value = props.value;
   const hyp = hypothesisOf(value, state.column, state.hypothesis);
   const outTokens = tokensOf(hyp.pieces, !state.pieces);
   const position = outTokens[state.pinned.token].pieces[0];
   const column = value.columns[state.column];
+  const srcTokens = tokensOf(value.source_pieces, !state.pieces);
+  const steered = change.steer ? [...state.steer].sort((a, b) => a - b).map((i) => srcTokens[i].label).join(" ") : "";
   state.busy = true;
   state.message = "";
   render();
   try {
     const answer = await server.redecode({ model: value.model, source: value.source, ids: hyp.ids, position,
-                                           replacement, settings: column.settings });
+                                           source_pieces: value.source_pieces.length, settings: column.settings,
+                                           ...change });
     if (answer.error) {
       state.message = answer.error;
     } else {
-      state.edits.unshift({ sentence: answer.sentence, original: hyp, label: column.label });
+      state.edits.unshift({ sentence: answer.sentence, original: hyp, label: column.label, steered });
       state.edits = state.edits.slice(0, 4);  // the latest few edits stay on screen
     }
   } catch (error) {
@@ -456,12 +480,20 @@ element.addEventListener("click", (event) => {
     if (column !== state.column) state.hypothesis = 0;
     state.column = column;
     const token = Number(out.dataset.token);
+    state.steer.clear();  // a steering choice belongs to one step
     state.pinned = state.pinned && state.pinned.token === token && state.pinned.column === column ? null :
       { kind: "out", column, token };
     state.focus = state.pinned;
   } else if (alt && !alt.classList.contains("lv-alt-chosen") && !state.busy) {
-    redecode(Number(alt.dataset.id));
+    redecode({ replacement: Number(alt.dataset.id) });
     return;
+  } else if (target.closest(".lv-steer-go") && state.steer.size && !state.busy) {
+    const srcTokens = tokensOf(props.value.source_pieces, !state.pieces);
+    redecode({ steer: [...state.steer].flatMap((i) => srcTokens[i].pieces) });
+    return;
+  } else if (target.closest(".lv-src") && state.pinned) {
+    const index = Number(target.closest(".lv-src").dataset.token);
+    if (state.steer.has(index)) state.steer.delete(index); else state.steer.add(index);
   } else if (close) {
     state.edits.splice(Number(close.dataset.edit), 1);
   } else if (target.closest(".lv-col") && !target.closest("button")) {
@@ -478,12 +510,13 @@ element.addEventListener("submit", (event) => {
   event.preventDefault();
   const word = event.target.querySelector("input[name=word]").value;
   if (!word.trim()) { state.message = "Type a word first."; render(); return; }
-  if (!state.busy) redecode(word);
+  if (!state.busy) redecode({ replacement: word });
 });
 
 element.addEventListener("input", (event) => {
   if (event.target.classList.contains("lv-step-range")) {
     state.pinned = { kind: "out", column: state.column, token: Number(event.target.value) };
+    state.steer.clear();
     state.focus = state.pinned;
     render();
     element.querySelector(".lv-step-range").focus();
@@ -494,6 +527,7 @@ element.addEventListener("change", (event) => {
   if (event.target.classList.contains("lv-pieces")) {
     state.pieces = event.target.checked;
     state.pinned = null;
+    state.steer.clear();
     state.focus = null;
   } else if (event.target.classList.contains("lv-hide-eos")) {
     state.hideEos = event.target.checked;
@@ -512,7 +546,7 @@ watch("value", () => {
   const second = columns.length > 1 ? columns[1].hypotheses.length : 0;
   const shared = Number.isInteger(linkedSelection) && linkedSelection > 0 && linkedSelection < second;
   Object.assign(state, { column: columns.length > 1 ? 1 : 0, hypothesis: shared ? linkedSelection : value ? value.selected || 0 : 0,
-                         focus: null, pinned: null, edits: [], busy: false, message: "" });
+                         focus: null, pinned: null, edits: [], busy: false, message: "", steer: new Set() });
   linkedSelection = 0;  // only the first result opened from the link
   render();
 });

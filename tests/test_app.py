@@ -305,3 +305,20 @@ def test_a_shared_link_s_values_are_parsed_and_bad_ones_left_out() -> None:
     assert values == {"model": "en-fr", "text": "the cat", "reference": "le chat", "beam_size": 8, "alpha": 0.3,
                       "seed": None, "split_sentences": False}
     assert restored_values({"model": "../../etc", "text": "x" * 10_000}, ["en-fr"]) == {"text": "x" * 5000}
+
+
+def test_the_page_s_redecode_steers_the_attention_at_one_step(page: explorer.Page) -> None:
+    linked = explore(page, "the big cat runs")["linked"]
+    greedy = linked["columns"][0]
+    hypothesis = greedy["hypotheses"][0]
+    width = len(linked["source_pieces"])
+    request = {"model": "en-fr", "source": linked["source"], "ids": hypothesis["ids"], "position": 1,
+               "steer": [0, 2], "source_pieces": width, "settings": greedy["settings"]}
+    sentence = page.linked.redecode(request)["sentence"]
+    edited = sentence["hypotheses"][0]
+    assert sentence["steered"] == [1] and edited["ids"][0] == hypothesis["ids"][0] and edited["forced"] == 1
+    assert edited["attention"][1] == pytest.approx([0.5 if j in (0, 2) else 0.0 for j in range(width)])
+    for bad, message in [({**request, "steer": []}, "click one or more"), ({**request, "steer": [width]}, "click"),
+                         ({**request, "source_pieces": width + 1}, "weights, one per source piece"),
+                         ({**request, "position": len(hypothesis["ids"])}, "position")]:
+        assert message in page.linked.redecode(bad)["error"], bad

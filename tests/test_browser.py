@@ -250,3 +250,31 @@ def test_a_shared_link_restores_the_view_and_copy_link_writes_one(server: str) -
         page.wait_for_function("window.location.search.includes('bird')", timeout=10_000)
         assert "beam_size=3" in page.url and "alpha" not in page.url  # defaults are left out
         browser.close()
+
+
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="chromium is not installed (CI installs it)")
+def test_a_person_steers_the_attention_of_one_step_and_sees_the_output_follow(server: str) -> None:
+    playwright = pytest.importorskip("playwright.sync_api")
+    with playwright.sync_playwright() as driver:
+        browser = driver.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.goto(server)
+        page.wait_for_selector("#source-text textarea", timeout=60_000)
+        page.fill("#source-text textarea", "The cat is sleeping on the red sofa.")
+        page.click("#translate-button")
+        page.wait_for_selector("#linked-view .lv-col", timeout=60_000)
+        greedy = page.locator('#linked-view .lv-col[data-column="0"]')
+        greedy.locator(".lv-out").nth(2).click()  # pin the third output word ("dort")
+        assert page.locator("#linked-view .lv-steer-go").is_disabled()
+        page.locator("#linked-view .lv-src").nth(5).click()  # "the": look there instead
+        assert page.locator("#linked-view .lv-src.lv-steer-on").count() == 1
+        page.click("#linked-view .lv-steer-go")
+        page.wait_for_selector("#linked-view .lv-edit", timeout=60_000)
+        edit = page.locator("#linked-view .lv-edit").first
+        assert "looked at “the” at step 3" in edit.inner_text()
+        # The edit's heatmap marks the steered row, whose weight sits wholly on "the".
+        row = edit.locator(".lv-heatmap tr.lv-row-focus td")
+        assert row.nth(5).get_attribute("title").endswith("1.000")
+        assert edit.locator(".lv-forced").count() == 2  # the two words before the step were kept
+        page.screenshot(path=str(ARTIFACTS / "steering.png"), full_page=True)
+        browser.close()

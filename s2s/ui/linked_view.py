@@ -3,7 +3,8 @@
 The server sends the result once (``view_value``); hovering, selecting an n-best row, switching
 between words and pieces, opening a word's alternatives and stepping through the output then
 happen in the page with no server call. Only a re-decode runs the model again: the page calls
-``redecode`` (a Gradio server function) with the position and the alternative or typed word.
+``redecode`` (a Gradio server function) with the position and the alternative or typed word, or
+with the source pieces the decoder should look at there (attention steering).
 """
 
 from __future__ import annotations
@@ -44,8 +45,10 @@ def redecoder(translator_for: Callable[[str], Any]) -> Callable[[dict[str, Any]]
 
     def redecode(request: dict[str, Any]) -> dict[str, Any]:
         """request: ``model``, ``source`` (one sentence), ``ids`` (the output being edited),
-        ``position`` (piece index), ``replacement`` (a piece id or a word) and ``settings``
-        (the column's decoding settings). Returns ``{"sentence": ...}`` or ``{"error": ...}``."""
+        ``position`` (piece index), ``settings`` (the column's decoding settings), and either
+        ``replacement`` (a piece id or a word to put there) or ``steer`` (source piece indices
+        the decoder looks at there, weight spread evenly; the output before it is kept).
+        Returns ``{"sentence": ...}`` or ``{"error": ...}``."""
         try:
             if not isinstance(request, dict):
                 raise ValueError("the request must be an object")
@@ -59,13 +62,31 @@ def redecoder(translator_for: Callable[[str], Any]) -> Callable[[dict[str, Any]]
             ids = request.get("ids")
             if not isinstance(ids, list):
                 raise ValueError("ids must be the list of the output's piece ids")
-            prefix = translator.edited_prefix(ids, request.get("position"), replacement)
-            sentence = translator.redecode(request.get("source"), prefix, make_settings(**settings))
+            position = request.get("position")
+            steering = None
+            if "steer" in request:
+                if not isinstance(position, int) or not 0 <= position < len(ids):
+                    raise ValueError(f"position must be an output position in [0, {len(ids) - 1}]")
+                prefix = list(ids[:position])
+                steering = {position: even_weights(request["steer"], request.get("source_pieces"))}
+            else:
+                prefix = translator.edited_prefix(ids, position, replacement)
+            sentence = translator.redecode(request.get("source"), prefix, make_settings(**settings), steering)
             return {"sentence": sentence}
         except (ValueError, TypeError, gr.Error) as error:
             return {"error": str(error)}
 
     return redecode
+
+
+def even_weights(pieces: Any, source_length: Any) -> list[float]:
+    """Weights over ``source_length`` source pieces, spread evenly over the indices ``pieces``."""
+    if not isinstance(source_length, int) or source_length < 1:
+        raise ValueError("source_pieces must be the number of source pieces")
+    if not isinstance(pieces, list) or not pieces or not all(
+            isinstance(i, int) and not isinstance(i, bool) and 0 <= i < source_length for i in pieces):
+        raise ValueError("click one or more source words to steer the attention to")
+    return [1.0 / len(set(pieces)) if index in set(pieces) else 0.0 for index in range(source_length)]
 
 
 def linked_view(translator_for: Callable[[str], Any]) -> gr.HTML:
