@@ -77,9 +77,12 @@ class Encoder(nn.Module):
         self.rnn = _rnn(config.rnn_type, config.embedding_dim, config.encoder_hidden,
                         config.encoder_layers, config.dropout, bidirectional=True)
 
-    def forward(self, source: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """source [B, S] ids, lengths [B] -> states [B, S, 2*He] (0 on padding), summary [B, 2*He]."""
-        embedded = self.dropout(self.embedding(source))
+    def forward(self, source: torch.Tensor, lengths: torch.Tensor, embedded: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        """source [B, S] ids, lengths [B] -> states [B, S, 2*He] (0 on padding), summary [B, 2*He].
+        ``embedded`` [B, S, E]: source embeddings to read instead of looking them up (attribution
+        methods move them between a baseline and the real ones)."""
+        embedded = self.dropout(self.embedding(source) if embedded is None else embedded)
         packed = pack_padded_sequence(embedded, lengths.cpu(), batch_first=True, enforce_sorted=False)
         outputs, final = self.rnn(packed)
         states, _ = pad_packed_sequence(outputs, batch_first=True, total_length=source.size(1))
@@ -154,9 +157,11 @@ class Seq2Seq(nn.Module):
         self.encoder = Encoder(config, source_embedding)
         self.decoder = Decoder(config, target_embedding)
 
-    def encode(self, source: torch.Tensor, lengths: torch.Tensor) -> tuple[EncoderMemory, RNNState]:
-        """source [B, S], lengths [B] -> memory for the decoder and its initial state s_0."""
-        states, summary = self.encoder(source, lengths)
+    def encode(self, source: torch.Tensor, lengths: torch.Tensor, source_embeddings: torch.Tensor | None = None
+               ) -> tuple[EncoderMemory, RNNState]:
+        """source [B, S], lengths [B] (and optionally their embeddings [B, S, E]) -> memory for the
+        decoder and its initial state s_0."""
+        states, summary = self.encoder(source, lengths, source_embeddings)
         attention = self.decoder.attention
         memory = EncoderMemory(
             states=states,
@@ -166,10 +171,10 @@ class Seq2Seq(nn.Module):
         )
         return memory, self.decoder.initial_state(summary)
 
-    def forward(self, source: torch.Tensor, lengths: torch.Tensor, target_in: torch.Tensor
-                ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def forward(self, source: torch.Tensor, lengths: torch.Tensor, target_in: torch.Tensor,
+                source_embeddings: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Teacher-forced pass: source [B, S], target_in [B, T] -> logits [B, T, V], alphas [B, T, S]."""
-        memory, state = self.encode(source, lengths)
+        memory, state = self.encode(source, lengths, source_embeddings)
         logits, _, alphas = self.decoder(target_in, state, memory)
         return logits, alphas
 

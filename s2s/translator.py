@@ -26,6 +26,7 @@ from .checkpoint import load_model, read_metrics
 from .data import pad
 from .familiarity import unfamiliar_notes
 from .model import Seq2Seq
+from .saliency import source_saliency
 from .search import BeamStep, Hypothesis
 from .tokenizer import EOS_ID, EOS_PIECE, Tokenizer
 
@@ -250,6 +251,38 @@ class Translator:
             total = row.sum()
             tensor[0, step] = row if abs(float(total) - 1.0) <= 1e-6 else row / total
         return tensor
+
+    def saliency(self, source: str, ids: list[int], method: str = "integrated_gradients",
+                 steps: int = 32) -> dict[str, Any]:
+        """Which source pieces each piece of the output ``ids`` (of sentence ``source``) depends
+        on, by gradients (see ``s2s.saliency``), beside the attention the model computes while
+        reading the same output. Returns ``source_pieces``, ``pieces``, ``relevance`` and
+        ``signed`` [len(ids)][len(source_pieces)], ``attention`` (None without attention),
+        ``agreement`` (share of output pieces whose most relevant source piece is also the most
+        attended one; None without attention), ``method``, ``steps`` and, for integrated
+        gradients, ``convergence`` (per piece, how far the row's sum is from the exact change)."""
+        if not isinstance(ids, list) or not ids or not all(
+                isinstance(i, int) and not isinstance(i, bool) and 0 <= i < self.tokenizer.vocab_size for i in ids):
+            raise ValueError("ids must be the output's piece ids")
+        if len(ids) > MAX_TARGET_LEN:
+            raise ValueError(f"the output has {len(ids)} pieces; at most {MAX_TARGET_LEN}")
+        result = self._prepare(source, make_settings(split_sentences=False))
+        if result["message"]:
+            raise ValueError(result["message"])
+        (sentence,) = result["sentences"]
+        source_ids = sentence["ids"] + [EOS_ID]
+        scores = source_saliency(self.model, source_ids, ids, method, steps)
+        (forced,) = search.force_decode(self.model, torch.tensor([source_ids]), torch.tensor([len(source_ids)]), [ids])
+        agreement = None
+        if forced.attention is not None:
+            agreement = float((scores["relevance"].argmax(-1) == forced.attention.argmax(-1)).float().mean())
+        return {
+            "method": method, "steps": steps, "source_pieces": sentence["source_pieces"],
+            "pieces": self.tokenizer.pieces(ids), "relevance": scores["relevance"].tolist(),
+            "signed": scores["signed"].tolist(),
+            "attention": None if forced.attention is None else forced.attention.tolist(), "agreement": agreement,
+            "convergence": scores["convergence"].tolist() if "convergence" in scores else None,
+        }
 
     def edited_prefix(self, ids: list[int], position: int, replacement: int | str) -> list[int]:
         """The forced prefix for "at ``position`` of the output ``ids``, say ``replacement``
