@@ -6,7 +6,8 @@
 const SPLIT_PUNCTUATION = /^[.,!?;:…"«»()\[\]{}¡¿“”]+$/u;
 const CIVIDIS = ["#00204c", "#213d6b", "#4c546c", "#6f6f73", "#948b78", "#bcaf6f", "#e4cf5b", "#ffe945"];
 const state = { column: 1, hypothesis: 0, focus: null, pinned: null, pieces: false, hideEos: false,
-                edits: [], busy: false, message: "", steer: new Set() };
+                edits: [], busy: false, message: "", steer: new Set(), saliency: new Map() };
+const SALIENCY_METHODS = { integrated_gradients: "integrated gradients", input_x_gradient: "input × gradient" };
 
 function escapeHtml(text) {
   return String(text).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
@@ -53,13 +54,13 @@ function hypothesisOf(value, column, index) {
   return hyps[Math.min(index, hyps.length - 1)];
 }
 
-// Word-level attention: rows averaged over an output token's pieces, columns summed over a
-// source token's pieces, so each row still sums to 1 over the source.
-function tokenAttention(hyp, outTokens, srcTokens) {
-  if (!hyp.attention) return null;
+// A piece-level matrix (attention or saliency) at word level: rows averaged over an output
+// token's pieces, columns summed over a source token's pieces, so each row still sums to 1.
+function tokenMatrix(matrix, outTokens, srcTokens) {
+  if (!matrix) return null;
   return outTokens.map((out) => srcTokens.map((src) => {
     let total = 0;
-    out.pieces.forEach((r) => src.pieces.forEach((c) => { total += hyp.attention[r][c]; }));
+    out.pieces.forEach((r) => src.pieces.forEach((c) => { total += matrix[r][c]; }));
     return total / out.pieces.length;
   }));
 }
@@ -286,7 +287,7 @@ function editsPanel(srcTokens) {
       `forced “${escapeHtml(edit.sentence.prefix)}”`;
     const steeredRow = edit.sentence.steered.length ?
       tokens.findIndex((t) => t.pieces.includes(edit.sentence.steered[0])) : null;
-    const matrix = edit.steered ? heatmap(tokenAttention(hyp, tokens, srcTokens), tokens, srcTokens, steeredRow,
+    const matrix = edit.steered ? heatmap(tokenMatrix(hyp.attention, tokens, srcTokens), tokens, srcTokens, steeredRow,
                                           `attention of edit ${n + 1}, the steered row marked`) : "";
     return `<div class="lv-edit"><div class="lv-edit-head">Edit ${n + 1} (${escapeHtml(edit.label)}): ${what}, ` +
            `the rest decoded again. Score ${hyp.normalized_score.toFixed(3)} ` +
@@ -312,7 +313,7 @@ function render() {
   const columnHyp = (c) => hypothesisOf(value, c, c === state.column ? state.hypothesis : 0);
   const hyp = columnHyp(state.column);
   const outTokens = tokensOf(hyp.pieces, !state.pieces);
-  const matrix = tokenAttention(hyp, outTokens, srcTokens);
+  const matrix = tokenMatrix(hyp.attention, outTokens, srcTokens);
   const focus = state.pinned || state.focus;
   let sourceWeights = null;
   let focusRow = null;
@@ -347,8 +348,11 @@ function render() {
     `<div class="lv-step"><label>Step <input type="range" class="lv-step-range" min="0" max="${steps - 1}" ` +
     `value="${pinned ?? 0}" aria-label="output step"></label><span class="lv-step-label">${pinned === null ? "click a word or move the slider" :
       `step ${pinned + 1} of ${steps}: “${escapeHtml(outTokens[pinned].label)}”`}</span></div>` +
-    `<div class="lv-detail"><div class="lv-matrix">${heatmap(matrix, outTokens, srcTokens, focusRow,
+    `<div class="lv-detail${Object.keys(SALIENCY_METHODS).some((m) => state.saliency.has(saliencyKey(m))) ?
+      " lv-detail-wide" : ""}"><div>${saliencyBar(matrix)}<div class="lv-matrices"><div class="lv-matrix">` +
+    `${matrix ? `<div class="lv-caption">Attention</div>` : ""}${heatmap(matrix, outTokens, srcTokens, focusRow,
       `attention of ${value.columns[state.column].label} hypothesis ${state.hypothesis + 1}`)}</div>` +
+    `${saliencyMatrix(hyp, outTokens, srcTokens, focusRow)}</div></div>` +
     `<div class="lv-side">${pinned === null ? `<p class="lv-note">Hover an output word to light up the source ` +
       `words it attends to; hover a source word for the reverse. Click an output word for the model's ` +
       `alternatives there.</p>` : alternativesPanel(value, state.column, hyp, outTokens, pinned)}` +
@@ -365,6 +369,45 @@ function treeFor(value, outTokens, pinned) {
   return beamTree(value.columns[beam], hyp, step);
 }
 
+// Saliency beside attention: gradient attributions of the same output (server.saliency),
+// computed on request and kept per hypothesis and method until the next result.
+function saliencyKey(method) { return `${state.column}:${state.hypothesis}:${method}`; }
+
+function saliencyBar(attention) {
+  const buttons = Object.entries(SALIENCY_METHODS).map(([method, label]) =>
+    `<button type="button" class="lv-saliency-go" data-method="${method}">${escapeHtml(label)}</button>`).join(" ");
+  return `<div class="lv-saliency-bar">Saliency ${attention ? "beside attention" : "(this model has no attention)"}: ${buttons}</div>`;
+}
+
+function saliencyMatrix(hyp, outTokens, srcTokens, focusRow) {
+  const entries = Object.keys(SALIENCY_METHODS).map((m) => [m, state.saliency.get(saliencyKey(m))]).filter(([, r]) => r);
+  if (!entries.length) return "";
+  const [method, result] = entries[entries.length - 1];
+  if (result === "pending") return `<p class="lv-note">Computing ${SALIENCY_METHODS[method]}…</p>`;
+  const matrix = tokenMatrix(result.relevance, outTokens, srcTokens);
+  const agreement = result.agreement === null ? "" : `<div class="lv-note">For ${Math.round(result.agreement * 100)}% ` +
+    `of the output pieces the most relevant source piece is also the most attended one.</div>`;
+  return `<div class="lv-matrix"><div class="lv-caption">Saliency: ${escapeHtml(SALIENCY_METHODS[method])} ` +
+    `(share of |attribution| per output word)</div>${heatmap(matrix, outTokens, srcTokens, focusRow,
+      `saliency by ${SALIENCY_METHODS[method]}`)}${agreement}</div>`;
+}
+
+async function computeSaliency(method) {
+  const value = props.value;
+  const hyp = hypothesisOf(value, state.column, state.hypothesis);
+  const key = saliencyKey(method);
+  state.saliency.set(key, "pending");
+  render();
+  try {
+    const answer = await server.saliency({ model: value.model, source: value.source, ids: hyp.ids, method });
+    if (answer.error) { state.saliency.delete(key); state.message = answer.error; } else state.saliency.set(key, answer.saliency);
+  } catch (error) {
+    state.saliency.delete(key);
+    state.message = `Saliency failed: ${error}`;
+  }
+  render();
+}
+
 // Hovering a source token lights the output tokens of the active column by their attention to it.
 function highlightFromSource(sourceToken) {
   const value = props.value;
@@ -372,7 +415,7 @@ function highlightFromSource(sourceToken) {
   const hyp = hypothesisOf(value, state.column, state.hypothesis);
   const srcTokens = tokensOf(value.source_pieces, !state.pieces);
   const outTokens = tokensOf(hyp.pieces, !state.pieces);
-  const matrix = tokenAttention(hyp, outTokens, srcTokens);
+  const matrix = tokenMatrix(hyp.attention, outTokens, srcTokens);
   element.querySelectorAll(`.lv-col[data-column="${state.column}"] .lv-out`).forEach((node) => {
     const row = Number(node.dataset.token);
     node.classList.toggle("lv-lit", sourceToken !== null && matrix && matrix[row][sourceToken] >= 0.2);
@@ -458,6 +501,11 @@ element.addEventListener("click", (event) => {
   const alt = target.closest(".lv-alt");
   const close = target.closest(".lv-edit-close");
   const node = target.closest(".lv-node");
+  const method = target.closest(".lv-saliency-go");
+  if (method) {
+    if (!state.saliency.has(saliencyKey(method.dataset.method))) computeSaliency(method.dataset.method);
+    return;
+  }
   if (target.closest(".lv-download")) {
     downloadTree();
     return;
@@ -546,7 +594,8 @@ watch("value", () => {
   const second = columns.length > 1 ? columns[1].hypotheses.length : 0;
   const shared = Number.isInteger(linkedSelection) && linkedSelection > 0 && linkedSelection < second;
   Object.assign(state, { column: columns.length > 1 ? 1 : 0, hypothesis: shared ? linkedSelection : value ? value.selected || 0 : 0,
-                         focus: null, pinned: null, edits: [], busy: false, message: "", steer: new Set() });
+                         focus: null, pinned: null, edits: [], busy: false, message: "", steer: new Set(),
+                         saliency: new Map() });
   linkedSelection = 0;  // only the first result opened from the link
   render();
 });

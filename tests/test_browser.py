@@ -278,3 +278,24 @@ def test_a_person_steers_the_attention_of_one_step_and_sees_the_output_follow(se
         assert edit.locator(".lv-forced").count() == 2  # the two words before the step were kept
         page.screenshot(path=str(ARTIFACTS / "steering.png"), full_page=True)
         browser.close()
+
+
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="chromium is not installed (CI installs it)")
+def test_a_person_puts_saliency_beside_the_attention(server: str) -> None:
+    playwright = pytest.importorskip("playwright.sync_api")
+    with playwright.sync_playwright() as driver:
+        browser = driver.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.goto(server)
+        page.wait_for_selector("#source-text textarea", timeout=60_000)
+        page.fill("#source-text textarea", "The cat is sleeping on the red sofa.")
+        page.click("#translate-button")
+        page.wait_for_selector("#linked-view .lv-col", timeout=60_000)
+        page.click('#linked-view .lv-saliency-go[data-method="input_x_gradient"]')
+        page.wait_for_selector("#linked-view .lv-matrices .lv-matrix:nth-child(2) .lv-heatmap", timeout=60_000)
+        tables = page.locator("#linked-view .lv-matrices .lv-heatmap")
+        assert tables.count() == 2  # attention and saliency, one beside the other
+        assert tables.nth(0).locator("tbody tr").count() == tables.nth(1).locator("tbody tr").count()
+        assert "most relevant source piece is also the most attended" in page.locator("#linked-view .lv-matrices").inner_text()
+        page.screenshot(path=str(ARTIFACTS / "saliency.png"), full_page=True)
+        browser.close()

@@ -4,7 +4,8 @@ The server sends the result once (``view_value``); hovering, selecting an n-best
 between words and pieces, opening a word's alternatives and stepping through the output then
 happen in the page with no server call. Only a re-decode runs the model again: the page calls
 ``redecode`` (a Gradio server function) with the position and the alternative or typed word, or
-with the source pieces the decoder should look at there (attention steering).
+with the source pieces the decoder should look at there (attention steering); ``saliency``
+computes gradient attributions of the hypothesis shown, to put beside its attention.
 """
 
 from __future__ import annotations
@@ -79,6 +80,24 @@ def redecoder(translator_for: Callable[[str], Any]) -> Callable[[dict[str, Any]]
     return redecode
 
 
+def saliency_server(translator_for: Callable[[str], Any]) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """The server function behind "Saliency": attributions of one hypothesis (see
+    ``Translator.saliency``); errors come back as ``{"error": message}``."""
+
+    def saliency(request: dict[str, Any]) -> dict[str, Any]:
+        """request: ``model``, ``source`` (one sentence), ``ids`` (the output) and ``method``."""
+        try:
+            if not isinstance(request, dict):
+                raise ValueError("the request must be an object")
+            translator = translator_for(str(request.get("model")))
+            return {"saliency": translator.saliency(request.get("source"), request.get("ids"),
+                                                    request.get("method", "integrated_gradients"))}
+        except (ValueError, TypeError, gr.Error) as error:
+            return {"error": str(error)}
+
+    return saliency
+
+
 def even_weights(pieces: Any, source_length: Any) -> list[float]:
     """Weights over ``source_length`` source pieces, spread evenly over the indices ``pieces``."""
     if not isinstance(source_length, int) or source_length < 1:
@@ -96,5 +115,5 @@ def linked_view(translator_for: Callable[[str], Any]) -> gr.HTML:
         html_template='<div class="lv" role="region" aria-label="Linked view of the translation"></div>',
         css_template=(ASSETS / "linked_view.css").read_text(encoding="utf-8"),
         js_on_load=(ASSETS / "linked_view.js").read_text(encoding="utf-8"),
-        server_functions=[redecoder(translator_for)], apply_default_css=False,
+        server_functions=[redecoder(translator_for), saliency_server(translator_for)], apply_default_css=False,
     )
