@@ -282,6 +282,18 @@ function editsPanel(srcTokens) {
     const hyp = edit.sentence.hypotheses[0];
     const tokens = tokensOf(hyp.pieces, !state.pieces);
     const delta = hyp.normalized_score - edit.original.normalized_score;
+    if (edit.scored) {
+      const best = edit.original;
+      return `<div class="lv-edit lv-scored"><div class="lv-edit-head">Your translation, scored by the model ` +
+        `(${escapeHtml(edit.label)}'s settings): ${hyp.normalized_score.toFixed(3)} against its own output's ` +
+        `${best.normalized_score.toFixed(3)} (${delta >= 0 ? "+" : ""}${delta.toFixed(3)}: ${delta >= 0 ?
+          "the model would rank yours at least as high" : "the model prefers its own"}). Each word shows the ` +
+        `probability the model gives it there: the least likely are where it disagrees. <button type="button" ` +
+        `class="lv-edit-close" data-edit="${n}" aria-label="remove">×</button></div>` +
+        `<div class="lv-strip">${outputStrip(null, -1, { ...hyp, forced: 0 }, tokens, "lv-edited")}</div>` +
+        `${hyp.attention ? `<div class="lv-matrix lv-edit-matrix">${heatmap(tokenMatrix(hyp.attention, tokens, srcTokens),
+          tokens, srcTokens, null, "attention while reading your translation")}</div>` : ""}</div>`;
+    }
     const what = edit.steered ? `looked at “${escapeHtml(edit.steered)}” at step ${edit.sentence.steered[0] + 1}` +
       (edit.sentence.prefix ? ` after “${escapeHtml(edit.sentence.prefix)}”` : "") :
       `forced “${escapeHtml(edit.sentence.prefix)}”`;
@@ -345,6 +357,8 @@ function render() {
     `class="lv-hide-eos"${state.hideEos ? " checked" : ""}> hide &lt;/s&gt;</label></div>` +
     `<div class="lv-source-line"><span class="lv-caption">Source</span>${sourceStrip(value, srcTokens, sourceWeights)}</div>` +
     `<div class="lv-cols">${columns}</div>` +
+    `<form class="lv-score"><input name="target" maxlength="5000" placeholder="Type your own translation to see how ` +
+    `the model scores it" aria-label="your translation"><button type="submit">Score my translation</button></form>` +
     `<div class="lv-step"><label>Step <input type="range" class="lv-step-range" min="0" max="${steps - 1}" ` +
     `value="${pinned ?? 0}" aria-label="output step"></label><span class="lv-step-label">${pinned === null ? "click a word or move the slider" :
       `step ${pinned + 1} of ${steps}: “${escapeHtml(outTokens[pinned].label)}”`}</span></div>` +
@@ -554,8 +568,36 @@ element.addEventListener("click", (event) => {
   render();
 });
 
+async function scoreTranslation(target) {
+  const value = props.value;
+  const column = value.columns[state.column];
+  const best = column.hypotheses[0];
+  state.busy = true;
+  state.message = "";
+  render();
+  try {
+    const answer = await server.score({ model: value.model, source: value.source, target, settings: column.settings });
+    if (answer.error) state.message = answer.error;
+    else {
+      state.edits.unshift({ sentence: answer.sentence, original: best, label: column.label, scored: true });
+      state.edits = state.edits.slice(0, 4);
+    }
+  } catch (error) {
+    state.message = `Scoring failed: ${error}`;
+  } finally {
+    state.busy = false;
+    render();
+  }
+}
+
 element.addEventListener("submit", (event) => {
   event.preventDefault();
+  if (event.target.classList.contains("lv-score")) {
+    const target = event.target.querySelector("input[name=target]").value;
+    if (!target.trim()) { state.message = "Type a translation to score."; render(); }
+    else if (!state.busy) scoreTranslation(target);
+    return;
+  }
   const word = event.target.querySelector("input[name=word]").value;
   if (!word.trim()) { state.message = "Type a word first."; render(); return; }
   if (!state.busy) redecode({ replacement: word });

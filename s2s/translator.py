@@ -252,6 +252,43 @@ class Translator:
             tensor[0, step] = row if abs(float(total) - 1.0) <= 1e-6 else row / total
         return tensor
 
+    def score(self, source: str, target: str | list[int], settings: DecodeSettings | None = None,
+              **overrides: Any) -> dict[str, Any]:
+        """Is this translation one the model would produce? Force-decodes ``target`` (a person's
+        translation of the sentence ``source``, as text or piece ids without </s>) and returns the
+        sentence's result shape with it as the one hypothesis: per-piece log-probabilities,
+        attention, the model's alternatives at each position, and its score normalised as search
+        normalises (``settings``' alpha and coverage penalty) so it compares with the outputs."""
+        settings = make_settings(settings, **overrides, split_sentences=False, prefix="")
+        if isinstance(target, str):
+            if not target.strip():
+                raise ValueError("Type a translation to score.")
+            if len(target) > MAX_INPUT_CHARS:
+                raise ValueError(f"The translation has {len(target):,} characters; at most {MAX_INPUT_CHARS:,} "
+                                 "are scored.")
+            target_ids = self.tokenizer.encode(target.strip())
+        elif isinstance(target, list) and all(isinstance(i, int) and not isinstance(i, bool) for i in target):
+            target_ids = [i for i in target if i != EOS_ID] if target[-1:] == [EOS_ID] else list(target)
+        else:
+            raise ValueError("target must be a translation (text) or its piece ids")
+        bad = [i for i in target_ids if not 0 <= i < self.tokenizer.vocab_size or i in search.NEVER_OUTPUT
+               or i == EOS_ID]
+        if not target_ids or bad:
+            raise ValueError("the translation has no pieces this model can output")
+        if len(target_ids) >= MAX_TARGET_LEN:
+            raise ValueError(f"the translation has {len(target_ids)} pieces; at most {MAX_TARGET_LEN - 1} are scored")
+        result = self._prepare(source, settings)
+        if result["message"]:
+            raise ValueError(result["message"])
+        (sentence,) = result["sentences"]
+        source_ids = sentence.pop("ids") + [EOS_ID]
+        scoring = search.Scoring(alpha=settings.alpha, beta=settings.coverage_penalty)
+        (forced,) = search.force_decode(self.model, torch.tensor([source_ids]), torch.tensor([len(source_ids)]),
+                                        [target_ids + [EOS_ID]], scoring, settings.alternatives)
+        sentence["hypotheses"] = [self.hypothesis_dict(forced, forced=len(target_ids) + 1)]
+        sentence["warnings"] = result["warnings"]
+        return sentence
+
     def saliency(self, source: str, ids: list[int], method: str = "integrated_gradients",
                  steps: int = 32) -> dict[str, Any]:
         """Which source pieces each piece of the output ``ids`` (of sentence ``source``) depends

@@ -299,3 +299,24 @@ def test_a_person_puts_saliency_beside_the_attention(server: str) -> None:
         assert "most relevant source piece is also the most attended" in page.locator("#linked-view .lv-matrices").inner_text()
         page.screenshot(path=str(ARTIFACTS / "saliency.png"), full_page=True)
         browser.close()
+
+
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="chromium is not installed (CI installs it)")
+def test_a_person_scores_their_own_translation(server: str) -> None:
+    playwright = pytest.importorskip("playwright.sync_api")
+    with playwright.sync_playwright() as driver:
+        browser = driver.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.goto(server)
+        page.wait_for_selector("#source-text textarea", timeout=60_000)
+        page.fill("#source-text textarea", "The cat is sleeping on the red sofa.")
+        page.click("#translate-button")
+        page.wait_for_selector("#linked-view .lv-col", timeout=60_000)
+        page.fill("#linked-view .lv-score input", "Le chat dort sur le divan rouge.")
+        page.click("#linked-view .lv-score button")
+        page.wait_for_selector("#linked-view .lv-scored", timeout=60_000)
+        card = page.locator("#linked-view .lv-scored")
+        assert "the model prefers its own" in card.inner_text()
+        assert "divan" in "".join(card.locator(".lv-word").all_inner_texts())
+        assert card.locator(".lv-heatmap").count() == 1
+        browser.close()

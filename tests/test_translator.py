@@ -284,3 +284,22 @@ def test_steering_is_refused_for_a_model_without_attention(tokenizer) -> None:
     plain = Translator(random_model(tokenizer.vocab_size, "none"), tokenizer)
     with pytest.raises(ValueError, match="no attention"):
         plain.redecode("the big cat runs", [], steering={0: [1.0] * 4})
+
+
+def test_scoring_the_model_s_own_beam_output_reproduces_its_score(translator: Translator) -> None:
+    best = only_sentence(translator.translate("the big cat runs", strategy="beam", beam_size=4))["hypotheses"][0]
+    scored = translator.score("the big cat runs", best["ids"], strategy="beam", beam_size=4)["hypotheses"][0]
+    assert scored["ids"] == best["ids"]
+    assert scored["score"] == pytest.approx(best["score"], abs=1e-4)
+    assert scored["normalized_score"] == pytest.approx(best["normalized_score"], abs=1e-4)
+    by_text = translator.score("the big cat runs", "cat red")["hypotheses"][0]
+    assert by_text["ids"] == translator.tokenizer.encode("cat red") + [EOS_ID]
+    assert len(by_text["attention"]) == len(by_text["alternatives"]) == len(by_text["ids"])
+
+
+@pytest.mark.parametrize("target, message", [("", "Type a translation"), ("   ", "Type a translation"),
+                                             ("x" * 10_000, "at most 5,000"), ([EOS_ID], "no pieces"),
+                                             ([10 ** 6], "no pieces"), (3.5, "target must be")])
+def test_bad_translations_to_score_get_clear_errors(translator: Translator, target, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        translator.score("the big cat runs", target)

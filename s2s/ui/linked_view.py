@@ -5,7 +5,8 @@ between words and pieces, opening a word's alternatives and stepping through the
 happen in the page with no server call. Only a re-decode runs the model again: the page calls
 ``redecode`` (a Gradio server function) with the position and the alternative or typed word, or
 with the source pieces the decoder should look at there (attention steering); ``saliency``
-computes gradient attributions of the hypothesis shown, to put beside its attention.
+computes gradient attributions of the hypothesis shown, to put beside its attention; ``score``
+force-decodes a person's own translation.
 """
 
 from __future__ import annotations
@@ -98,6 +99,26 @@ def saliency_server(translator_for: Callable[[str], Any]) -> Callable[[dict[str,
     return saliency
 
 
+def scorer(translator_for: Callable[[str], Any]) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """The server function behind "Score my translation" (see ``Translator.score``)."""
+
+    def score(request: dict[str, Any]) -> dict[str, Any]:
+        """request: ``model``, ``source`` (one sentence), ``target`` (the person's translation) and
+        ``settings`` (those of the column it is compared with)."""
+        try:
+            if not isinstance(request, dict) or not isinstance(request.get("settings"), dict):
+                raise ValueError("the request must be an object with the column's settings")
+            translator = translator_for(str(request.get("model")))
+            target = request.get("target")
+            if not isinstance(target, str):
+                raise ValueError("target must be the translation to score, as text")
+            return {"sentence": translator.score(request.get("source"), target, make_settings(**request["settings"]))}
+        except (ValueError, TypeError, gr.Error) as error:
+            return {"error": str(error)}
+
+    return score
+
+
 def even_weights(pieces: Any, source_length: Any) -> list[float]:
     """Weights over ``source_length`` source pieces, spread evenly over the indices ``pieces``."""
     if not isinstance(source_length, int) or source_length < 1:
@@ -115,5 +136,6 @@ def linked_view(translator_for: Callable[[str], Any]) -> gr.HTML:
         html_template='<div class="lv" role="region" aria-label="Linked view of the translation"></div>',
         css_template=(ASSETS / "linked_view.css").read_text(encoding="utf-8"),
         js_on_load=(ASSETS / "linked_view.js").read_text(encoding="utf-8"),
-        server_functions=[redecoder(translator_for), saliency_server(translator_for)], apply_default_css=False,
+        server_functions=[redecoder(translator_for), saliency_server(translator_for), scorer(translator_for)],
+        apply_default_css=False,
     )
