@@ -320,3 +320,27 @@ def test_a_person_scores_their_own_translation(server: str) -> None:
         assert "divan" in "".join(card.locator(".lv-word").all_inner_texts())
         assert card.locator(".lv-heatmap").count() == 1
         browser.close()
+
+
+def test_the_what_if_endpoints_answer_with_a_model_and_a_text_and_report_errors(server: str) -> None:
+    from gradio_client import Client
+
+    client = Client(server, verbose=False)
+    text = "The cat is sleeping on the red sofa."
+    alternatives = client.predict(model="en-fr", text=text, api_name="/alternatives")
+    assert len(alternatives["alternatives"]) == len(alternatives["pieces"])
+    redecoded = client.predict(model="en-fr", text=text, api_name="/redecode")
+    assert redecoded["hypotheses"][0]["ids"][1] == alternatives["alternatives"][1][1]["id"]
+    overridden = client.predict(model="en-fr", text=text, step=2, api_name="/override")
+    assert overridden["steered"] == [2]
+    saliency = client.predict(model="en-fr", text=text, method="input_x_gradient", api_name="/saliency")
+    assert len(saliency["relevance"]) == len(alternatives["pieces"])
+    scored = client.predict(model="en-fr", text=text, target=alternatives["text"], api_name="/score")
+    assert scored["hypotheses"][0]["text"] == alternatives["text"]
+    for endpoint, options, message in [("/score", {}, "Type a translation"),
+                                       ("/override", {"step": 99}, "step must be"),
+                                       ("/override", {"weights": [1.0]}, "weights"),
+                                       ("/saliency", {"model": "en-fr-noattn", "method": "lime"}, "method")]:
+        with pytest.raises(Exception, match=message):
+            client.predict(**({"model": "en-fr", "text": text} | options), api_name=endpoint)
+    assert client.predict(model="en-fr", text=text, api_name="/alternatives")["text"]  # still serving

@@ -11,11 +11,9 @@ Decoding controls are built from ``DecodeSettings`` and read back by name.
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import json
 import math
 import os
-import typing
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +24,9 @@ from ..batching import RequestBatcher
 from ..catalog import ModelCatalog
 from ..evaluate import sentence_scores
 from ..plots import attention_heatmap, beam_tree, empty_figure, piece_label
-from ..translator import DecodeSettings, make_settings
+from ..translator import DecodeSettings
 from . import ASSETS, ROOT
+from .api import WhatIf, settings_from, signature_from_settings, whole
 from .exports import ExportFolder
 from .linked_view import linked_view, view_value
 from .share import PAGE_FIELDS, restored_values, share_script
@@ -159,24 +158,6 @@ def heatmap_for(sentence: dict[str, Any] | None, index: int, title: str, merge_w
                              title, merge_words)
 
 
-def whole(value: Any) -> Any:
-    """Sliders and number boxes send floats: 5.0 -> 5."""
-    return int(value) if isinstance(value, float) and value.is_integer() else value
-
-
-def settings_from(values: dict[str, Any]) -> DecodeSettings:
-    """Validated settings from values by setting name (UI or API); errors become a gr.Error."""
-    values = {name: whole(value) for name, value in values.items()}
-    if values.get("seed") == "":
-        values["seed"] = None
-    if values.get("prefix") is None:
-        values["prefix"] = ""
-    try:
-        return make_settings(**values)
-    except ValueError as error:
-        raise gr.Error(f"Invalid setting: {error}") from None
-
-
 def _translator(name: str):
     try:
         return catalog.get(name)
@@ -271,28 +252,6 @@ def translate_api(model: str, text: str, **settings: Any) -> dict:
     """Translate ``text`` with ``model``: every sentence with its hypotheses, scores, attention and
     beam trace. Settings are those of ``s2s.DecodeSettings``, with its defaults."""
     return translate(model, text, settings_from(settings))
-
-
-def _signature_from_settings(function: Any) -> Any:
-    """Give ``function(model, text, **settings)`` the explicit signature of DecodeSettings, so the
-    API page and gradio_client list every setting with its type and default."""
-    hints = typing.get_type_hints(DecodeSettings)
-    parameters = [inspect.Parameter("model", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=str),
-                  inspect.Parameter("text", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=str)]
-    parameters += [inspect.Parameter(field.name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=field.default,
-                                     annotation=hints[field.name]) for field in dataclasses.fields(DecodeSettings)]
-    signature = inspect.Signature(parameters, return_annotation=dict)
-
-    def api(*args: Any, **kwargs: Any) -> Any:
-        bound = signature.bind(*args, **kwargs)
-        bound.apply_defaults()
-        values = dict(bound.arguments)
-        return function(values.pop("model"), values.pop("text"), **values)
-
-    api.__name__, api.__doc__ = function.__name__, function.__doc__
-    api.__signature__ = signature  # type: ignore[attr-defined]
-    api.__annotations__ = {p.name: p.annotation for p in parameters} | {"return": dict}
-    return api
 
 
 def models_api() -> list[dict]:
@@ -520,9 +479,10 @@ def build_app(max_batch: int = 32, concurrency: int = 8, queue_size: int = 256) 
         compare_button.click(compare, [compare_a, compare_b, text, page.controls["beam_size"],
                                        page.controls["alpha"], merge_words], compare_outputs,
                              api_visibility="undocumented")
-        gr.api(_signature_from_settings(translate_api), api_name="translate",
+        gr.api(signature_from_settings(translate_api), api_name="translate",
                concurrency_limit=max(max_batch, concurrency))
         gr.api(models_api, api_name="models")
+        WhatIf(_translator).register()
     page.inputs = {"model": model, "text": text, "reference": reference, "merge_words": merge_words,
                    "classic": classic_open}
     page.handlers = {"explore": explore, "select_sentence": select_sentence, "select_hypothesis": select_hypothesis,
