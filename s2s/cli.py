@@ -16,6 +16,7 @@ from typing import Any, Sequence
 from .card import update_metrics
 from .checkpoint import read_metrics
 from .config import ModelConfig, TrainConfig, from_dict, read_json
+from .saliency import METHODS
 from .translator import DecodeSettings, Translator, make_settings
 
 
@@ -71,6 +72,11 @@ def build_parser() -> argparse.ArgumentParser:
     translate.add_argument("--format", choices=["text", "json"], default="text",
                            help="text: best output (n-best joined by tabs); json: one full result per line")
     translate.add_argument("--batch-size", type=int, default=64)
+    translate.add_argument("--score-target", type=Path, metavar="FILE",
+                           help="instead of translating, score FILE's translations (one per line, aligned with "
+                                "stdin) by force-decoding; text: log-prob<TAB>normalised<TAB>translation")
+    translate.add_argument("--saliency", choices=METHODS, nargs="?", const="integrated_gradients",
+                           help="also attribute each sentence's best output to its source (JSON lines)")
     _add_dataclass_options(translate, DecodeSettings, "decoding (see s2s.DecodeSettings)")
 
     evaluate = commands.add_parser("evaluate", help="BLEU, chrF and speed for greedy and beam sizes")
@@ -119,16 +125,40 @@ def nbest_texts(result: dict[str, Any]) -> list[str]:
             for i in range(count)]
 
 
+def run_score(translator: Translator, lines: list[str], target_file: Path, settings: DecodeSettings,
+              as_json: bool) -> None:
+    targets = [line.rstrip("\r\n") for line in target_file.read_text(encoding="utf-8").splitlines()]
+    if len(targets) != len(lines):
+        raise ValueError(f"{target_file} has {len(targets)} lines and stdin {len(lines)}: they must be aligned")
+    for number, (source, target) in enumerate(zip(lines, targets), start=1):
+        try:
+            scored = translator.score(source, target, settings)
+        except ValueError as error:
+            print(f"warning: line {number}: {error}", file=sys.stderr)
+            print(json.dumps({"source": source, "target": target, "error": str(error)}, ensure_ascii=False)
+                  if as_json else "")
+            continue
+        hypothesis = scored["hypotheses"][0]
+        print(json.dumps(scored, ensure_ascii=False) if as_json else
+              f"{hypothesis['score']:.4f}\t{hypothesis['normalized_score']:.4f}\t{hypothesis['text']}")
+
+
 def run_translate(args: argparse.Namespace) -> None:
     settings = make_settings(**_dataclass_values(args, DecodeSettings))
     translator = Translator.load(args.model, bfloat16_output=args.bf16_output)
     lines = [line.rstrip("\r\n") for line in sys.stdin]
+    if args.score_target:
+        run_score(translator, lines, args.score_target, settings, args.format == "json")
+        return
     results = translator.translate_batch(lines, settings, batch_size=args.batch_size)
     for number, result in enumerate(results, start=1):
         notes = result["warnings"] + ([result["message"]] if result["message"] and lines[number - 1].strip() else [])
         for note in notes:
             print(f"warning: line {number}: {note}", file=sys.stderr)
-        if args.format == "json":
+        if args.saliency:
+            result["saliency"] = [translator.saliency(s["source"], s["hypotheses"][0]["ids"], args.saliency)
+                                  for s in result["sentences"] if s["hypotheses"]]
+        if args.format == "json" or args.saliency:
             print(json.dumps(result, ensure_ascii=False))
         else:
             print("\t".join(nbest_texts(result)))

@@ -105,6 +105,23 @@ def test_translate_json_lines_carry_the_full_result(trained: Path) -> None:
     assert records[0]["sentences"][0]["hypotheses"][0]["attention"]
 
 
+def test_translate_scores_given_translations_and_attributes_outputs(trained: Path, tmp_path: Path) -> None:
+    greedy = run_cli("translate", "--model", str(trained), "--strategy", "greedy", "--no-split-sentences",
+                     stdin="red cat\nbig dog runs\n").stdout.splitlines()
+    targets = tmp_path / "targets.txt"
+    targets.write_text("\n".join(greedy) + "\n", encoding="utf-8")
+    scored = run_cli("translate", "--model", str(trained), "--score-target", str(targets), "--format", "json",
+                     "--strategy", "greedy", stdin="red cat\nbig dog runs\n")
+    assert scored.returncode == 0, scored.stderr
+    records = [json.loads(line) for line in scored.stdout.splitlines()]
+    assert [r["hypotheses"][0]["text"] for r in records] == greedy
+    saliency = run_cli("translate", "--model", str(trained), "--saliency", "input_x_gradient", stdin="red cat\n")
+    (record,) = [json.loads(line) for line in saliency.stdout.splitlines()]
+    assert len(record["saliency"][0]["relevance"]) == len(record["sentences"][0]["hypotheses"][0]["ids"])
+    misaligned = run_cli("translate", "--model", str(trained), "--score-target", str(targets), stdin="red cat\n")
+    assert misaligned.returncode == 2 and "must be aligned" in misaligned.stderr
+
+
 def test_translate_learns_the_reverse_task(reverse_data: tuple[Path, Path], tmp_path: Path) -> None:
     train, dev = reverse_data
     out = tmp_path / "model"
