@@ -97,7 +97,13 @@ function outputStrip(value, column, hyp, tokens, extraClass) {
   }).join("");
 }
 
-function sourceStrip(value, srcTokens, weights) {
+function shownSaliency() {
+  const found = Object.keys(SALIENCY_METHODS).map((m) => state.saliency.get(saliencyKey(m)))
+    .filter((r) => r && r !== "pending");
+  return found.length ? found[found.length - 1] : null;
+}
+
+function sourceStrip(value, srcTokens, weights, salient) {
   return srcTokens.filter((t) => !(state.hideEos && t.eos)).map((token) => {
     const index = srcTokens.indexOf(token);
     const w = weights ? weights[index] : 0;
@@ -105,9 +111,10 @@ function sourceStrip(value, srcTokens, weights) {
     const title = token.eos ? "end of sentence: the model often looks here when the output is complete or " +
                               "when no source word is a better fit" : token.label;
     const steering = state.steer.has(index) ? " lv-steer-on" : "";
+    const s = salient ? salient[index] : null;
     return `<span class="lv-tok lv-src${token.eos ? " lv-eos" : ""}${steering}" data-token="${index}" style="${style}" ` +
-           `title="${escapeHtml(title)}${weights ? `: attention ${w.toFixed(2)}` : ""}">${escapeHtml(token.label)}` +
-           `${weights ? `<span class="lv-p">${w.toFixed(2)}</span>` : ""}</span>`;
+           `title="${escapeHtml(title)}${weights ? `: attention ${w.toFixed(2)}` : ""}${s !== null ? `, saliency ${s.toFixed(2)}` : ""}">` +
+           `${escapeHtml(token.label)}${weights ? `<span class="lv-p">${w.toFixed(2)}${s !== null ? ` · s ${s.toFixed(2)}` : ""}</span>` : ""}</span>`;
   }).join("");
 }
 
@@ -329,9 +336,13 @@ function render() {
   const focus = state.pinned || state.focus;
   let sourceWeights = null;
   let focusRow = null;
-  if (focus && focus.kind === "out" && focus.column === state.column && matrix && matrix[focus.token]) {
-    sourceWeights = matrix[focus.token];
+  let salientWeights = null;
+  const salient = shownSaliency();
+  const saliencyRows = salient ? tokenMatrix(salient.relevance, outTokens, srcTokens) : null;
+  if (focus && focus.kind === "out" && focus.column === state.column && (matrix || saliencyRows)) {
     focusRow = focus.token;
+    sourceWeights = matrix ? matrix[focus.token] : saliencyRows[focus.token];
+    salientWeights = matrix && saliencyRows ? saliencyRows[focus.token] : null;
   }
   const columns = value.columns.map((col, c) => {
     const h = columnHyp(c);
@@ -355,7 +366,7 @@ function render() {
     `<label><input type="checkbox" class="lv-pieces"${state.pieces ? " checked" : ""}> pieces</label>` +
     `<label title="</s> is the end-of-sentence token; attention often rests on it"><input type="checkbox" ` +
     `class="lv-hide-eos"${state.hideEos ? " checked" : ""}> hide &lt;/s&gt;</label></div>` +
-    `<div class="lv-source-line"><span class="lv-caption">Source</span>${sourceStrip(value, srcTokens, sourceWeights)}</div>` +
+    `<div class="lv-source-line"><span class="lv-caption">Source</span>${sourceStrip(value, srcTokens, sourceWeights, salientWeights)}</div>` +
     `<div class="lv-cols">${columns}</div>` +
     `<form class="lv-score"><input name="target" maxlength="5000" placeholder="Type your own translation to see how ` +
     `the model scores it" aria-label="your translation"><button type="submit">Score my translation</button></form>` +
@@ -399,11 +410,18 @@ function saliencyMatrix(hyp, outTokens, srcTokens, focusRow) {
   const [method, result] = entries[entries.length - 1];
   if (result === "pending") return `<p class="lv-note">Computing ${SALIENCY_METHODS[method]}…</p>`;
   const matrix = tokenMatrix(result.relevance, outTokens, srcTokens);
-  const agreement = result.agreement === null ? "" : `<div class="lv-note">For ${Math.round(result.agreement * 100)}% ` +
-    `of the output pieces the most relevant source piece is also the most attended one.</div>`;
+  const meanCorrelation = result.rank_correlation ?
+    result.rank_correlation.reduce((a, b) => a + b, 0) / result.rank_correlation.length : null;
+  const agreement = result.agreement === null ? `<div class="lv-note">This model has no attention: saliency is ` +
+    `the only map of which source words its output depends on.</div>` : `<div class="lv-note">For ` +
+    `${Math.round(result.agreement * 100)}% of the output pieces the most relevant source piece is also the most ` +
+    `attended one; the rows' rank correlation (Spearman) is ${meanCorrelation.toFixed(2)} on average.</div>`;
+  const meaning = `<div class="lv-note">Attention is where the decoder looked; saliency is how much each source ` +
+    `word moves the output word's probability (gradients). They can disagree: the encoder's states mix the whole ` +
+    `sentence, so the decoder can look at one place (often &lt;/s&gt;) and read information from another.</div>`;
   return `<div class="lv-matrix"><div class="lv-caption">Saliency: ${escapeHtml(SALIENCY_METHODS[method])} ` +
     `(share of |attribution| per output word)</div>${heatmap(matrix, outTokens, srcTokens, focusRow,
-      `saliency by ${SALIENCY_METHODS[method]}`)}${agreement}</div>`;
+      `saliency by ${SALIENCY_METHODS[method]}`)}${agreement}${meaning}</div>`;
 }
 
 async function computeSaliency(method) {

@@ -28,6 +28,18 @@ METHODS = ("integrated_gradients", "input_x_gradient")
 MAX_STEPS = 256
 
 
+def rank_correlation(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Spearman's rank correlation of each row of a and b [T, S] -> [T] (ties ranked by position;
+    0 for a row of one column)."""
+    if a.size(-1) < 2:
+        return torch.zeros(a.size(0))
+    ranks_a = a.argsort(-1).argsort(-1).float()
+    ranks_b = b.argsort(-1).argsort(-1).float()
+    ranks_a = ranks_a - ranks_a.mean(-1, keepdim=True)
+    ranks_b = ranks_b - ranks_b.mean(-1, keepdim=True)
+    return (ranks_a * ranks_b).sum(-1) / (ranks_a.norm(dim=-1) * ranks_b.norm(dim=-1))
+
+
 def _target_log_probs(model: Seq2Seq) -> Any:
     def log_probs(embedded: torch.Tensor, source: torch.Tensor, lengths: torch.Tensor, target_in: torch.Tensor,
                   targets: torch.Tensor) -> torch.Tensor:

@@ -26,7 +26,7 @@ from .checkpoint import load_model, read_metrics
 from .data import pad
 from .familiarity import unfamiliar_notes
 from .model import Seq2Seq
-from .saliency import source_saliency
+from .saliency import rank_correlation, source_saliency
 from .search import BeamStep, Hypothesis
 from .tokenizer import EOS_ID, EOS_PIECE, Tokenizer
 
@@ -296,7 +296,8 @@ class Translator:
         reading the same output. Returns ``source_pieces``, ``pieces``, ``relevance`` and
         ``signed`` [len(ids)][len(source_pieces)], ``attention`` (None without attention),
         ``agreement`` (share of output pieces whose most relevant source piece is also the most
-        attended one; None without attention), ``method``, ``steps`` and, for integrated
+        attended one) and ``rank_correlation`` (per output piece, Spearman's between its saliency
+        and attention rows), both None without attention, ``method``, ``steps`` and, for integrated
         gradients, ``convergence`` (per piece, how far the row's sum is from the exact change)."""
         if not isinstance(ids, list) or not ids or not all(
                 isinstance(i, int) and not isinstance(i, bool) and 0 <= i < self.tokenizer.vocab_size for i in ids):
@@ -310,14 +311,16 @@ class Translator:
         source_ids = sentence["ids"] + [EOS_ID]
         scores = source_saliency(self.model, source_ids, ids, method, steps)
         (forced,) = search.force_decode(self.model, torch.tensor([source_ids]), torch.tensor([len(source_ids)]), [ids])
-        agreement = None
+        agreement = correlation = None
         if forced.attention is not None:
             agreement = float((scores["relevance"].argmax(-1) == forced.attention.argmax(-1)).float().mean())
+            correlation = rank_correlation(scores["relevance"], forced.attention).tolist()
         return {
             "method": method, "steps": steps, "source_pieces": sentence["source_pieces"],
             "pieces": self.tokenizer.pieces(ids), "relevance": scores["relevance"].tolist(),
             "signed": scores["signed"].tolist(),
             "attention": None if forced.attention is None else forced.attention.tolist(), "agreement": agreement,
+            "rank_correlation": correlation,
             "convergence": scores["convergence"].tolist() if "convergence" in scores else None,
         }
 
