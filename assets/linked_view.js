@@ -6,7 +6,10 @@
 const SPLIT_PUNCTUATION = /^[.,!?;:…"«»()\[\]{}¡¿“”]+$/u;
 const CIVIDIS = ["#00204c", "#213d6b", "#4c546c", "#6f6f73", "#948b78", "#bcaf6f", "#e4cf5b", "#ffe945"];
 const state = { column: 1, hypothesis: 0, focus: null, pinned: null, pieces: false, hideEos: false,
-                edits: [], busy: false, message: "", steer: new Set(), saliency: new Map() };
+                edits: [], busy: false, message: "", steer: new Set(), steerMode: "only", saliency: new Map() };
+// How the chosen source words change the step's attention: only there (even), or the model's
+// own weights scaled there, renormalised.
+const STEER_MODES = { only: "look only there", boost: "× 3 there", remove: "× 0 there (look elsewhere)" };
 const SALIENCY_METHODS = { integrated_gradients: "integrated gradients", input_x_gradient: "input × gradient" };
 
 function escapeHtml(text) {
@@ -164,8 +167,11 @@ function steerPanel(value, hyp) {
   if (!hyp.attention) return `<p class="lv-note">This model has no attention to steer.</p>`;
   const srcTokens = tokensOf(value.source_pieces, !state.pieces);
   const chosen = [...state.steer].sort((a, b) => a - b).map((i) => srcTokens[i].label);
+  const modes = Object.entries(STEER_MODES).map(([mode, label]) =>
+    `<option value="${mode}"${mode === state.steerMode ? " selected" : ""}>${escapeHtml(label)}</option>`).join("");
   return `<div class="lv-steer"><div class="lv-alts-head">Or steer the attention at this step: click source ` +
          `words above${chosen.length ? ` (chosen: “${escapeHtml(chosen.join(" "))}”)` : ""}, then</div>` +
+         `<select class="lv-steer-mode" aria-label="how to change the attention">${modes}</select> ` +
          `<button type="button" class="lv-steer-go"${chosen.length ? "" : " disabled"}>Re-decode looking there</button></div>`;
 }
 
@@ -301,7 +307,7 @@ function editsPanel(srcTokens) {
         `${hyp.attention ? `<div class="lv-matrix lv-edit-matrix">${heatmap(tokenMatrix(hyp.attention, tokens, srcTokens),
           tokens, srcTokens, null, "attention while reading your translation")}</div>` : ""}</div>`;
     }
-    const what = edit.steered ? `looked at “${escapeHtml(edit.steered)}” at step ${edit.sentence.steered[0] + 1}` +
+    const what = edit.steered ? `${escapeHtml(edit.steered)} at step ${edit.sentence.steered[0] + 1}` +
       (edit.sentence.prefix ? ` after “${escapeHtml(edit.sentence.prefix)}”` : "") :
       `forced “${escapeHtml(edit.sentence.prefix)}”`;
     const steeredRow = edit.sentence.steered.length ?
@@ -487,7 +493,9 @@ async function redecode(change) {
   const position = outTokens[state.pinned.token].pieces[0];
   const column = value.columns[state.column];
   const srcTokens = tokensOf(value.source_pieces, !state.pieces);
-  const steered = change.steer ? [...state.steer].sort((a, b) => a - b).map((i) => srcTokens[i].label).join(" ") : "";
+  const chosenWords = [...state.steer].sort((a, b) => a - b).map((i) => srcTokens[i].label).join(" ");
+  const phrase = { only: "looked only at", boost: "looked 3× more at", remove: "looked away from" }[state.steerMode];
+  const steered = change.steer || change.weights ? `${phrase} “${chosenWords}”` : "";
   state.busy = true;
   state.message = "";
   render();
@@ -569,7 +577,15 @@ element.addEventListener("click", (event) => {
     return;
   } else if (target.closest(".lv-steer-go") && state.steer.size && !state.busy) {
     const srcTokens = tokensOf(props.value.source_pieces, !state.pieces);
-    redecode({ steer: [...state.steer].flatMap((i) => srcTokens[i].pieces) });
+    const pieces = [...state.steer].flatMap((i) => srcTokens[i].pieces);
+    if (state.steerMode === "only") {
+      redecode({ steer: pieces });
+    } else {  // the model's own weights at this step, scaled at the chosen pieces
+      const hyp = hypothesisOf(props.value, state.column, state.hypothesis);
+      const position = tokensOf(hyp.pieces, !state.pieces)[state.pinned.token].pieces[0];
+      const factor = state.steerMode === "boost" ? 3 : 0;
+      redecode({ weights: hyp.attention[position].map((w, j) => (pieces.includes(j) ? w * factor : w)) });
+    }
     return;
   } else if (target.closest(".lv-src") && state.pinned) {
     const index = Number(target.closest(".lv-src").dataset.token);
@@ -637,6 +653,8 @@ element.addEventListener("change", (event) => {
     state.pinned = null;
     state.steer.clear();
     state.focus = null;
+  } else if (event.target.classList.contains("lv-steer-mode")) {
+    state.steerMode = event.target.value;
   } else if (event.target.classList.contains("lv-hide-eos")) {
     state.hideEos = event.target.checked;
   } else {

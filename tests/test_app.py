@@ -322,3 +322,17 @@ def test_the_page_s_redecode_steers_the_attention_at_one_step(page: explorer.Pag
                          ({**request, "source_pieces": width + 1}, "weights, one per source piece"),
                          ({**request, "position": len(hypothesis["ids"])}, "position")]:
         assert message in page.linked.redecode(bad)["error"], bad
+
+
+def test_the_page_s_redecode_takes_scaled_weights_too(page: explorer.Page) -> None:
+    linked = explore(page, "the big cat runs")["linked"]
+    greedy = linked["columns"][0]
+    hypothesis = greedy["hypotheses"][0]
+    own = hypothesis["attention"][1]
+    scaled = [w * (0.0 if j == 0 else 1.0) for j, w in enumerate(own)]
+    request = {"model": "en-fr", "source": linked["source"], "ids": hypothesis["ids"], "position": 1,
+               "weights": scaled, "settings": greedy["settings"]}
+    edited = page.linked.redecode(request)["sentence"]["hypotheses"][0]
+    assert edited["attention"][1][0] == 0.0
+    assert edited["attention"][1] == pytest.approx([w / sum(scaled) for w in scaled], abs=1e-6)
+    assert "not all zero" in page.linked.redecode(request | {"weights": [0.0] * len(own)})["error"]

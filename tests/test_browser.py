@@ -271,11 +271,21 @@ def test_a_person_steers_the_attention_of_one_step_and_sees_the_output_follow(se
         page.click("#linked-view .lv-steer-go")
         page.wait_for_selector("#linked-view .lv-edit", timeout=60_000)
         edit = page.locator("#linked-view .lv-edit").first
-        assert "looked at “the” at step 3" in edit.inner_text()
+        assert "looked only at “the” at step 3" in edit.inner_text()
         # The edit's heatmap marks the steered row, whose weight sits wholly on "the".
         row = edit.locator(".lv-heatmap tr.lv-row-focus td")
         assert row.nth(5).get_attribute("title").endswith("1.000")
         assert edit.locator(".lv-forced").count() == 2  # the two words before the step were kept
+        # Or scale the model's own weights: looking away from "sleeping" at that step.
+        greedy.locator(".lv-out").nth(2).click()
+        greedy.locator(".lv-out").nth(2).click()  # pinned again: a fresh choice
+        page.locator("#linked-view .lv-src").nth(3).click()
+        page.select_option("#linked-view .lv-steer-mode", "remove")
+        page.click("#linked-view .lv-steer-go")
+        page.wait_for_function("document.querySelectorAll('#linked-view .lv-edit').length >= 2", timeout=60_000)
+        scaled = page.locator("#linked-view .lv-edit").first
+        assert "looked away from “sleeping” at step 3" in scaled.inner_text()
+        assert scaled.locator(".lv-heatmap tr.lv-row-focus td").nth(3).get_attribute("title").endswith("0.000")
         page.screenshot(path=str(ARTIFACTS / "steering.png"), full_page=True)
         browser.close()
 

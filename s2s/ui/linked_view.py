@@ -48,8 +48,9 @@ def redecoder(translator_for: Callable[[str], Any]) -> Callable[[dict[str, Any]]
     def redecode(request: dict[str, Any]) -> dict[str, Any]:
         """request: ``model``, ``source`` (one sentence), ``ids`` (the output being edited),
         ``position`` (piece index), ``settings`` (the column's decoding settings), and either
-        ``replacement`` (a piece id or a word to put there) or ``steer`` (source piece indices
-        the decoder looks at there, weight spread evenly; the output before it is kept).
+        ``replacement`` (a piece id or a word to put there), ``steer`` (source piece indices the
+        decoder looks at there, weight spread evenly) or ``weights`` (one per source piece, e.g.
+        its own attention scaled); with ``steer`` or ``weights`` the output before it is kept.
         Returns ``{"sentence": ...}`` or ``{"error": ...}``."""
         try:
             if not isinstance(request, dict):
@@ -66,11 +67,12 @@ def redecoder(translator_for: Callable[[str], Any]) -> Callable[[dict[str, Any]]
                 raise ValueError("ids must be the list of the output's piece ids")
             position = request.get("position")
             steering = None
-            if "steer" in request:
+            if "steer" in request or "weights" in request:
                 if not isinstance(position, int) or not 0 <= position < len(ids):
                     raise ValueError(f"position must be an output position in [0, {len(ids) - 1}]")
                 prefix = list(ids[:position])
-                steering = {position: even_weights(request["steer"], request.get("source_pieces"))}
+                steering = {position: request["weights"] if "weights" in request else
+                            even_weights(request["steer"], request.get("source_pieces"))}
             else:
                 prefix = translator.edited_prefix(ids, position, replacement)
             sentence = translator.redecode(request.get("source"), prefix, make_settings(**settings), steering)
