@@ -325,6 +325,29 @@ def build_app(max_batch: int = 32, concurrency: int = 8, queue_size: int = 256) 
                                  elem_id="sentence-picker")
         page.verdict = gr.Markdown(elem_id="verdict")
         page.linked = linked_view(catalog.get)
+        with gr.Row():
+            page.reference_scores = gr.Markdown(elem_id="reference-scores")
+            with gr.Column():
+                with gr.Row():
+                    export_button = gr.Button("Export result as JSON", elem_id="export-button")
+                    share_button = gr.Button("Copy a link to this view", elem_id="share-button")
+                page.export_file = gr.File(label="Exported JSON", interactive=False, elem_id="export-file")
+        page.state = gr.State(time_to_live=STATE_TTL_SECONDS)
+        state, reference_scores_view, export_file = page.state, page.reference_scores, page.export_file
+
+        with gr.Accordion("Compare two models on the same input", open=False):
+            with gr.Row():
+                compare_a = gr.Dropdown(names, value=first, label="Model A")
+                compare_b = gr.Dropdown(names, value=next((n for n in names if n.endswith("noattn")), first),
+                                        label="Model B")
+                compare_button = gr.Button("Compare (beam search)")
+            compare_outputs = []
+            with gr.Row():
+                for side in ("A", "B"):
+                    with gr.Column():
+                        compare_outputs += [gr.Textbox(label=f"Model {side} output", interactive=False),
+                                            gr.Markdown(), gr.Plot(label=f"Model {side} attention (sentence 1)")]
+
         page.classic_open = gr.State(False)
         with gr.Accordion("Classic views: the outputs as text, the n-best table, and Plotly figures (attention with "
                           "coverage, the beam tree by slot) to export as PNG", open=False, elem_id="classic") as classic:
@@ -351,28 +374,6 @@ def build_app(max_batch: int = 32, concurrency: int = 8, queue_size: int = 256) 
                 page.second_heatmap = gr.Plot(label="Selected hypothesis attention", show_label=False,
                                               elem_id="beam-heatmap")
             page.tree = gr.Plot(label="Beam tree", show_label=False, elem_id="beam-tree")
-        with gr.Row():
-            page.reference_scores = gr.Markdown(elem_id="reference-scores")
-            with gr.Column():
-                with gr.Row():
-                    export_button = gr.Button("Export result as JSON", elem_id="export-button")
-                    share_button = gr.Button("Copy a link to this view", elem_id="share-button")
-                page.export_file = gr.File(label="Exported JSON", interactive=False, elem_id="export-file")
-        page.state = gr.State(time_to_live=STATE_TTL_SECONDS)
-        state, reference_scores_view, export_file = page.state, page.reference_scores, page.export_file
-
-        with gr.Accordion("Compare two models on the same input", open=False):
-            with gr.Row():
-                compare_a = gr.Dropdown(names, value=first, label="Model A")
-                compare_b = gr.Dropdown(names, value=next((n for n in names if n.endswith("noattn")), first),
-                                        label="Model B")
-                compare_button = gr.Button("Compare (beam search)")
-            compare_outputs = []
-            with gr.Row():
-                for side in ("A", "B"):
-                    with gr.Column():
-                        compare_outputs += [gr.Textbox(label=f"Model {side} output", interactive=False),
-                                            gr.Markdown(), gr.Plot(label=f"Model {side} attention (sentence 1)")]
 
         def explore(values: dict) -> dict:
             """Greedy and the chosen strategy on one input, with everything the page shows."""
