@@ -83,9 +83,9 @@ function verdictLine(value) {
          `${margin.toFixed(3)} (normalised log-probability).`;
 }
 
-function outputStrip(value, column, hyp, tokens, extraClass) {
+function outputStrip(column, hyp, tokens, extraClass) {
   const forced = hyp.forced || 0;
-  return tokens.filter((t) => !(state.hideEos && t.eos)).map((token, k) => {
+  return tokens.filter((t) => !(state.hideEos && t.eos)).map((token) => {
     const index = tokens.indexOf(token);
     const p = tokenProbability(hyp, token);
     const isForced = token.pieces[0] < forced;
@@ -106,7 +106,7 @@ function shownSaliency() {
   return found.length ? found[found.length - 1] : null;
 }
 
-function sourceStrip(value, srcTokens, weights, salient) {
+function sourceStrip(srcTokens, weights, salient) {
   return srcTokens.filter((t) => !(state.hideEos && t.eos)).map((token) => {
     const index = srcTokens.indexOf(token);
     const w = weights ? weights[index] : 0;
@@ -303,7 +303,7 @@ function editsPanel(srcTokens) {
           "the model would rank yours at least as high" : "the model prefers its own"}). Each word shows the ` +
         `probability the model gives it there: the least likely are where it disagrees. <button type="button" ` +
         `class="lv-edit-close" data-edit="${n}" aria-label="remove">×</button></div>` +
-        `<div class="lv-strip">${outputStrip(null, -1, { ...hyp, forced: 0 }, tokens, "lv-edited")}</div>` +
+        `<div class="lv-strip">${outputStrip(-1, { ...hyp, forced: 0 }, tokens, "lv-edited")}</div>` +
         `${hyp.attention ? `<div class="lv-matrix lv-edit-matrix">${heatmap(tokenMatrix(hyp.attention, tokens, srcTokens),
           tokens, srcTokens, null, "attention while reading your translation")}</div>` : ""}</div>`;
     }
@@ -320,7 +320,7 @@ function editsPanel(srcTokens) {
            `(${delta >= 0 ? "+" : ""}${delta.toFixed(3)}: the model ${delta > 0 ? "prefers the edit" :
              "preferred its own output"}). <button type="button" class="lv-edit-close" data-edit="${n}" ` +
            `aria-label="remove this edit">×</button></div>` +
-           `<div class="lv-strip">${outputStrip(null, -1, hyp, tokens, "lv-edited")}</div>` +
+           `<div class="lv-strip">${outputStrip(-1, hyp, tokens, "lv-edited")}</div>` +
            `${matrix ? `<div class="lv-matrix lv-edit-matrix">${matrix}</div>` : ""}</div>`;
   }).join("");
 }
@@ -363,7 +363,7 @@ function render() {
     return `<section class="lv-col${c === state.column ? " lv-col-active" : ""}" data-column="${c}">` +
       `<h3>${escapeHtml(col.label)} <small>#${(c === state.column ? state.hypothesis : 0) + 1} · score ` +
       `${h.normalized_score.toFixed(3)} · log-prob ${h.score.toFixed(2)}</small></h3>${prefixNote}` +
-      `<div class="lv-strip">${outputStrip(value, c, h, tokens, "")}</div>${nbest}</section>`;
+      `<div class="lv-strip">${outputStrip(c, h, tokens, "")}</div>${nbest}</section>`;
   }).join("");
   const pinned = state.pinned && state.pinned.column === state.column ? state.pinned.token : null;
   const steps = outTokens.length;
@@ -372,7 +372,7 @@ function render() {
     `<label><input type="checkbox" class="lv-pieces"${state.pieces ? " checked" : ""}> pieces</label>` +
     `<label title="</s> is the end-of-sentence token; attention often rests on it"><input type="checkbox" ` +
     `class="lv-hide-eos"${state.hideEos ? " checked" : ""}> hide &lt;/s&gt;</label></div>` +
-    `<div class="lv-source-line"><span class="lv-caption">Source</span>${sourceStrip(value, srcTokens, sourceWeights, salientWeights)}</div>` +
+    `<div class="lv-source-line"><span class="lv-caption">Source</span>${sourceStrip(srcTokens, sourceWeights, salientWeights)}</div>` +
     `<div class="lv-cols">${columns}</div>` +
     `<form class="lv-score"><input name="target" maxlength="5000" placeholder="Type your own translation to see how ` +
     `the model scores it" aria-label="your translation"><button type="submit">Score my translation</button></form>` +
@@ -383,7 +383,7 @@ function render() {
       " lv-detail-wide" : ""}"><div>${saliencyBar(matrix)}<div class="lv-matrices"><div class="lv-matrix">` +
     `${matrix ? `<div class="lv-caption">Attention</div>` : ""}${heatmap(matrix, outTokens, srcTokens, focusRow,
       `attention of ${value.columns[state.column].label} hypothesis ${state.hypothesis + 1}`)}</div>` +
-    `${saliencyMatrix(hyp, outTokens, srcTokens, focusRow)}</div></div>` +
+    `${saliencyMatrix(outTokens, srcTokens, focusRow)}</div></div>` +
     `<div class="lv-side">${pinned === null ? `<p class="lv-note">Hover an output word to light up the source ` +
       `words it attends to; hover a source word for the reverse. Click an output word for the model's ` +
       `alternatives there.</p>` : alternativesPanel(value, state.column, hyp, outTokens, pinned)}` +
@@ -410,7 +410,7 @@ function saliencyBar(attention) {
   return `<div class="lv-saliency-bar">Saliency ${attention ? "beside attention" : "(this model has no attention)"}: ${buttons}</div>`;
 }
 
-function saliencyMatrix(hyp, outTokens, srcTokens, focusRow) {
+function saliencyMatrix(outTokens, srcTokens, focusRow) {
   const entries = Object.keys(SALIENCY_METHODS).map((m) => [m, state.saliency.get(saliencyKey(m))]).filter(([, r]) => r);
   if (!entries.length) return "";
   const [method, result] = entries[entries.length - 1];
