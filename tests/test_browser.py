@@ -3,6 +3,7 @@ and 20 concurrent API calls through gradio_client. Uses the shipped checkpoints.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import subprocess
 import sys
@@ -10,6 +11,7 @@ import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any, Iterator
 
 import pytest
 
@@ -20,6 +22,26 @@ ARTIFACTS = ROOT / "tests" / "artifacts"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--no-first-run"]
+
+
+@contextlib.contextmanager
+def translated(server: str, text: str, height: int = 900) -> Iterator[Any]:
+    """Headless Chromium on the explorer (1280 x ``height``) with ``text`` translated and the
+    linked view drawn; yields the page. Screenshots go to tests/artifacts/."""
+    playwright = pytest.importorskip("playwright.sync_api")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with playwright.sync_playwright() as driver:
+        browser = driver.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": height})
+            page.goto(server)
+            page.wait_for_selector("#source-text textarea", timeout=60_000)
+            page.fill("#source-text textarea", text)
+            page.click("#translate-button")
+            page.wait_for_selector("#linked-view .lv-col", timeout=60_000)
+            yield page
+        finally:
+            browser.close()
 
 
 @pytest.fixture(scope="module")
@@ -166,16 +188,7 @@ def test_a_malformed_login_file_is_refused_with_a_message(tmp_path: Path) -> Non
 
 @pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="chromium is not installed (CI installs it)")
 def test_a_person_clicks_a_word_picks_an_alternative_and_sees_the_edited_output(server: str) -> None:
-    playwright = pytest.importorskip("playwright.sync_api")
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with playwright.sync_playwright() as driver:
-        browser = driver.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1280, "height": 720})
-        page.goto(server)
-        page.wait_for_selector("#source-text textarea", timeout=60_000)
-        page.fill("#source-text textarea", "The cat is sleeping on the red chair.")
-        page.click("#translate-button")
-        page.wait_for_selector("#linked-view .lv-col", timeout=60_000)
+    with translated(server, "The cat is sleeping on the red chair.", height=720) as page:
         beam = page.locator('#linked-view .lv-col[data-column="1"]')
         # Selecting an n-best row changes every view at once, in the page: the column's score line,
         # its output strip and the heatmap's rows.
@@ -230,7 +243,6 @@ def test_a_person_clicks_a_word_picks_an_alternative_and_sees_the_edited_output(
         page.click("#linked-view .lv-typed button")
         page.wait_for_function("document.querySelectorAll('#linked-view .lv-edit').length >= 2", timeout=60_000)
         assert "chien" in page.locator("#linked-view .lv-edit").first.inner_text()
-        browser.close()
 
 
 @pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="chromium is not installed (CI installs it)")
@@ -254,15 +266,7 @@ def test_a_shared_link_restores_the_view_and_copy_link_writes_one(server: str) -
 
 @pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="chromium is not installed (CI installs it)")
 def test_a_person_steers_the_attention_of_one_step_and_sees_the_output_follow(server: str) -> None:
-    playwright = pytest.importorskip("playwright.sync_api")
-    with playwright.sync_playwright() as driver:
-        browser = driver.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
-        page.goto(server)
-        page.wait_for_selector("#source-text textarea", timeout=60_000)
-        page.fill("#source-text textarea", "The cat is sleeping on the red sofa.")
-        page.click("#translate-button")
-        page.wait_for_selector("#linked-view .lv-col", timeout=60_000)
+    with translated(server, "The cat is sleeping on the red sofa.") as page:
         greedy = page.locator('#linked-view .lv-col[data-column="0"]')
         greedy.locator(".lv-out").nth(2).click()  # pin the third output word ("dort")
         assert page.locator("#linked-view .lv-steer-go").is_disabled()
@@ -287,20 +291,11 @@ def test_a_person_steers_the_attention_of_one_step_and_sees_the_output_follow(se
         assert "looked away from “sleeping” at step 3" in scaled.inner_text()
         assert scaled.locator(".lv-heatmap tr.lv-row-focus td").nth(3).get_attribute("title").endswith("0.000")
         page.screenshot(path=str(ARTIFACTS / "steering.png"), full_page=True)
-        browser.close()
 
 
 @pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="chromium is not installed (CI installs it)")
 def test_a_person_puts_saliency_beside_the_attention(server: str) -> None:
-    playwright = pytest.importorskip("playwright.sync_api")
-    with playwright.sync_playwright() as driver:
-        browser = driver.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
-        page.goto(server)
-        page.wait_for_selector("#source-text textarea", timeout=60_000)
-        page.fill("#source-text textarea", "The cat is sleeping on the red sofa.")
-        page.click("#translate-button")
-        page.wait_for_selector("#linked-view .lv-col", timeout=60_000)
+    with translated(server, "The cat is sleeping on the red sofa.") as page:
         page.click('#linked-view .lv-saliency-go[data-method="input_x_gradient"]')
         page.wait_for_selector("#linked-view .lv-matrices .lv-matrix:nth-child(2) .lv-heatmap", timeout=60_000)
         tables = page.locator("#linked-view .lv-matrices .lv-heatmap")
@@ -308,20 +303,11 @@ def test_a_person_puts_saliency_beside_the_attention(server: str) -> None:
         assert tables.nth(0).locator("tbody tr").count() == tables.nth(1).locator("tbody tr").count()
         assert "most relevant source piece is also the most attended" in page.locator("#linked-view .lv-matrices").inner_text()
         page.screenshot(path=str(ARTIFACTS / "saliency.png"), full_page=True)
-        browser.close()
 
 
 @pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="chromium is not installed (CI installs it)")
 def test_a_person_scores_their_own_translation(server: str) -> None:
-    playwright = pytest.importorskip("playwright.sync_api")
-    with playwright.sync_playwright() as driver:
-        browser = driver.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
-        page.goto(server)
-        page.wait_for_selector("#source-text textarea", timeout=60_000)
-        page.fill("#source-text textarea", "The cat is sleeping on the red sofa.")
-        page.click("#translate-button")
-        page.wait_for_selector("#linked-view .lv-col", timeout=60_000)
+    with translated(server, "The cat is sleeping on the red sofa.") as page:
         page.fill("#linked-view .lv-score input", "Le chat dort sur le divan rouge.")
         page.click("#linked-view .lv-score button")
         page.wait_for_selector("#linked-view .lv-scored", timeout=60_000)
@@ -329,7 +315,6 @@ def test_a_person_scores_their_own_translation(server: str) -> None:
         assert "the model prefers its own" in card.inner_text()
         assert "divan" in "".join(card.locator(".lv-word").all_inner_texts())
         assert card.locator(".lv-heatmap").count() == 1
-        browser.close()
 
 
 def test_the_what_if_endpoints_answer_with_a_model_and_a_text_and_report_errors(server: str) -> None:
