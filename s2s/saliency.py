@@ -68,32 +68,32 @@ def source_saliency(model: Seq2Seq, source_ids: list[int], target_ids: list[int]
         raise ValueError("saliency needs a source and an output")
     was_training = model.training
     model.eval()
-    source = torch.tensor([source_ids])
-    lengths = torch.tensor([len(source_ids)])
-    targets = torch.tensor([target_ids])
-    target_in = torch.tensor([[BOS_ID] + target_ids[:-1]])
+    # One example per output piece, each explaining its own piece: all rows in one batched call.
+    count = len(target_ids)
+    source = torch.tensor([source_ids]).expand(count, -1)
+    lengths = torch.full((count,), len(source_ids))
+    targets = torch.tensor([target_ids]).expand(count, -1)
+    target_in = torch.tensor([[BOS_ID] + target_ids[:-1]]).expand(count, -1)
     embedded = model.encoder.embedding(source).detach().requires_grad_()
     forward = _target_log_probs(model)
     arguments = (source, lengths, target_in, targets)
-    rows, errors = [], []
+    convergence = None
     try:
         with torch.enable_grad():
-            for t in range(len(target_ids)):
-                if method == "integrated_gradients":
-                    attribution, delta = IntegratedGradients(forward).attribute(
-                        embedded, baselines=torch.zeros_like(embedded), target=t, additional_forward_args=arguments,
-                        n_steps=steps, return_convergence_delta=True)
-                    errors.append(float(delta.abs().sum()))
-                else:
-                    attribution = InputXGradient(forward).attribute(embedded, target=t,
-                                                                    additional_forward_args=arguments)
-                rows.append(attribution.sum(-1)[0].detach())
+            if method == "integrated_gradients":
+                attribution, delta = IntegratedGradients(forward).attribute(
+                    embedded, baselines=torch.zeros_like(embedded), target=list(range(count)),
+                    additional_forward_args=arguments, n_steps=steps, return_convergence_delta=True)
+                convergence = delta.detach().abs()
+            else:
+                attribution = InputXGradient(forward).attribute(embedded, target=list(range(count)),
+                                                                additional_forward_args=arguments)
     finally:
         model.train(was_training)
-    signed = torch.stack(rows)  # [T, S]
+    signed = attribution.sum(-1).detach()  # [T, S]: row t explains output piece t
     magnitude = signed.abs()
     relevance = magnitude / magnitude.sum(-1, keepdim=True).clamp(min=1e-12)
     result = {"signed": signed, "relevance": relevance}
-    if errors:
-        result["convergence"] = torch.tensor(errors)
+    if convergence is not None:
+        result["convergence"] = convergence
     return result
