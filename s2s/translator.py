@@ -209,8 +209,7 @@ class Translator:
             raise ValueError("prefix_ids must be a list of piece ids")
         if len(prefix_ids) >= MAX_TARGET_LEN:
             raise ValueError(f"the forced prefix has {len(prefix_ids)} pieces; at most {MAX_TARGET_LEN - 1}")
-        bad = [i for i in prefix_ids if not 0 <= i < self.tokenizer.vocab_size or i in search.NEVER_OUTPUT
-               or i == EOS_ID]
+        bad = [i for i in prefix_ids if not self.is_output_piece(i)]
         if bad:
             raise ValueError(f"piece id {bad[0]} cannot be forced: it is not an output piece of this model")
         result = self._prepare(source, settings)
@@ -225,6 +224,11 @@ class Translator:
         sentence["prefix"] = self.tokenizer.decode(prefix_ids)
         sentence["steered"] = sorted(steering or {})
         return sentence
+
+    def is_output_piece(self, piece_id: int) -> bool:
+        """Whether a person may put ``piece_id`` in an output: a piece of this vocabulary that
+        search can output, </s> aside (it ends the output by itself)."""
+        return 0 <= piece_id < self.tokenizer.vocab_size and piece_id not in search.NEVER_OUTPUT and piece_id != EOS_ID
 
     def steering_tensor(self, steering: dict[int, list[float]], source_length: int) -> torch.Tensor | None:
         """Validated attention steering as [1, last step + 1, source_length], NaN at steps left to
@@ -271,9 +275,7 @@ class Translator:
             target_ids = [i for i in target if i != EOS_ID] if target[-1:] == [EOS_ID] else list(target)
         else:
             raise ValueError("target must be a translation (text) or its piece ids")
-        bad = [i for i in target_ids if not 0 <= i < self.tokenizer.vocab_size or i in search.NEVER_OUTPUT
-               or i == EOS_ID]
-        if not target_ids or bad:
+        if not target_ids or not all(self.is_output_piece(i) for i in target_ids):
             raise ValueError("the translation has no pieces this model can output")
         if len(target_ids) >= MAX_TARGET_LEN:
             raise ValueError(f"the translation has {len(target_ids)} pieces; at most {MAX_TARGET_LEN - 1} are scored")
