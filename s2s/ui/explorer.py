@@ -1,11 +1,13 @@
-"""The explorer page: type a text, compare greedy with beam search (or sampling), and look inside:
-per-token probabilities, the n-best list, attention heatmaps with coverage of any hypothesis,
-the beam tree, a second model side by side, and scores against a reference. A paragraph is
+"""The explorer page: type a text, compare greedy with beam search (or sampling), and look inside
+through the linked view (``linked_view.py``: probabilities, n-best, attention, alternatives,
+re-decoding, steering, saliency, the beam tree, drawn in the browser), a second model side by
+side, scores against a reference, share links, and the classic Plotly views. A paragraph is
 translated sentence by sentence; the views show the sentence picked.
 
-A thin layer: the model runs only through ``Translator.translate`` (via the catalog and the
-request batcher), and every figure is drawn from the result it returns (``s2s.plots``).
-Decoding controls are built from ``DecodeSettings`` and read back by name.
+A thin layer: translations run through ``Translator.translate`` (via the catalog and the request
+batcher) and the what-if questions through the translator's own methods; every figure is drawn
+from the results they return. Decoding controls are built from ``DecodeSettings`` and read back
+by name.
 """
 
 from __future__ import annotations
