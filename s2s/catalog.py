@@ -2,7 +2,9 @@
 
 Models load on first use and stay cached; a folder that fails to load is reported by name
 with its error, and the other models keep working. A folder added later (for example by
-``python -m s2s train --out checkpoints/mine``) shows up on the next ``names()`` call.
+``python -m s2s train --out checkpoints/mine``, or the app's Train tab) shows up on the next
+``names()`` call, and a model retrained in place is loaded again. Folders starting with ``.``
+(training jobs, a model being published) are not models.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from .checkpoint import CONFIG_FILE, read_metrics
+from .checkpoint import CONFIG_FILE, WEIGHTS_FILE, read_metrics
 from .translator import Translator, source_language
 
 
@@ -19,14 +21,14 @@ class ModelCatalog:
     def __init__(self, root: Path, default: str | None = None) -> None:
         self.root = Path(root)
         self.default = default
-        self._loaded: dict[str, Translator] = {}
+        self._loaded: dict[str, tuple[Translator, int]] = {}  # with the weights' mtime
         self._lock = threading.Lock()
 
     def names(self) -> list[str]:
         """Model folder names, the default first, then alphabetical."""
         if not self.root.is_dir():
             return []
-        names = sorted(p.name for p in self.root.iterdir() if (p / CONFIG_FILE).is_file())
+        names = sorted(p.name for p in self.root.iterdir() if (p / CONFIG_FILE).is_file() and not p.name.startswith("."))
         if self.default in names:
             names.remove(self.default)
             names.insert(0, self.default)
@@ -37,12 +39,13 @@ class ModelCatalog:
         if name not in self.names():
             raise ValueError(f"unknown model {name!r}; available: {', '.join(self.names()) or 'none'}")
         with self._lock:
-            if name not in self._loaded:
-                try:
-                    self._loaded[name] = Translator.load(self.root / name)
-                except (OSError, ValueError) as error:
-                    raise ValueError(f"model {name!r} failed to load: {error}") from error
-            return self._loaded[name]
+            try:
+                version = (self.root / name / WEIGHTS_FILE).stat().st_mtime_ns
+                if name not in self._loaded or self._loaded[name][1] != version:  # new, or retrained in place
+                    self._loaded[name] = (Translator.load(self.root / name), version)
+            except (OSError, ValueError) as error:
+                raise ValueError(f"model {name!r} failed to load: {error}") from error
+            return self._loaded[name][0]
 
     def summary(self, name: str) -> dict[str, Any]:
         """What the model card says, in brief: title, description, data and scores."""

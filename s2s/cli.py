@@ -1,4 +1,4 @@
-"""Command line: ``python -m s2s {train,translate,evaluate,card} --help``.
+"""Command line: ``python -m s2s {train,translate,evaluate,toy-data,card} --help``.
 
 A thin layer: every command parses its arguments and calls the library.
 """
@@ -17,6 +17,7 @@ from .card import update_metrics
 from .checkpoint import read_metrics
 from .config import ModelConfig, TrainConfig, from_dict, read_json
 from .saliency import METHODS
+from .toy import TASK_EXAMPLES, TASKS, write_task
 from .translator import DecodeSettings, Translator, make_settings
 
 
@@ -61,6 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--dev", nargs="+", type=Path, required=True, metavar="FILE", help="TSV or SRC TGT files")
     train.add_argument("--out", type=Path, required=True, help="model folder to write")
     train.add_argument("--config", type=Path, help='JSON {"model": {...}, "train": {...}}; options override it')
+    train.add_argument("--dev-alignments", type=Path, metavar="FILE",
+                       help="gold word alignments of the dev pairs (one line each, 0-3 1-2 ...): adds the "
+                            "attention's alignment accuracy to every validation (toy-data writes one)")
     train.add_argument("--resume", action="store_true", help="continue the run saved in --out")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
     # The model's vocab_size is that of the trained tokenizer, set by the training's --vocab-size.
@@ -90,6 +94,15 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--save-as", metavar="NAME", help="store the table in metrics.json and the model card")
     evaluate.add_argument("--outputs", type=Path, help="write the outputs of each row to FILE.<decoding>.txt")
 
+    toy = commands.add_parser("toy-data", help="write a toy task's train/dev TSV and gold alignments",
+                              description="Generate a toy task with a known alignment (see s2s.toy): "
+                                          + "; ".join(f"{name}: {example}" for name, example in TASK_EXAMPLES.items()))
+    toy.add_argument("task", choices=sorted(TASKS))
+    toy.add_argument("--out", type=Path, required=True, help="folder for train.tsv, dev.tsv and dev.align")
+    toy.add_argument("--train-size", type=int, default=20_000)
+    toy.add_argument("--dev-size", type=int, default=500)
+    toy.add_argument("--seed", type=int, default=1)
+
     card = commands.add_parser("card", help="set a model card's text fields and re-render its README.md",
                                description="Re-render README.md from metrics.json, after setting the given fields.")
     card.add_argument("--model", type=Path, required=True)
@@ -113,7 +126,7 @@ def run_train(args: argparse.Namespace, argv: Sequence[str]) -> None:
     train_config = from_dict(TrainConfig, train_values, "training settings")
     command = "python -m s2s " + " ".join(shlex.quote(a) for a in argv if a != "--resume")
     train(model_config, train_config, args.train, args.dev, args.out, resume=args.resume,
-          command=command, show_progress=not args.no_progress)
+          command=command, show_progress=not args.no_progress, dev_alignments=args.dev_alignments)
 
 
 def nbest_texts(result: dict[str, Any]) -> list[str]:
@@ -186,6 +199,13 @@ def run_evaluate(args: argparse.Namespace) -> None:
         update_metrics(args.model, {"evaluation": evaluation})
 
 
+def run_toy_data(args: argparse.Namespace) -> None:
+    paths = write_task(args.task, args.out, args.train_size, args.dev_size, args.seed)
+    print(f"wrote {', '.join(str(path) for path in paths.values())}\n"
+          f"train with: python -m s2s train --train {paths['train']} --dev {paths['dev']} "
+          f"--dev-alignments {paths['alignments']} --out MODEL_FOLDER")
+
+
 def run_card(args: argparse.Namespace) -> None:
     fields = {key: getattr(args, key) for key in ("title", "description", "data_attribution")}
     fields.update(weaknesses=args.weakness or None, notes=args.note or None)
@@ -202,6 +222,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             run_translate(args)
         elif args.command == "evaluate":
             run_evaluate(args)
+        elif args.command == "toy-data":
+            run_toy_data(args)
         else:
             run_card(args)
     except (ValueError, FileNotFoundError, FileExistsError) as error:

@@ -16,6 +16,7 @@ RNN_TYPES = ("gru", "lstm")
 DEVICES = ("auto", "cpu", "cuda")  # auto = CUDA when PyTorch sees a GPU
 PRECISIONS = ("fp32", "bf16")  # bf16 = forward passes under bfloat16 autocast
 
+MAX_PROBE_CHARS = 500
 T = TypeVar("T")
 # Upper bounds of the integer sizes: far above any model this project trains, low enough that a
 # corrupt or hostile config.json cannot ask for an absurd allocation.
@@ -95,6 +96,7 @@ class TrainConfig:
     fp16_weights: bool = True  # store the shipped weights in float16
     device: str = "auto"  # auto, cpu or cuda (auto = CUDA when present)
     precision: str = "fp32"  # fp32 or bf16 (autocast; weights and optimiser stay float32)
+    probe: str = ""  # a sentence whose greedy output and attention are recorded at every validation
 
     def validate(self) -> "TrainConfig":
         _require(self.lr > 0, f"lr must be > 0, got {self.lr}")
@@ -110,6 +112,8 @@ class TrainConfig:
         _require(self.valid_beam_size >= 1, f"valid_beam_size must be >= 1, got {self.valid_beam_size}")
         _require(self.device in DEVICES, f"device must be one of {DEVICES}, got {self.device!r}")
         _require(self.precision in PRECISIONS, f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+        _require(isinstance(self.probe, str) and len(self.probe) <= MAX_PROBE_CHARS,
+                 f"probe must be a text of at most {MAX_PROBE_CHARS} characters")
         return self
 
 

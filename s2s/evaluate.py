@@ -17,11 +17,14 @@ from .translator import DecodeSettings, Translator
 
 
 def corpus_scores(hypotheses: Sequence[str], references: Sequence[Sequence[str]]) -> dict[str, float]:
-    """BLEU and chrF of ``hypotheses`` against per-sentence lists of references."""
+    """BLEU, chrF and exact match (the percentage of outputs equal to one of their references) of
+    ``hypotheses`` against per-sentence lists of references."""
     streams = reference_streams(references)
+    exact = sum(hypothesis in options for hypothesis, options in zip(hypotheses, references))
     return {
         "bleu": round(sacrebleu.corpus_bleu(list(hypotheses), streams).score, 2),
         "chrf": round(sacrebleu.corpus_chrf(list(hypotheses), streams).score, 2),
+        "exact": round(100 * exact / max(1, len(hypotheses)), 2),
     }
 
 

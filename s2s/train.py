@@ -7,6 +7,8 @@ Output folder ``out``:
   validation and when training stops or is interrupted (Ctrl-C, SIGTERM); ``--resume`` continues
   from it exactly: same data order, same random draws;
 - ``train_log.jsonl``: one JSON object per logged event (training and validation metrics, resumes);
+- ``probes.jsonl`` (with ``--probe``): at every validation, the probe sentence's greedy output and
+  its attention, to watch the alignment form;
 - ``metrics.json`` and ``README.md``: the figures and the model card.
 
 On resume the model architecture and tokenizer come from ``out``; the training settings are the
@@ -40,6 +42,7 @@ import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
+from .alignment import forced_alignment_accuracy
 from .card import write_card
 from .checkpoint import METRICS_FILE, TOKENIZER_FILE, atomic_write, read_metrics, save_model, write_json
 from .config import ModelConfig, TrainConfig, from_dict, read_json
@@ -52,10 +55,13 @@ from .familiarity import length_profile
 from .hardware import autocast, check_precision
 from .model import Seq2Seq
 from .tokenizer import BOS_ID, PAD_ID, Tokenizer
+from .toy import read_alignments
 from .translator import DecodeSettings, Translator
 
 STATE_FILE = "train_state.pt"
 LOG_FILE = "train_log.jsonl"
+PROBE_FILE = "probes.jsonl"
+ALIGNMENT_SAMPLE = 500  # dev pairs whose forced attention is scored against the gold alignment
 TOKENIZER_SAMPLE = 400_000  # sentences used to train sentencepiece
 
 
@@ -137,9 +143,21 @@ def encode_pairs(tokenizer: Tokenizer, pairs: Sequence[tuple[str, str]], max_len
     return [s for s, _ in kept], [t for _, t in kept], len(pairs) - len(kept)
 
 
-def _log(out: Path, record: dict[str, Any]) -> None:
-    with open(out / LOG_FILE, "a", encoding="utf-8") as log:
-        log.write(json.dumps(record) + "\n")
+def _log(out: Path, record: dict[str, Any], name: str = LOG_FILE) -> None:
+    with open(out / name, "a", encoding="utf-8") as log:
+        log.write(json.dumps(record, ensure_ascii=False) + "\n")
+
+
+def probe_snapshot(translator: Translator, probe: str, step: int) -> dict[str, Any]:
+    """The greedy output of ``probe`` now: its text, pieces and attention [T, S] (None without
+    attention), rounded to 4 decimals."""
+    result = translator.translate(probe, DecodeSettings(strategy="greedy", split_sentences=False).validate())
+    sentence = result["sentences"][0] if result["sentences"] else {"source_pieces": [], "hypotheses": []}
+    best = sentence["hypotheses"][0] if sentence["hypotheses"] else {"text": "", "pieces": [], "attention": None}
+    attention = best["attention"]
+    return {"step": step, "source": probe, "text": best["text"], "source_pieces": sentence["source_pieces"],
+            "pieces": best["pieces"],
+            "attention": None if attention is None else [[round(a, 4) for a in row] for row in attention]}
 
 
 def _save_state(out: Path, model: Seq2Seq, optimizer: torch.optim.Optimizer, progress: Progress,
@@ -188,19 +206,23 @@ def _prepare_output(out: Path, resume: bool, model_config: ModelConfig, config: 
 
 
 def train(model_config: ModelConfig, config: TrainConfig, train_paths: Sequence[Path], dev_paths: Sequence[Path],
-          out: Path, resume: bool = False, command: str = "", show_progress: bool = True) -> dict[str, Any]:
-    """Train a model into ``out``; returns the final metrics. Under torchrun every process calls
-    this; see ``s2s.distributed``."""
+          out: Path, resume: bool = False, command: str = "", show_progress: bool = True,
+          dev_alignments: Path | None = None) -> dict[str, Any]:
+    """Train a model into ``out``; returns the final metrics. ``dev_alignments`` (one gold
+    alignment per dev pair, see ``s2s.toy``) adds the alignment accuracy to every validation.
+    Under torchrun every process calls this; see ``s2s.distributed``."""
     config.validate()
     cluster = start_cluster(config.device)
     try:
-        return _train(cluster, model_config, config, train_paths, dev_paths, Path(out), resume, command, show_progress)
+        return _train(cluster, model_config, config, train_paths, dev_paths, Path(out), resume, command, show_progress,
+                      dev_alignments)
     finally:
         stop_cluster(cluster)
 
 
 def _train(cluster: Cluster, model_config: ModelConfig, config: TrainConfig, train_paths: Sequence[Path],
-           dev_paths: Sequence[Path], out: Path, resume: bool, command: str, show_progress: bool) -> dict[str, Any]:
+           dev_paths: Sequence[Path], out: Path, resume: bool, command: str, show_progress: bool,
+           dev_alignments: Path | None) -> dict[str, Any]:
     say = (lambda message: tqdm.write(message, file=sys.stderr)) if cluster.is_main else (lambda message: None)
     log = (lambda record: _log(out, record)) if cluster.is_main else (lambda record: None)
     device = cluster.device
@@ -214,6 +236,10 @@ def _train(cluster: Cluster, model_config: ModelConfig, config: TrainConfig, tra
         say(message)
     if len(skipped_lines) > 20:
         say(f"... {len(skipped_lines) - 20} more malformed lines skipped")
+    gold = read_alignments(dev_alignments) if dev_alignments else []
+    if dev_alignments and len(gold) != len(dev_pairs):
+        raise ValueError(f"{dev_alignments} has {len(gold)} alignments for {len(dev_pairs)} dev pairs: "
+                         "one line per dev pair is needed")
 
     if cluster.is_main:
         tokenizer, model_config = _prepare_output(out, resume, model_config, config, train_pairs, say)
@@ -292,6 +318,11 @@ def _train(cluster: Cluster, model_config: ModelConfig, config: TrainConfig, tra
         translator.model = model if device.type == "cpu" else copy.deepcopy(model).cpu()
         results = translator.translate_batch(dev_sources, valid_settings)
         scores = corpus_scores([r["text"] for r in results], dev_references)
+        if gold:
+            accuracy = forced_alignment_accuracy(model, tokenizer, dev_pairs[:ALIGNMENT_SAMPLE], gold[:ALIGNMENT_SAMPLE])
+            scores["alignment_accuracy"] = None if accuracy is None else round(accuracy, 4)
+        if config.probe:
+            _log(out, probe_snapshot(translator, config.probe, progress.step), PROBE_FILE)
         improved = scores["bleu"] > progress.best_bleu
         if improved:
             progress.best_bleu, progress.best_step = scores["bleu"], progress.step

@@ -1,0 +1,66 @@
+"""Alignment accuracy: does attention point at the source word a gold alignment says?
+
+For each output word that the gold alignment names, the word-level attention row (``merge_attention``:
+source pieces summed, output pieces averaged) is taken, and the output word counts as a hit when its
+strongest source word is one of its gold source words. The ``</s>`` column competes like a word, so
+attention parked on the end of the source is a miss. Accuracy is hits over scored output words.
+
+During training it is measured on the dev set with the gold target forced (teacher forcing), so the
+output words are the gold ones whatever the model would have said.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from .data import make_batch
+from .model import Seq2Seq
+from .plots import merge_attention
+from .tokenizer import BOS_ID, EOS_ID, Tokenizer
+from .toy import Alignment
+
+
+def alignment_hits(attention: np.ndarray, source_pieces: Sequence[str], target_pieces: Sequence[str],
+                   gold: Alignment) -> tuple[int, int]:
+    """(hits, scored output words) of one sentence; attention is piece-level [T, S], ``</s>`` rows and
+    columns included. Gold indices name whitespace words (``</s>`` excluded); pairs beyond the
+    sentence's words are ignored."""
+    merged, source_words, target_words = merge_attention(np.asarray(attention), source_pieces, target_pieces)
+    allowed: dict[int, set[int]] = {}
+    for source, target in gold:
+        if target < len(target_words) - 1 and source < len(source_words) - 1:
+            allowed.setdefault(target, set()).add(source)
+    hits = sum(int(merged[target].argmax()) in sources for target, sources in allowed.items())
+    return hits, len(allowed)
+
+
+def alignment_accuracy(counts: Sequence[tuple[int, int]]) -> float | None:
+    """Share of hits over every scored word of ``counts`` [(hits, scored)]; None when nothing was scored."""
+    scored = sum(total for _, total in counts)
+    return sum(hits for hits, _ in counts) / scored if scored else None
+
+
+@torch.no_grad()
+def forced_alignment_accuracy(model: Seq2Seq, tokenizer: Tokenizer, pairs: Sequence[tuple[str, str]],
+                              gold: Sequence[Alignment], batch_size: int = 64) -> float | None:
+    """Alignment accuracy of ``model`` on ``pairs`` with each gold target forced; None for a model
+    without attention. Runs on the model's device; leaves the model in eval mode."""
+    if model.decoder.attention is None:
+        return None
+    model.eval()
+    device = next(model.parameters()).device
+    counts = []
+    for start in range(0, len(pairs), batch_size):
+        chunk = pairs[start:start + batch_size]
+        sources = tokenizer.encode_batch([s for s, _ in chunk])
+        targets = tokenizer.encode_batch([t for _, t in chunk])
+        batch = make_batch(sources, targets, BOS_ID).to(device)
+        _, alphas = model(batch.source, batch.source_lengths, batch.target_in)
+        for row, (source, target) in enumerate(zip(sources, targets)):
+            attention = alphas[row, :len(target) + 1, :len(source) + 1].float().cpu().numpy()
+            counts.append(alignment_hits(attention, tokenizer.pieces(source + [EOS_ID]),
+                                         tokenizer.pieces(target + [EOS_ID]), gold[start + row]))
+    return alignment_accuracy(counts)
