@@ -89,6 +89,7 @@ class TrainConfig:
     max_epochs: int = 0  # 0 = no limit
     max_time: float = 0.0  # seconds of training; 0 = no limit
     valid_every: int = 1000  # steps
+    log_every: int = 50  # steps between training-loss records in train_log.jsonl
     valid_beam_size: int = 1  # dev BLEU is measured with this beam (1 = greedy, fastest)
     early_stopping_patience: int = 8  # validations without dev BLEU improvement
     seed: int = 1
@@ -109,6 +110,7 @@ class TrainConfig:
             _require(0.0 <= value <= 1.0, f"{name} must be in [0, 1], got {value}")
         _require(0.0 < self.lr_decay <= 1.0, f"lr_decay must be in (0, 1], got {self.lr_decay}")
         _require(self.valid_every >= 1, f"valid_every must be >= 1, got {self.valid_every}")
+        _require(self.log_every >= 1, f"log_every must be >= 1, got {self.log_every}")
         _require(self.valid_beam_size >= 1, f"valid_beam_size must be >= 1, got {self.valid_beam_size}")
         _require(self.device in DEVICES, f"device must be one of {DEVICES}, got {self.device!r}")
         _require(self.precision in PRECISIONS, f"precision must be one of {PRECISIONS}, got {self.precision!r}")

@@ -424,7 +424,7 @@ def _train(cluster: Cluster, model_config: ModelConfig, config: TrainConfig, tra
                 tokens_per_second = window_tokens / max(1e-9, time.perf_counter() - window_start)
                 bar.update(1)
                 bar.set_postfix(loss=f"{loss.item():.3f}", tok_s=f"{tokens_per_second:.0f}", epoch=progress.epoch)
-                if progress.step - last_logged >= 50 or progress.step == 1:
+                if progress.step - last_logged >= config.log_every or progress.step == 1:
                     log({"event": "train", "step": progress.step, "epoch": progress.epoch,
                          "loss": round(loss.item(), 4), "grad_norm": round(float(grad_norm), 3),
                          "lr": learning_rate(config, progress), "teacher_forcing": round(ratio, 3),

@@ -9,6 +9,7 @@ side, the same number of columns on every line, within the stated limits.
 from __future__ import annotations
 
 import gzip
+import zlib
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -38,7 +39,7 @@ def _lines(path: Path) -> Iterator[tuple[int, str]]:
                     yield number, line.decode("utf-8").rstrip("\r\n")
                 except UnicodeDecodeError:
                     raise ValueError(f"{path.name}, line {number}: not UTF-8 text") from None
-        except (OSError, EOFError) as error:  # a corrupt .gz
+        except (OSError, EOFError, zlib.error) as error:  # a corrupt .gz
             raise ValueError(f"{path.name}: cannot be read ({error})") from None
 
 

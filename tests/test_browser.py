@@ -339,3 +339,39 @@ def test_the_what_if_endpoints_answer_with_a_model_and_a_text_and_report_errors(
         with pytest.raises(Exception, match=message):
             client.predict(**({"model": "en-fr", "text": text} | options), api_name=endpoint)
     assert client.predict(model="en-fr", text=text, api_name="/alternatives")["text"]  # still serving
+
+
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="chromium is not installed (CI installs it)")
+def test_a_person_trains_a_toy_model_watches_it_learn_and_finds_it_in_the_picker(tmp_path: Path) -> None:
+    playwright = pytest.importorskip("playwright.sync_api")
+    checkpoints = tmp_path / "checkpoints"
+    shutil.copytree(ROOT / "checkpoints" / "en-fr", checkpoints / "en-fr")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with running_app(env={"S2S_CHECKPOINTS": str(checkpoints)}) as (url, _), \
+            playwright.sync_playwright() as driver:
+        browser = driver.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 1000})
+            page.goto(url)
+            page.get_by_role("tab", name="Train your own").click()
+            page.fill("#train-name input", "my-dates")
+            page.click("#train-start")
+            page.wait_for_function("document.querySelector('#train-status').innerText.includes('running')",
+                                   timeout=60_000)
+            # The loss curve appears and grows while the job runs, with no click.
+            page.wait_for_selector("#train-curves .scatterlayer .trace", timeout=120_000)
+            page.wait_for_function("document.querySelector('#train-progress textarea').value.includes('best dev')",
+                                   timeout=120_000)
+            page.wait_for_selector("#train-animation .main-svg .heatmaplayer image, #train-animation .hm",
+                                   timeout=120_000)
+            page.screenshot(path=str(ARTIFACTS / "train_tab.png"), full_page=True)
+            page.click("#train-stop")
+            page.wait_for_function("document.querySelector('#train-status').innerText.includes('stopped')",
+                                   timeout=120_000)
+            assert "model picker" in page.inner_text("#train-status")
+            page.get_by_role("tab", name="Explore").click()
+            page.click("#model-picker input")
+            assert page.get_by_role("option", name="my-dates").is_visible()
+        finally:
+            browser.close()
+    assert (checkpoints / "my-dates" / "model.safetensors").exists()

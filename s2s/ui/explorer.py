@@ -32,6 +32,7 @@ from .api import WhatIf, settings_from, signature_from_settings, whole
 from .exports import ExportFolder
 from .linked_view import linked_view, view_value
 from .share import PAGE_FIELDS, restored_values, share_script
+from .train_tab import build_train_tab
 DEFAULT_MODEL = "en-fr"
 UI_MAX_BEAM = 16
 UI_NBEST = 5  # the page lists the whole beam of 5 by default; the library returns 1
@@ -277,105 +278,110 @@ def build_app(max_batch: int = 32, concurrency: int = 8, queue_size: int = 256) 
     with gr.Blocks(title="s2s explorer") as demo:
         gr.Markdown("## s2s explorer · type a sentence or a paragraph, compare **greedy** with **beam search**, "
                     "hover and click the output words to see why", elem_id="title")
-        with gr.Row():
-            with gr.Column(scale=3):
+        with gr.Tabs(elem_id="tabs"):
+            with gr.Tab("Explore", id="explore"):
                 with gr.Row():
-                    model = gr.Dropdown(names, value=first, label="Model", interactive=True, scale=1, min_width=140)
-                    text = gr.Textbox(label="Source text (a sentence or a paragraph; Enter translates)", lines=2,
-                                      max_lines=8, elem_id="source-text", scale=4,
-                                      placeholder="Type a sentence, or click an example below")
+                    with gr.Column(scale=3):
+                        with gr.Row():
+                            model = gr.Dropdown(names, value=first, label="Model", interactive=True, scale=1,
+                                                min_width=140, elem_id="model-picker")
+                            text = gr.Textbox(label="Source text (a sentence or a paragraph; Enter translates)", lines=2,
+                                              max_lines=8, elem_id="source-text", scale=4,
+                                              placeholder="Type a sentence, or click an example below")
+                        with gr.Row():
+                            reference = gr.Textbox(label="Reference translation (optional)", lines=1, scale=3)
+                            translate_button = gr.Button("Translate", variant="primary", elem_id="translate-button",
+                                                         scale=1, min_width=120)
+                        examples = gr.Dataset(components=[text], samples=example_samples(first), label="Examples (click to translate)",
+                                              samples_per_page=4)
+                        with gr.Accordion("About this model", open=False):
+                            card = gr.Markdown(model_markdown(first), elem_classes="model-card", elem_id="model-card")
+                    with gr.Column(scale=2):
+                        strategy = page.control("strategy", gr.Radio, ["beam", "sample"], label="Compare greedy with",
+                                                elem_id="strategy")
+                        page.control("beam_size", gr.Slider, 1, UI_MAX_BEAM, step=1, label="Beam size", elem_id="beam-size")
+                        page.control("nbest", gr.Slider, 1, UI_MAX_BEAM, value=UI_NBEST, step=1,
+                                     label="n-best (≤ beam size) / samples")
+                        page.control("alpha", gr.Slider, 0.0, 2.0, step=0.1, label="Length penalty α (0 = raw log-prob)")
+                        with gr.Group(visible=False) as sampling:
+                            page.control("temperature", gr.Slider, 0.1, 3.0, step=0.05, label="Sampling temperature")
+                            page.control("top_k", gr.Slider, 0, 100, step=1, label="Sampling top-k (0 = off)")
+                            page.control("top_p", gr.Slider, 0.05, 1.0, step=0.05, label="Sampling top-p (1 = off)")
+                            page.control("seed", gr.Number, precision=0, label="Sampling seed (empty = new samples each time)")
+                            resample_button = gr.Button("Resample (a fresh seed)", elem_id="resample-button", size="sm")
+                        with gr.Accordion("More decoding settings", open=False):
+                            page.control("coverage_penalty", gr.Slider, 0.0, 1.0, step=0.05,
+                                         label="Coverage penalty β (punishes source words left unread; 0 = off)")
+                            page.control("min_length_ratio", gr.Slider, 0.0, 1.5, step=0.1,
+                                         label="Min length × source (0 = off)")
+                            page.control("max_length_ratio", gr.Slider, 0.5, 4.0, step=0.1, label="Max length × source")
+                            page.control("max_length_extra", gr.Slider, 0, 50, step=1, label="Max length + extra tokens")
+                            page.control("no_repeat_ngram", gr.Slider, 0, 6, step=1, label="No-repeat n-gram (0 = off)")
+                            page.control("prefix", gr.Textbox, lines=1,
+                                         label="Forced output prefix (every sentence; right column only, greedy stays free)")
+                            page.control("split_sentences", gr.Checkbox, label="Translate a paragraph sentence by sentence")
+                            page.control("alternatives", gr.Slider, 0, 20, value=UI_ALTERNATIVES, step=1,
+                                         label="Alternatives kept per output word (click a word to see them)")
+                            merge_words = gr.Checkbox(False, label="Merge pieces into words in the Plotly heatmaps below "
+                                                                   "(sum over source pieces, mean over output pieces)")
+                missing = {field.name for field in dataclasses.fields(DecodeSettings)} - set(page.controls)
+                assert not missing, f"settings without a control: {missing}"
+                page.status = gr.Markdown(elem_id="status")
+                page.sentence = gr.Radio(choices=[], type="index", label="Sentence shown below", visible=False,
+                                         elem_id="sentence-picker")
+                page.verdict = gr.Markdown(elem_id="verdict")
+                page.linked = linked_view(catalog.get)
                 with gr.Row():
-                    reference = gr.Textbox(label="Reference translation (optional)", lines=1, scale=3)
-                    translate_button = gr.Button("Translate", variant="primary", elem_id="translate-button",
-                                                 scale=1, min_width=120)
-                examples = gr.Dataset(components=[text], samples=example_samples(first), label="Examples (click to translate)",
-                                      samples_per_page=4)
-                with gr.Accordion("About this model", open=False):
-                    card = gr.Markdown(model_markdown(first), elem_classes="model-card", elem_id="model-card")
-            with gr.Column(scale=2):
-                strategy = page.control("strategy", gr.Radio, ["beam", "sample"], label="Compare greedy with",
-                                        elem_id="strategy")
-                page.control("beam_size", gr.Slider, 1, UI_MAX_BEAM, step=1, label="Beam size", elem_id="beam-size")
-                page.control("nbest", gr.Slider, 1, UI_MAX_BEAM, value=UI_NBEST, step=1,
-                             label="n-best (≤ beam size) / samples")
-                page.control("alpha", gr.Slider, 0.0, 2.0, step=0.1, label="Length penalty α (0 = raw log-prob)")
-                with gr.Group(visible=False) as sampling:
-                    page.control("temperature", gr.Slider, 0.1, 3.0, step=0.05, label="Sampling temperature")
-                    page.control("top_k", gr.Slider, 0, 100, step=1, label="Sampling top-k (0 = off)")
-                    page.control("top_p", gr.Slider, 0.05, 1.0, step=0.05, label="Sampling top-p (1 = off)")
-                    page.control("seed", gr.Number, precision=0, label="Sampling seed (empty = new samples each time)")
-                    resample_button = gr.Button("Resample (a fresh seed)", elem_id="resample-button", size="sm")
-                with gr.Accordion("More decoding settings", open=False):
-                    page.control("coverage_penalty", gr.Slider, 0.0, 1.0, step=0.05,
-                                 label="Coverage penalty β (punishes source words left unread; 0 = off)")
-                    page.control("min_length_ratio", gr.Slider, 0.0, 1.5, step=0.1,
-                                 label="Min length × source (0 = off)")
-                    page.control("max_length_ratio", gr.Slider, 0.5, 4.0, step=0.1, label="Max length × source")
-                    page.control("max_length_extra", gr.Slider, 0, 50, step=1, label="Max length + extra tokens")
-                    page.control("no_repeat_ngram", gr.Slider, 0, 6, step=1, label="No-repeat n-gram (0 = off)")
-                    page.control("prefix", gr.Textbox, lines=1,
-                                 label="Forced output prefix (every sentence; right column only, greedy stays free)")
-                    page.control("split_sentences", gr.Checkbox, label="Translate a paragraph sentence by sentence")
-                    page.control("alternatives", gr.Slider, 0, 20, value=UI_ALTERNATIVES, step=1,
-                                 label="Alternatives kept per output word (click a word to see them)")
-                    merge_words = gr.Checkbox(False, label="Merge pieces into words in the Plotly heatmaps below "
-                                                           "(sum over source pieces, mean over output pieces)")
-        missing = {field.name for field in dataclasses.fields(DecodeSettings)} - set(page.controls)
-        assert not missing, f"settings without a control: {missing}"
-        page.status = gr.Markdown(elem_id="status")
-        page.sentence = gr.Radio(choices=[], type="index", label="Sentence shown below", visible=False,
-                                 elem_id="sentence-picker")
-        page.verdict = gr.Markdown(elem_id="verdict")
-        page.linked = linked_view(catalog.get)
-        with gr.Row():
-            page.reference_scores = gr.Markdown(elem_id="reference-scores")
-            with gr.Column():
-                with gr.Row():
-                    export_button = gr.Button("Export result as JSON", elem_id="export-button")
-                    share_button = gr.Button("Copy a link to this view", elem_id="share-button")
-                page.export_file = gr.File(label="Exported JSON", interactive=False, elem_id="export-file")
-        page.state = gr.State(time_to_live=STATE_TTL_SECONDS)
-        state, reference_scores_view, export_file = page.state, page.reference_scores, page.export_file
-
-        with gr.Accordion("Compare two models on the same input", open=False):
-            with gr.Row():
-                compare_a = gr.Dropdown(names, value=first, label="Model A")
-                compare_b = gr.Dropdown(names, value=next((n for n in names if n.endswith("noattn")), first),
-                                        label="Model B")
-                compare_button = gr.Button("Compare (beam search)")
-            compare_outputs = []
-            with gr.Row():
-                for side in ("A", "B"):
+                    page.reference_scores = gr.Markdown(elem_id="reference-scores")
                     with gr.Column():
-                        compare_outputs += [gr.Textbox(label=f"Model {side} output", interactive=False),
-                                            gr.Markdown(), gr.Plot(label=f"Model {side} attention (sentence 1)")]
+                        with gr.Row():
+                            export_button = gr.Button("Export result as JSON", elem_id="export-button")
+                            share_button = gr.Button("Copy a link to this view", elem_id="share-button")
+                        page.export_file = gr.File(label="Exported JSON", interactive=False, elem_id="export-file")
+                page.state = gr.State(time_to_live=STATE_TTL_SECONDS)
+                state, reference_scores_view, export_file = page.state, page.reference_scores, page.export_file
 
-        page.classic_open = gr.State(False)
-        with gr.Accordion("Classic views: the outputs as text, the n-best table, and Plotly figures (attention with "
-                          "coverage, the beam tree by slot) to export as PNG", open=False, elem_id="classic") as classic:
-            with gr.Row():
-                with gr.Column():
-                    page.greedy_text = gr.Textbox(label="Greedy", interactive=False, elem_id="greedy-output")
-                    page.greedy_score = gr.Markdown()
-                    page.greedy_tokens = gr.HighlightedText(label="Greedy tokens by probability",
-                                                            color_map=BAND_COLORS, show_legend=True,
-                                                            show_inline_category=False)
-                with gr.Column():
-                    page.second_text = gr.Textbox(label="Beam search / sampling (best)", interactive=False,
-                                                  elem_id="beam-output")
-                    page.second_score = gr.Markdown()
-                    page.second_tokens = gr.HighlightedText(label="Selected hypothesis tokens by probability",
-                                                            color_map=BAND_COLORS, show_legend=True,
-                                                            show_inline_category=False)
-            page.nbest = gr.Dataframe(headers=["#", "hypothesis", "log-prob", "normalised", "tokens"],
-                                      datatype=["number", "str", "number", "number", "number"], interactive=False,
-                                      label="n-best list: click a row to see its attention", elem_id="nbest")
-            with gr.Row():
-                # The figures carry their own titles; Gradio's label would cover them.
-                page.greedy_heatmap = gr.Plot(label="Greedy attention", show_label=False, elem_id="greedy-heatmap")
-                page.second_heatmap = gr.Plot(label="Selected hypothesis attention", show_label=False,
-                                              elem_id="beam-heatmap")
-            page.tree = gr.Plot(label="Beam tree", show_label=False, elem_id="beam-tree")
+                with gr.Accordion("Compare two models on the same input", open=False):
+                    with gr.Row():
+                        compare_a = gr.Dropdown(names, value=first, label="Model A")
+                        compare_b = gr.Dropdown(names, value=next((n for n in names if n.endswith("noattn")), first),
+                                                label="Model B")
+                        compare_button = gr.Button("Compare (beam search)")
+                    compare_outputs = []
+                    with gr.Row():
+                        for side in ("A", "B"):
+                            with gr.Column():
+                                compare_outputs += [gr.Textbox(label=f"Model {side} output", interactive=False),
+                                                    gr.Markdown(), gr.Plot(label=f"Model {side} attention (sentence 1)")]
+
+                page.classic_open = gr.State(False)
+                with gr.Accordion("Classic views: the outputs as text, the n-best table, and Plotly figures (attention with "
+                                  "coverage, the beam tree by slot) to export as PNG", open=False, elem_id="classic") as classic:
+                    with gr.Row():
+                        with gr.Column():
+                            page.greedy_text = gr.Textbox(label="Greedy", interactive=False, elem_id="greedy-output")
+                            page.greedy_score = gr.Markdown()
+                            page.greedy_tokens = gr.HighlightedText(label="Greedy tokens by probability",
+                                                                    color_map=BAND_COLORS, show_legend=True,
+                                                                    show_inline_category=False)
+                        with gr.Column():
+                            page.second_text = gr.Textbox(label="Beam search / sampling (best)", interactive=False,
+                                                          elem_id="beam-output")
+                            page.second_score = gr.Markdown()
+                            page.second_tokens = gr.HighlightedText(label="Selected hypothesis tokens by probability",
+                                                                    color_map=BAND_COLORS, show_legend=True,
+                                                                    show_inline_category=False)
+                    page.nbest = gr.Dataframe(headers=["#", "hypothesis", "log-prob", "normalised", "tokens"],
+                                              datatype=["number", "str", "number", "number", "number"], interactive=False,
+                                              label="n-best list: click a row to see its attention", elem_id="nbest")
+                    with gr.Row():
+                        # The figures carry their own titles; Gradio's label would cover them.
+                        page.greedy_heatmap = gr.Plot(label="Greedy attention", show_label=False, elem_id="greedy-heatmap")
+                        page.second_heatmap = gr.Plot(label="Selected hypothesis attention", show_label=False,
+                                                      elem_id="beam-heatmap")
+                    page.tree = gr.Plot(label="Beam tree", show_label=False, elem_id="beam-tree")
+            with gr.Tab("Train your own", id="train"):
+                train = build_train_tab(catalog, [model, compare_a, compare_b])
 
         def explore(values: dict) -> dict:
             """Greedy and the chosen strategy on one input, with everything the page shows."""
@@ -467,6 +473,7 @@ def build_app(max_batch: int = 32, concurrency: int = 8, queue_size: int = 256) 
         demo.load(restore, None, shared, api_visibility="undocumented").then(
             explore_restored, explore_inputs, [*page_outputs, reference_scores_view, export_file],
             api_visibility="undocumented")
+        demo.load(train["load"], None, train["outputs"], api_visibility="undocumented")
         strategy.change(on_strategy_change, strategy, [sampling, page.controls["beam_size"]],
                         api_visibility="undocumented")
         page.sentence.input(select_sentence, [state, merge_words, classic_open, page.sentence], page_outputs,
@@ -490,6 +497,7 @@ def build_app(max_batch: int = 32, concurrency: int = 8, queue_size: int = 256) 
                    "classic": classic_open}
     page.handlers = {"explore": explore, "select_sentence": select_sentence, "select_hypothesis": select_hypothesis,
                      "redraw": redraw, "rescore": rescore, "export": export, "compare": compare}
+    page.train = train
     demo.page = page  # type: ignore[attr-defined]  (the tests call the handlers through it)
     demo.queue(default_concurrency_limit=concurrency, max_size=queue_size)
     return demo

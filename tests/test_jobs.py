@@ -1,0 +1,168 @@
+"""Training jobs through the app's Train tab functions: a toy task trained in a separate process to a
+model the catalog lists; one job at a time; stop, resume, crashes, bad names and bad uploads."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import shutil
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+import pytest
+
+from s2s import jobs
+from s2s.catalog import ModelCatalog
+from s2s.jobs import CRASHED, FINISHED, RUNNING, STOPPED, Job, JobBoard, suggested_configs
+from s2s.ui.train_tab import TOY, UPLOAD, build_train_tab
+
+WAIT_SECONDS = 240
+
+
+class Tab:
+    """The Train tab built on its own over a scratch checkpoints folder, driven through its handlers."""
+
+    def __init__(self, root: Path) -> None:
+        self.catalog = ModelCatalog(root)
+        with gr.Blocks():
+            self.picker = gr.Dropdown(choices=[], label="Model")
+            self.handlers = build_train_tab(self.catalog, [self.picker])
+        self.status, self.progress, self.curves, self.animation, self.log, self.seen, self.timer = \
+            self.handlers["outputs"][:7]
+        self.signature: tuple = ()
+        self.last: dict = {}
+
+    def values(self, **changes: Any) -> dict:
+        fields = self.handlers["fields"]
+        values = {component: component.value for component in fields.values()}
+        return values | {fields[name]: value for name, value in changes.items()}
+
+    def _keep(self, updates: dict) -> dict:
+        self.signature = updates.get(self.seen, self.signature)
+        self.last = {**self.last, **{k: v for k, v in updates.items() if not isinstance(v, dict) or v}}
+        return updates
+
+    def start(self, **changes: Any) -> str:
+        return self._keep(self.handlers["start"](self.values(**changes)))[self.status]
+
+    def wait(self) -> dict:
+        """Refresh as the timer would until the job is no longer running."""
+        deadline = time.monotonic() + WAIT_SECONDS
+        while True:
+            updates = self._keep(self.handlers["refresh"](self.signature))
+            if self.signature and self.signature[1] != RUNNING:
+                return updates
+            assert time.monotonic() < deadline, updates.get(self.log)
+            time.sleep(1)
+
+
+def wait_for(condition, what: str) -> None:
+    deadline = time.monotonic() + WAIT_SECONDS
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.5)
+
+
+def test_a_toy_task_trains_in_its_own_process_to_a_model_the_catalog_lists(tmp_path: Path) -> None:
+    tab = Tab(tmp_path)
+    assert tab.start(name="dates-20s", minutes=20 / 60, probe="the 4th of March 1998") == \
+        "**Job `dates-20s` started.**\n\n**Job `dates-20s`: running.**"
+    busy = tab.start(name="another")
+    assert "already running: 'dates-20s'" in busy and "of 20 seconds trained" in busy
+    final = tab.wait()
+    assert "finished" in final[tab.status] and "model picker" in final[tab.status]
+    assert "step " in final[tab.progress] and "100%" in final[tab.progress]
+    curves = tab.last[tab.curves]
+    assert {trace.name for trace in curves.data} >= {"training loss", "dev loss", "dev BLEU", "alignment accuracy"}
+    losses = next(trace.y for trace in curves.data if trace.name == "training loss")
+    assert len(losses) >= 3 and losses[-1] < losses[0]
+    frames = tab.last[tab.animation].frames
+    assert len(frames) >= 2 and frames[0].layout.title.text.startswith("step 25")
+    assert frames[-1].data[0].z.shape[1] == 5  # the probe's words: the 4th of March 1998 </s>
+    assert final[tab.picker].choices == [("dates-20s", "dates-20s")]
+    assert tab.catalog.names() == ["dates-20s"]
+    result = tab.catalog.get("dates-20s").translate("the 4th of March 1998")
+    assert result["text"]
+    card = (tmp_path / "dates-20s" / "README.md").read_text()
+    assert "python -m s2s train" in card and "--max-time 20" in card and "alignment accuracy" in card
+    metrics = json.loads((tmp_path / "dates-20s" / "metrics.json").read_text())
+    assert metrics["training"]["stopped_because"] in ("max_time", "early_stopping")
+    assert not (tmp_path / "dates-20s" / "train_state.pt").exists()  # the optimiser state stays with the job
+
+
+def test_stop_keeps_the_best_model_and_resume_continues_the_job(tmp_path: Path) -> None:
+    tab = Tab(tmp_path)
+    tab.start(name="reverse", task="reverse", minutes=2)
+    job = Job(tmp_path / jobs.JOBS_FOLDER / "reverse")
+    wait_for(lambda: (job.model_folder / "train_state.pt").exists(), "the first validation")
+    stopping = tab.handlers["stop"](tab.signature)
+    assert "Stopping" in stopping[tab.status]
+    tab.wait()
+    assert job.status()["state"] == STOPPED and job.status()["published"]
+    assert (tmp_path / "reverse" / "model.safetensors").exists()
+    steps = json.loads((tmp_path / "reverse" / "metrics.json").read_text())["training"]["steps"]
+    resumed = tab.handlers["resume"](tab.signature, 20 / 60)
+    assert "resumed" in resumed[tab.status]
+    tab.wait()
+    assert job.status()["state"] == FINISHED
+    training = json.loads((tmp_path / "reverse" / "metrics.json").read_text())["training"]
+    assert training["runs"] == 2 and training["steps"] > steps
+
+
+def test_a_killed_training_process_is_reported_as_crashed(tmp_path: Path) -> None:
+    board = JobBoard(tmp_path)
+    model, train = suggested_configs(0, toy=True)
+    job = board.start("doomed", model, train.__class__(**{**vars(train), "max_time": 60.0}), task="sort")
+    pid = json.loads((job.folder / "launch.json").read_text())["pid"]
+    wait_for(lambda: (job.folder / "run.log").stat().st_size > 0, "the process to start")
+    os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: job.status()["state"] != RUNNING, "the process to die")
+    status = job.status()
+    assert status["state"] == CRASHED and "ended without saying why" in status["message"]
+    assert board.latest().name == "doomed" and "doomed" not in ModelCatalog(tmp_path).names()
+
+
+@pytest.mark.parametrize("name", ["a/b", "..", "../escape", "", ".hidden", "x" * 65, "two words"])
+def test_bad_model_names_are_refused(tmp_path: Path, name: str) -> None:
+    tab = Tab(tmp_path)
+    assert "is not allowed" in tab.start(name=name)
+    assert not any(tmp_path.iterdir())
+
+
+def test_an_existing_name_needs_overwrite_and_an_unwritable_folder_is_reported(tmp_path: Path) -> None:
+    (tmp_path / "mine").mkdir()
+    tab = Tab(tmp_path)
+    assert "already exists" in tab.start(name="mine")
+    blocked = tmp_path / "file-not-folder"
+    blocked.write_text("")
+    assert "cannot write the job" in Tab(blocked).start(name="mine")
+
+
+def test_a_bad_upload_gets_its_line_and_nothing_starts(tmp_path: Path) -> None:
+    data = tmp_path / "pairs.tsv"
+    data.write_text("".join(f"hello {i}\tbonjour {i}\n" for i in range(150)) + "oops no tab\n")
+    tab = Tab(tmp_path / "checkpoints")
+    message = tab.start(name="mine", data=UPLOAD, uploads=[str(data)])
+    assert message == "**Not started:** pairs.tsv, line 151: no tab; each line must be source<TAB>target"
+    assert "choose a toy task or upload" in tab.start(name="mine", data=UPLOAD, uploads=None)
+    assert not (tmp_path / "checkpoints" / jobs.JOBS_FOLDER).exists()
+    assert tab.start(name="mine", data=TOY, minutes=0).startswith("**Not started:** the time budget")
+
+
+def test_a_failed_publish_leaves_no_half_written_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    model = tmp_path / jobs.JOBS_FOLDER / "full" / "model"
+    model.mkdir(parents=True)
+    for file in jobs.PUBLISHED_FILES:
+        (model / file).write_text("{}")
+
+    def disk_full(*args: Any, **kwargs: Any) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(shutil, "copy2", disk_full)
+    with pytest.raises(OSError):
+        jobs.publish(Job(model.parent), tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [jobs.JOBS_FOLDER]
