@@ -354,7 +354,7 @@ def test_a_person_trains_a_toy_model_watches_it_learn_and_finds_it_in_the_picker
             page = browser.new_page(viewport={"width": 1280, "height": 1000})
             page.goto(url)
             page.get_by_role("tab", name="Train your own").click()
-            page.fill("#train-name input", "my-dates")
+            page.fill("#train-name textarea, #train-name input", "my-dates")
             page.click("#train-start")
             page.wait_for_function("document.querySelector('#train-status').innerText.includes('running')",
                                    timeout=60_000)

@@ -75,14 +75,14 @@ def test_a_toy_task_trains_in_its_own_process_to_a_model_the_catalog_lists(tmp_p
     assert "already running: 'dates-20s'" in busy and "of 20 seconds trained" in busy
     final = tab.wait()
     assert "finished" in final[tab.status] and "model picker" in final[tab.status]
-    assert "step " in final[tab.progress] and "100%" in final[tab.progress]
+    assert "step " in final[tab.progress] and "100%" in final[tab.progress] and "of 0.333 minutes" in final[tab.progress]
     curves = tab.last[tab.curves]
     assert {trace.name for trace in curves.data} >= {"training loss", "dev loss", "dev BLEU", "alignment accuracy"}
     losses = next(trace.y for trace in curves.data if trace.name == "training loss")
     assert len(losses) >= 3 and losses[-1] < losses[0]
     frames = tab.last[tab.animation].frames
     assert len(frames) >= 2 and frames[0].layout.title.text.startswith("step 25")
-    assert frames[-1].data[0].z.shape[1] == 5  # the probe's words: the 4th of March 1998 </s>
+    assert frames[-1].data[0].z.shape[1] == 6  # the probe's words: the 4th of March 1998 </s>
     assert final[tab.picker].choices == [("dates-20s", "dates-20s")]
     assert tab.catalog.names() == ["dates-20s"]
     result = tab.catalog.get("dates-20s").translate("the 4th of March 1998")

@@ -60,8 +60,9 @@ def _status_line(job: Job, status: dict[str, Any]) -> str:
     return "\n\n".join(line.replace("\n", "  \n") for line in lines)
 
 
-def _progress_line(job: Job, records: Sequence[dict[str, Any]]) -> str:
-    """A tqdm line of trained seconds against the budget, with steps, speed and the best score."""
+def _progress_line(job: Job, records: Sequence[dict[str, Any]], running: bool) -> str:
+    """A tqdm line of trained seconds against the budget (with the time left while it runs), with
+    steps, speed and the best score."""
     budget = float(job.spec()["budget_seconds"])
     trained = min(job.trained_seconds(), budget)
     train = [r for r in records if r.get("event") == "train"]
@@ -70,7 +71,8 @@ def _progress_line(job: Job, records: Sequence[dict[str, Any]]) -> str:
     speed = f"{train[-1]['tokens_per_second']:,.0f} target tokens/s" if train else "starting"
     best = max(valid, key=lambda r: r["bleu"], default=None)
     meter = tqdm.format_meter(n=round(trained), total=round(budget), elapsed=trained, ncols=60,
-                              bar_format="{percentage:3.0f}%|{bar}| {elapsed} trained, {remaining} left")
+                              bar_format="{percentage:3.0f}%|{bar}| {elapsed} trained"
+                              + (", {remaining} left" if running else f" of {budget / 60:.3g} minutes"))
     return (f"{meter} · step {step} · {speed}"
             + (f" · best dev BLEU {best['bleu']:.1f} (exact {best.get('exact', 0):.0f}%) at step {best['step']}"
                if best else ""))
@@ -83,9 +85,10 @@ def job_view(board: JobBoard) -> TrainView | None:
         return None
     status = job.status()
     records, probes = job.records("train_log.jsonl"), job.records("probes.jsonl")
-    return TrainView(status=_status_line(job, status), progress=_progress_line(job, records),
+    running = status["state"] == RUNNING
+    return TrainView(status=_status_line(job, status), progress=_progress_line(job, records, running),
                      curves=training_curves(records), animation=attention_animation(probes),
-                     log="\n".join(job.log_tail(15)), running=status["state"] == RUNNING,
+                     log="\n".join(job.log_tail(15)), running=running,
                      signature=(job.name, status["state"], len(records), len(probes)))
 
 
