@@ -38,13 +38,14 @@ class ModelCatalog:
         """The loaded model ``name``; raises ValueError with a readable reason if it cannot load."""
         if name not in self.names():
             raise ValueError(f"unknown model {name!r}; available: {', '.join(self.names()) or 'none'}")
+        weights = self.root / name / WEIGHTS_FILE
         with self._lock:
-            try:
-                version = (self.root / name / WEIGHTS_FILE).stat().st_mtime_ns
-                if name not in self._loaded or self._loaded[name][1] != version:  # new, or retrained in place
+            version = weights.stat().st_mtime_ns if weights.is_file() else None
+            if name not in self._loaded or self._loaded[name][1] != version:  # new, or retrained in place
+                try:
                     self._loaded[name] = (Translator.load(self.root / name), version)
-            except (OSError, ValueError) as error:
-                raise ValueError(f"model {name!r} failed to load: {error}") from error
+                except (OSError, ValueError) as error:
+                    raise ValueError(f"model {name!r} failed to load: {error}") from error
             return self._loaded[name][0]
 
     def summary(self, name: str) -> dict[str, Any]:

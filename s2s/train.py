@@ -319,7 +319,8 @@ def _train(cluster: Cluster, model_config: ModelConfig, config: TrainConfig, tra
         results = translator.translate_batch(dev_sources, valid_settings)
         scores = corpus_scores([r["text"] for r in results], dev_references)
         if gold:
-            accuracy = forced_alignment_accuracy(model, tokenizer, dev_pairs[:ALIGNMENT_SAMPLE], gold[:ALIGNMENT_SAMPLE])
+            accuracy = forced_alignment_accuracy(model, tokenizer, dev_pairs[:ALIGNMENT_SAMPLE],
+                                                 gold[:ALIGNMENT_SAMPLE])
             scores["alignment_accuracy"] = None if accuracy is None else round(accuracy, 4)
         if config.probe:
             _log(out, probe_snapshot(translator, config.probe, progress.step), PROBE_FILE)

@@ -72,8 +72,9 @@ def attention_animation(probes: Sequence[dict[str, Any]]) -> go.Figure:
         height=360, margin={"l": 80, "r": 10, "t": 40, "b": 90},
         updatemenus=[{"type": "buttons", "showactive": False, "x": 0, "y": -0.18, "xanchor": "left",
                       "buttons": [{"label": "▶ play", "method": "animate",
-                                   "args": [None, {"frame": {"duration": 400, "redraw": True}, "fromcurrent": False}]}]}],
-        sliders=[{"active": len(frames) - 1, "x": 0.12, "len": 0.88, "y": -0.1, "currentvalue": {"prefix": "step ", "xanchor": "right"},
+                                   "args": [None, {"frame": {"duration": 400, "redraw": True}}]}]}],
+        sliders=[{"active": len(frames) - 1, "x": 0.12, "len": 0.88, "y": -0.1,
+                  "currentvalue": {"prefix": "step ", "xanchor": "right"},
                   "steps": [{"label": frame.name, "method": "animate",
                              "args": [[frame.name], {"mode": "immediate", "frame": {"duration": 0, "redraw": True}}]}
                             for frame in frames]}])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import gradio as gr
@@ -199,6 +200,18 @@ def test_a_broken_model_is_reported_and_the_others_keep_working(catalog: ModelCa
     assert explorer.translate_api("en-fr", "red cat")["sentences"]
     with pytest.raises(gr.Error, match="unknown model"):
         explorer.translate_api("nope", "red cat")
+
+
+def test_the_catalog_hides_dot_folders_and_reloads_a_model_retrained_in_place(catalog: ModelCatalog,
+                                                                             translator: Translator) -> None:
+    save_model(catalog.root / ".jobs-or-staging", translator.model, translator.tokenizer)
+    assert catalog.names() == ["en-fr", "broken"]
+    first = catalog.get("en-fr")
+    assert catalog.get("en-fr") is first
+    weights = catalog.root / "en-fr" / "model.safetensors"
+    save_model(catalog.root / "en-fr", translator.model, translator.tokenizer)
+    os.utime(weights, ns=(weights.stat().st_atime_ns, weights.stat().st_mtime_ns + 10**9))
+    assert catalog.get("en-fr") is not first
 
 
 def test_compare_two_models(page: explorer.Page, catalog: ModelCatalog, translator: Translator) -> None:
