@@ -88,6 +88,7 @@ def test_a_toy_task_trains_in_its_own_process_to_a_model_the_catalog_lists(tmp_p
     result = tab.catalog.get("dates-20s").translate("the 4th of March 1998")
     assert result["text"]
     card = (tmp_path / "dates-20s" / "README.md").read_text()
+    assert card.startswith("# dates-20s\n") and "toy task `dates`" in card
     assert "python -m s2s train" in card and "--max-time 20" in card and "alignment accuracy" in card
     metrics = json.loads((tmp_path / "dates-20s" / "metrics.json").read_text())
     assert metrics["training"]["stopped_because"] in ("max_time", "early_stopping")
