@@ -201,16 +201,74 @@ const TREE_STYLE = "text{font:11px sans-serif;fill:currentColor}.lv-edge{fill:no
   ".lv-node circle,.lv-node rect{fill:#4c546c}.lv-node-finished rect{fill:#2b8a3e}.lv-node-pruned{opacity:.45}" +
   ".lv-node-path circle,.lv-node-path rect{fill:#d9480f}.lv-node-path text{font-weight:700}";
 
-function downloadTree() {
-  const svg = element.querySelector(".lv-tree");
-  const value = props.value;
-  if (!svg || !value) return;
+// A file name that says what it holds: s2s-MODEL-first-source-words-WHAT.EXT
+function fileName(value, what) {
   const words = value.source.replace(/[^\p{L}\p{N}]+/gu, "-").replace(/^-|-$/g, "").slice(0, 40);
+  return `s2s-${value.model}-${words}-${what}`;
+}
+
+function saveBlob(blob, name) {
   const link = document.createElement("a");
-  link.href = URL.createObjectURL(new Blob([svg.outerHTML], { type: "image/svg+xml" }));
-  link.download = `s2s-${value.model}-${words}-beam-tree.svg`;
+  link.href = URL.createObjectURL(blob);
+  link.download = name;
   link.click();
   setTimeout(() => URL.revokeObjectURL(link.href), 1000);
+}
+
+function downloadTree() {
+  const svg = element.querySelector(".lv-tree");
+  if (!svg || !props.value) return;
+  saveBlob(new Blob([svg.outerHTML], { type: "image/svg+xml" }), fileName(props.value, "beam-tree.svg"));
+}
+
+const CELL = 30, CHAR = 7;
+
+// The word-level attention as a standalone SVG (white background, the page's cividis scale and
+// numbers), for a slide or a handout; the rows and columns shown in the page (</s> hidden or not).
+function heatmapSvg(matrix, outTokens, srcTokens, title) {
+  const cols = srcTokens.map((t, i) => i).filter((i) => !(state.hideEos && srcTokens[i].eos));
+  const rows = outTokens.map((t, i) => i).filter((i) => !(state.hideEos && outTokens[i].eos));
+  const left = 16 + CHAR * Math.max(...rows.map((r) => outTokens[r].label.length));
+  const top = 40 + CHAR * Math.max(...cols.map((c) => srcTokens[c].label.length));
+  const width = Math.max(left + CELL * cols.length, 8 + CHAR * title.length) + 16;
+  const height = top + CELL * rows.length + 16;
+  const cells = rows.map((r, y) => cols.map((c, x) => {
+    const w = matrix[r][c];
+    return `<rect x="${left + x * CELL}" y="${top + y * CELL}" width="${CELL}" height="${CELL}" fill="${cividis(w)}">` +
+      `<title>${escapeHtml(outTokens[r].label)} → ${escapeHtml(srcTokens[c].label)}: ${w.toFixed(3)}</title></rect>` +
+      (w >= 0.1 ? `<text x="${left + x * CELL + CELL / 2}" y="${top + y * CELL + CELL / 2 + 4}" text-anchor="middle" ` +
+        `fill="${textColourOn(w)}">${w.toFixed(1)}</text>` : "");
+  }).join("")).join("");
+  const rowLabels = rows.map((r, y) => `<text x="${left - 6}" y="${top + y * CELL + CELL / 2 + 4}" text-anchor="end">` +
+    `${escapeHtml(outTokens[r].label)}</text>`).join("");
+  const colLabels = cols.map((c, x) => `<text transform="translate(${left + x * CELL + CELL / 2 + 4},${top - 6}) ` +
+    `rotate(-90)">${escapeHtml(srcTokens[c].label)}</text>`).join("");
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" role="img" ` +
+    `aria-label="${escapeHtml(title)}"><rect width="100%" height="100%" fill="#fff"/>` +
+    `<style>text{font:12px sans-serif;fill:#111}</style><text x="8" y="18" font-weight="700">` +
+    `${escapeHtml(title)}</text>${cells}${rowLabels}${colLabels}</svg>`;
+}
+
+// Download the attention heatmap shown as SVG, or as PNG (the SVG drawn on a canvas at 2x).
+async function downloadAttention(format) {
+  const value = props.value;
+  const shown = value && currentView(value);
+  if (!shown || !shown.matrix) return;
+  const svg = heatmapSvg(shown.matrix, shown.outTokens, shown.srcTokens, shown.label);
+  if (format === "svg") {
+    saveBlob(new Blob([svg], { type: "image/svg+xml" }), fileName(value, "attention.svg"));
+    return;
+  }
+  const image = new Image();
+  image.src = "data:image/svg+xml;charset=utf-8," + encodeURIComponent(svg);
+  await image.decode();
+  const canvas = document.createElement("canvas");
+  canvas.width = image.width * 2;
+  canvas.height = image.height * 2;
+  const context = canvas.getContext("2d");
+  context.scale(2, 2);
+  context.drawImage(image, 0, 0);
+  canvas.toBlob((blob) => saveBlob(blob, fileName(value, "attention.png")), "image/png");
 }
 
 const TREE_ROW = 16, TREE_COLUMN = 74, TREE_LABEL = 9;
@@ -334,11 +392,8 @@ function render() {
     return;
   }
   state.column = Math.min(state.column, value.columns.length - 1);
-  const srcTokens = tokensOf(value.source_pieces, !state.pieces);
+  const { srcTokens, hyp, outTokens, matrix, label } = currentView(value);
   const columnHyp = (c) => hypothesisOf(value, c, c === state.column ? state.hypothesis : 0);
-  const hyp = columnHyp(state.column);
-  const outTokens = tokensOf(hyp.pieces, !state.pieces);
-  const matrix = tokenMatrix(hyp.attention, outTokens, srcTokens);
   const focus = state.pinned || state.focus;
   let sourceWeights = null;
   let focusRow = null;
@@ -381,8 +436,10 @@ function render() {
       `step ${pinned + 1} of ${steps}: “${escapeHtml(outTokens[pinned].label)}”`}</span></div>` +
     `<div class="lv-detail${Object.keys(SALIENCY_METHODS).some((m) => state.saliency.has(saliencyKey(m))) ?
       " lv-detail-wide" : ""}"><div>${saliencyBar(matrix)}<div class="lv-matrices"><div class="lv-matrix">` +
-    `${matrix ? `<div class="lv-caption">Attention</div>` : ""}${heatmap(matrix, outTokens, srcTokens, focusRow,
-      `attention of ${value.columns[state.column].label} hypothesis ${state.hypothesis + 1}`)}</div>` +
+    `${matrix ? `<div class="lv-caption">Attention <button type="button" class="lv-export" data-format="svg" ` +
+      `title="download this heatmap as SVG">SVG</button><button type="button" class="lv-export" data-format="png" ` +
+      `title="download this heatmap as PNG">PNG</button></div>` : ""}${heatmap(matrix, outTokens, srcTokens, focusRow,
+      label)}</div>` +
     `${saliencyMatrix(outTokens, srcTokens, focusRow)}</div></div>` +
     `<div class="lv-side">${pinned === null ? `<p class="lv-note">Hover an output word to light up the source ` +
       `words it attends to; hover a source word for the reverse. Click an output word for the model's ` +
@@ -390,6 +447,15 @@ function render() {
     `${state.busy ? `<p class="lv-note">Re-decoding…</p>` : ""}${state.message ? `<p class="lv-error">${escapeHtml(state.message)}</p>` : ""}` +
     `</div></div><div class="lv-edits">${editsPanel(srcTokens)}</div>` + treeFor(value, outTokens, pinned);
   highlightFromSource(null);
+}
+
+// The selected hypothesis and its word- (or piece-) level attention, as every view shows it.
+function currentView(value) {
+  const srcTokens = tokensOf(value.source_pieces, !state.pieces);
+  const hyp = hypothesisOf(value, state.column, state.hypothesis);
+  const outTokens = tokensOf(hyp.pieces, !state.pieces);
+  return { srcTokens, hyp, outTokens, matrix: tokenMatrix(hyp.attention, outTokens, srcTokens),
+           label: `attention of ${value.columns[state.column].label} hypothesis ${state.hypothesis + 1}: ${hyp.text}` };
 }
 
 function treeFor(value, outTokens, pinned) {
@@ -548,6 +614,11 @@ element.addEventListener("click", (event) => {
   }
   if (target.closest(".lv-download")) {
     downloadTree();
+    return;
+  }
+  const exportButton = target.closest(".lv-export");
+  if (exportButton) {
+    downloadAttention(exportButton.dataset.format);
     return;
   }
   if (node) {

@@ -375,3 +375,19 @@ def test_a_person_trains_a_toy_model_watches_it_learn_and_finds_it_in_the_picker
         finally:
             browser.close()
     assert (checkpoints / "my-dates" / "model.safetensors").exists()
+
+
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="chromium is not installed (CI installs it)")
+def test_a_person_downloads_the_attention_heatmap_as_png_and_svg(server: str) -> None:
+    with translated(server, "The cat is sleeping.", height=720) as page:
+        for format, magic in (("png", b"\x89PNG"), ("svg", b"<svg")):
+            with page.expect_download() as download:
+                page.click(f'#linked-view .lv-export[data-format="{format}"]')
+            name = download.value.suggested_filename
+            assert name.startswith("s2s-en-fr-The-cat-is-sleeping") and name.endswith(f"-attention.{format}")
+            content = Path(download.value.path()).read_bytes()
+            assert content.startswith(magic) and len(content) > 1000
+            if format == "svg":  # a standalone figure: every output and source word, and the numbers
+                text = content.decode()
+                assert "sleeping" in text and "&lt;/s&gt;" in text and text.count("<rect") > 10
+                (ARTIFACTS / name).write_bytes(content)
