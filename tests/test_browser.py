@@ -391,3 +391,18 @@ def test_a_person_downloads_the_attention_heatmap_as_png_and_svg(server: str) ->
                 text = content.decode()
                 assert "sleeping" in text and "&lt;/s&gt;" in text and text.count("<rect") > 10
                 (ARTIFACTS / name).write_bytes(content)
+
+
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="chromium is not installed (CI installs it)")
+def test_a_person_compares_two_models_in_their_own_tab(server: str) -> None:
+    with translated(server, "The cat is sleeping.", height=720) as page:
+        page.get_by_role("tab", name="Compare two models").click()
+        assert page.input_value("#compare-text textarea") == "The cat is sleeping."  # follows Explore's text
+        page.click("#compare-button")
+        page.wait_for_function("document.querySelector('#compare-b-output textarea').value.trim().length > 0",
+                               timeout=60_000)
+        assert page.input_value("#compare-a-output textarea").strip()
+        page.wait_for_selector("#compare-a-heatmap .main-svg .heatmaplayer image, #compare-a-heatmap .hm",
+                               timeout=60_000)
+        page.wait_for_selector("#compare-b-heatmap .main-svg", timeout=60_000)  # no attention: a message
+        page.screenshot(path=str(ARTIFACTS / "compare_tab.png"), full_page=True)

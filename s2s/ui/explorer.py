@@ -337,22 +337,10 @@ def build_app(max_batch: int = 32, concurrency: int = 8, queue_size: int = 256) 
                         with gr.Row():
                             export_button = gr.Button("Export result as JSON", elem_id="export-button")
                             share_button = gr.Button("Copy a link to this view", elem_id="share-button")
-                        page.export_file = gr.File(label="Exported JSON", interactive=False, elem_id="export-file")
+                        page.export_file = gr.File(label="Exported JSON", interactive=False, elem_id="export-file",
+                                                   height=90)
                 page.state = gr.State(time_to_live=STATE_TTL_SECONDS)
                 state, reference_scores_view, export_file = page.state, page.reference_scores, page.export_file
-
-                with gr.Accordion("Compare two models on the same input", open=False):
-                    with gr.Row():
-                        compare_a = gr.Dropdown(names, value=first, label="Model A")
-                        compare_b = gr.Dropdown(names, value=next((n for n in names if n.endswith("noattn")), first),
-                                                label="Model B")
-                        compare_button = gr.Button("Compare (beam search)")
-                    compare_outputs = []
-                    with gr.Row():
-                        for side in ("A", "B"):
-                            with gr.Column():
-                                compare_outputs += [gr.Textbox(label=f"Model {side} output", interactive=False),
-                                                    gr.Markdown(), gr.Plot(label=f"Model {side} attention (sentence 1)")]
 
                 page.classic_open = gr.State(False)
                 with gr.Accordion("Classic views: the outputs as text, the n-best table, and Plotly figures (attention with "
@@ -380,6 +368,26 @@ def build_app(max_batch: int = 32, concurrency: int = 8, queue_size: int = 256) 
                         page.second_heatmap = gr.Plot(label="Selected hypothesis attention", show_label=False,
                                                       elem_id="beam-heatmap")
                     page.tree = gr.Plot(label="Beam tree", show_label=False, elem_id="beam-tree")
+            with gr.Tab("Compare two models", id="compare"):
+                gr.Markdown("The same input through two models with beam search (length penalty α as set in "
+                            "Explore), outputs and attention side by side. The text follows the Explore tab's.")
+                with gr.Row():
+                    compare_a = gr.Dropdown(names, value=first, label="Model A", elem_id="compare-a")
+                    compare_b = gr.Dropdown(names, value=next((n for n in names if n.endswith("noattn")), first),
+                                            label="Model B", elem_id="compare-b")
+                with gr.Row():
+                    compare_text = gr.Textbox(label="Source text", lines=2, scale=4, elem_id="compare-text")
+                    compare_beam = gr.Slider(1, UI_MAX_BEAM, value=page.controls["beam_size"].value, step=1,
+                                             label="Beam size", scale=2)
+                    compare_button = gr.Button("Compare", variant="primary", scale=1, elem_id="compare-button")
+                compare_outputs = []
+                with gr.Row():
+                    for side in ("A", "B"):
+                        with gr.Column():
+                            compare_outputs += [gr.Textbox(label=f"Model {side} output", interactive=False,
+                                                           elem_id=f"compare-{side.lower()}-output"),
+                                                gr.Markdown(), gr.Plot(label=f"Model {side} attention (sentence 1)", show_label=False,
+                                                        elem_id=f"compare-{side.lower()}-heatmap")]
             with gr.Tab("Train your own", id="train"):
                 train = build_train_tab(catalog, [model, compare_a, compare_b])
 
@@ -486,9 +494,10 @@ def build_app(max_batch: int = 32, concurrency: int = 8, queue_size: int = 256) 
                 redraw, [state, merge_words, classic_open], page_outputs, api_visibility="undocumented")
         export_button.click(export, [state, reference], export_file, api_visibility="undocumented")
         reference.input(rescore, [state, reference], reference_scores_view, api_visibility="undocumented")
-        compare_button.click(compare, [compare_a, compare_b, text, page.controls["beam_size"],
-                                       page.controls["alpha"], merge_words], compare_outputs,
-                             api_visibility="undocumented")
+        text.change(None, text, compare_text, js="(source) => source")  # in the browser only
+        for trigger in (compare_button.click, compare_text.submit):
+            trigger(compare, [compare_a, compare_b, compare_text, compare_beam, page.controls["alpha"], merge_words],
+                    compare_outputs, api_visibility="undocumented")
         gr.api(signature_from_settings(translate_api), api_name="translate",
                concurrency_limit=max(max_batch, concurrency))
         gr.api(models_api, api_name="models")
