@@ -26,6 +26,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any, Sequence
@@ -170,6 +171,7 @@ class JobBoard:
         self.checkpoints = Path(checkpoints)
         self.folder = self.checkpoints / JOBS_FOLDER
         self._processes: list[subprocess.Popen] = []  # reaped by poll(), so none lingers as a zombie
+        self._lock = threading.Lock()  # two Start clicks at once: one job, one refusal
 
     def jobs(self) -> list[Job]:
         """Every job, the most recently started last."""
@@ -199,6 +201,11 @@ class JobBoard:
         """Check everything, write the job's data and start its process. ``task`` is a toy task;
         otherwise ``uploads`` is one TSV or two line-aligned files (and ``dev_upload`` an optional
         dev TSV; without it a dev split is taken from the data). ``train.max_time`` is the budget."""
+        with self._lock:
+            return self._start(name, model, train, task, uploads, dev_upload, overwrite)
+
+    def _start(self, name: str, model: ModelConfig, train: TrainConfig, task: str, uploads: Sequence[Path],
+               dev_upload: Path | None, overwrite: bool) -> Job:
         name = check_name(name)
         model, train = model.validate(), train.validate()
         if not 0 < train.max_time <= MAX_BUDGET_SECONDS:
@@ -212,6 +219,9 @@ class JobBoard:
         published, folder = self.checkpoints / name, self.folder / name
         if (published.exists() or folder.exists()) and not overwrite:
             raise ValueError(f"a model or job named {name!r} already exists; choose another name or tick overwrite")
+        if published.exists() and not folder.exists():  # shipped, or trained on the command line
+            raise ValueError(f"the model {name!r} was not trained in this tab, which never replaces such a model; "
+                             "choose another name")
         pairs = [] if task else read_upload(list(uploads))
         dev_pairs = read_upload([dev_upload], min_pairs=1) if dev_upload else []
         try:
@@ -254,6 +264,10 @@ class JobBoard:
 
     def resume(self, name: str, minutes: float) -> Job:
         """Continue a job that is not running, for ``minutes`` more of training."""
+        with self._lock:
+            return self._resume(name, minutes)
+
+    def _resume(self, name: str, minutes: float) -> Job:
         self._refuse_if_busy()
         job = Job(self.folder / check_name(name))
         if not (job.folder / "job.json").is_file():

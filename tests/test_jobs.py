@@ -138,6 +138,7 @@ def test_an_existing_name_needs_overwrite_and_an_unwritable_folder_is_reported(t
     (tmp_path / "mine").mkdir()
     tab = Tab(tmp_path)
     assert "already exists" in tab.start(name="mine")
+    assert "never replaces such a model" in tab.start(name="mine", overwrite=True)  # e.g. a shipped model
     blocked = tmp_path / "file-not-folder"
     blocked.write_text("")
     assert "cannot write the job" in Tab(blocked).start(name="mine")

@@ -384,10 +384,12 @@ def build_app(max_batch: int = 32, concurrency: int = 8, queue_size: int = 256) 
                 with gr.Row():
                     for side in ("A", "B"):
                         with gr.Column():
-                            compare_outputs += [gr.Textbox(label=f"Model {side} output", interactive=False,
-                                                           elem_id=f"compare-{side.lower()}-output"),
-                                                gr.Markdown(), gr.Plot(label=f"Model {side} attention (sentence 1)", show_label=False,
-                                                        elem_id=f"compare-{side.lower()}-heatmap")]
+                            compare_outputs += [
+                                gr.Textbox(label=f"Model {side} output", interactive=False,
+                                           elem_id=f"compare-{side.lower()}-output"),
+                                gr.Markdown(),
+                                gr.Plot(label=f"Model {side} attention (sentence 1)", show_label=False,
+                                        elem_id=f"compare-{side.lower()}-heatmap")]
             with gr.Tab("Train your own", id="train"):
                 train = build_train_tab(catalog, [model, compare_a, compare_b])
 
