@@ -1,10 +1,21 @@
 // The explorer's linked view (s2s/ui/linked_view.py): draws one sentence's results in the page.
 // Gradio runs this body once per component with `element`, `props`, `server` and `watch` in
-// scope; `props.value` is the JSON sent by the server (view_value). Hover, selection, the word /
-// piece switch, alternatives and stepping are all local: only a re-decode calls the server.
+// scope; `props.value` is the JSON text sent by the server (view_value), read through viewValue().
+// Hover, selection, the word / piece switch, alternatives and stepping are all local: only a
+// re-decode calls the server.
 
 const SPLIT_PUNCTUATION = /^[.,!?;:…"«»()\[\]{}¡¿“”]+$/u;
 const CIVIDIS = ["#00204c", "#213d6b", "#4c546c", "#6f6f73", "#948b78", "#bcaf6f", "#e4cf5b", "#ffe945"];
+// The server's JSON text, parsed once per new value.
+let parsedText = null, parsedValue = null;
+function viewValue() {
+  if (props.value !== parsedText) {
+    parsedText = props.value;
+    parsedValue = typeof parsedText === "string" && parsedText ? JSON.parse(parsedText) : null;
+  }
+  return parsedValue;
+}
+
 const state = { column: 1, hypothesis: 0, focus: null, pinned: null, pieces: false, hideEos: false,
                 edits: [], busy: false, message: "", steer: new Set(), steerMode: "only", saliency: new Map() };
 // How the chosen source words change the step's attention: only there (even), or the model's
@@ -217,8 +228,8 @@ function saveBlob(blob, name) {
 
 function downloadTree() {
   const svg = element.querySelector(".lv-tree");
-  if (!svg || !props.value) return;
-  saveBlob(new Blob([svg.outerHTML], { type: "image/svg+xml" }), fileName(props.value, "beam-tree.svg"));
+  if (!svg || !viewValue()) return;
+  saveBlob(new Blob([svg.outerHTML], { type: "image/svg+xml" }), fileName(viewValue(), "beam-tree.svg"));
 }
 
 const CELL = 30, CHAR = 7;
@@ -251,7 +262,7 @@ function heatmapSvg(matrix, outTokens, srcTokens, title) {
 
 // Download the attention heatmap shown as SVG, or as PNG (the SVG drawn on a canvas at 2x).
 async function downloadAttention(format) {
-  const value = props.value;
+  const value = viewValue();
   const shown = value && currentView(value);
   if (!shown || !shown.matrix) return;
   const svg = heatmapSvg(shown.matrix, shown.outTokens, shown.srcTokens, shown.label);
@@ -385,7 +396,7 @@ function editsPanel(srcTokens) {
 
 function render() {
   const root = element.querySelector(".lv");
-  const value = props.value;
+  const value = viewValue();
   if (!root) return;
   if (!value || !value.columns || !value.columns.length) {
     root.innerHTML = `<p class="lv-note">Translate a sentence to see the linked view.</p>`;
@@ -497,7 +508,7 @@ function saliencyMatrix(outTokens, srcTokens, focusRow) {
 }
 
 async function computeSaliency(method) {
-  const value = props.value;
+  const value = viewValue();
   const hyp = hypothesisOf(value, state.column, state.hypothesis);
   const key = saliencyKey(method);
   state.saliency.set(key, "pending");
@@ -514,7 +525,7 @@ async function computeSaliency(method) {
 
 // Hovering a source token lights the output tokens of the active column by their attention to it.
 function highlightFromSource(sourceToken) {
-  const value = props.value;
+  const value = viewValue();
   if (!value) return;
   const hyp = hypothesisOf(value, state.column, state.hypothesis);
   const srcTokens = tokensOf(value.source_pieces, !state.pieces);
@@ -530,7 +541,7 @@ function highlightFromSource(sourceToken) {
 // A tree node (step:slot): select the best n-best hypothesis whose path passes through it and
 // show that step, with its alternatives.
 function selectThroughNode(id) {
-  const value = props.value;
+  const value = viewValue();
   const beam = value.columns.findIndex((c) => c.trace);
   const [stepText, slotText] = id.split(":");
   const step = Number(stepText);
@@ -553,7 +564,7 @@ function selectThroughNode(id) {
 
 // Re-decode with `change`: {replacement} (a piece id or a word) or {steer} (source piece indices).
 async function redecode(change) {
-  const value = props.value;
+  const value = viewValue();
   const hyp = hypothesisOf(value, state.column, state.hypothesis);
   const outTokens = tokensOf(hyp.pieces, !state.pieces);
   const position = outTokens[state.pinned.token].pieces[0];
@@ -647,12 +658,12 @@ element.addEventListener("click", (event) => {
     redecode({ replacement: Number(alt.dataset.id) });
     return;
   } else if (target.closest(".lv-steer-go") && state.steer.size && !state.busy) {
-    const srcTokens = tokensOf(props.value.source_pieces, !state.pieces);
+    const srcTokens = tokensOf(viewValue().source_pieces, !state.pieces);
     const pieces = [...state.steer].flatMap((i) => srcTokens[i].pieces);
     if (state.steerMode === "only") {
       redecode({ steer: pieces });
     } else {  // the model's own weights at this step, scaled at the chosen pieces
-      const hyp = hypothesisOf(props.value, state.column, state.hypothesis);
+      const hyp = hypothesisOf(viewValue(), state.column, state.hypothesis);
       const position = tokensOf(hyp.pieces, !state.pieces)[state.pinned.token].pieces[0];
       const factor = state.steerMode === "boost" ? 3 : 0;
       redecode({ weights: hyp.attention[position].map((w, j) => (pieces.includes(j) ? w * factor : w)) });
@@ -674,7 +685,7 @@ element.addEventListener("click", (event) => {
 });
 
 async function scoreTranslation(target) {
-  const value = props.value;
+  const value = viewValue();
   const column = value.columns[state.column];
   const best = column.hypotheses[0];
   state.busy = true;
@@ -738,7 +749,7 @@ element.addEventListener("change", (event) => {
 let linkedSelection = Number(new URLSearchParams(window.location.search).get("sel") || 0);
 
 watch("value", () => {
-  const value = props.value;
+  const value = viewValue();
   const columns = value ? value.columns : [];
   const second = columns.length > 1 ? columns[1].hypotheses.length : 0;
   const shared = Number.isInteger(linkedSelection) && linkedSelection > 0 && linkedSelection < second;
