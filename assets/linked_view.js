@@ -1,6 +1,7 @@
 // The explorer's linked view (s2s/ui/linked_view.py): draws one sentence's results in the page.
 // Gradio runs this body once per component with `element`, `props`, `server` and `watch` in
-// scope; `props.value` is the JSON text sent by the server (view_value), read through viewValue().
+// scope; `props.value` is the JSON text sent by the server (view_value), read through viewValue(),
+// and the server functions answer JSON text too.
 // Hover, selection, the word / piece switch, alternatives and stepping are all local: only a
 // re-decode calls the server.
 
@@ -514,7 +515,7 @@ async function computeSaliency(method) {
   state.saliency.set(key, "pending");
   render();
   try {
-    const answer = await server.saliency({ model: value.model, source: value.source, ids: hyp.ids, method });
+    const answer = JSON.parse(await server.saliency({ model: value.model, source: value.source, ids: hyp.ids, method }));
     if (answer.error) { state.saliency.delete(key); state.message = answer.error; } else state.saliency.set(key, answer.saliency);
   } catch (error) {
     state.saliency.delete(key);
@@ -577,9 +578,9 @@ async function redecode(change) {
   state.message = "";
   render();
   try {
-    const answer = await server.redecode({ model: value.model, source: value.source, ids: hyp.ids, position,
+    const answer = JSON.parse(await server.redecode({ model: value.model, source: value.source, ids: hyp.ids, position,
                                            source_pieces: value.source_pieces.length, settings: column.settings,
-                                           ...change });
+                                           ...change }));
     if (answer.error) {
       state.message = answer.error;
     } else {
@@ -692,7 +693,7 @@ async function scoreTranslation(target) {
   state.message = "";
   render();
   try {
-    const answer = await server.score({ model: value.model, source: value.source, target, settings: column.settings });
+    const answer = JSON.parse(await server.score({ model: value.model, source: value.source, target, settings: column.settings }));
     if (answer.error) state.message = answer.error;
     else {
       state.edits.unshift({ sentence: answer.sentence, original: best, label: column.label, scored: true });

@@ -49,6 +49,11 @@ def named(page: explorer.Page, outputs: dict) -> dict:
     return shown
 
 
+def answered(server_function):
+    """A linked-view server function whose JSON text answer is read back as an object."""
+    return lambda request: json.loads(server_function(request))
+
+
 def heatmap_trace(figure: go.Figure) -> go.Heatmap:
     (trace,) = [t for t in figure.data if isinstance(t, go.Heatmap)]
     return trace
@@ -279,7 +284,7 @@ def test_the_linked_view_gets_the_shown_sentence_of_both_columns(page: explorer.
 
 def test_the_page_s_redecode_forces_the_picked_alternative_and_reports_errors(page: explorer.Page) -> None:
     linked = explore(page, "the big cat runs")["linked"]
-    redecode = page.linked.redecode
+    redecode = answered(page.linked.redecode)
     column = linked["columns"][1]
     hypothesis = column["hypotheses"][0]
     alternative = hypothesis["alternatives"][1][1]["id"]  # the runner-up at the second position
@@ -329,14 +334,14 @@ def test_the_page_s_redecode_steers_the_attention_at_one_step(page: explorer.Pag
     width = len(linked["source_pieces"])
     request = {"model": "en-fr", "source": linked["source"], "ids": hypothesis["ids"], "position": 1,
                "steer": [0, 2], "source_pieces": width, "settings": greedy["settings"]}
-    sentence = page.linked.redecode(request)["sentence"]
+    sentence = answered(page.linked.redecode)(request)["sentence"]
     edited = sentence["hypotheses"][0]
     assert sentence["steered"] == [1] and edited["ids"][0] == hypothesis["ids"][0] and edited["forced"] == 1
     assert edited["attention"][1] == pytest.approx([0.5 if j in (0, 2) else 0.0 for j in range(width)])
     for bad, message in [({**request, "steer": []}, "click one or more"), ({**request, "steer": [width]}, "click"),
                          ({**request, "source_pieces": width + 1}, "weights, one per source piece"),
                          ({**request, "position": len(hypothesis["ids"])}, "position")]:
-        assert message in page.linked.redecode(bad)["error"], bad
+        assert message in answered(page.linked.redecode)(bad)["error"], bad
 
 
 def test_the_page_s_redecode_takes_scaled_weights_too(page: explorer.Page) -> None:
@@ -347,7 +352,7 @@ def test_the_page_s_redecode_takes_scaled_weights_too(page: explorer.Page) -> No
     scaled = [w * (0.0 if j == 0 else 1.0) for j, w in enumerate(own)]
     request = {"model": "en-fr", "source": linked["source"], "ids": hypothesis["ids"], "position": 1,
                "weights": scaled, "settings": greedy["settings"]}
-    edited = page.linked.redecode(request)["sentence"]["hypotheses"][0]
+    edited = answered(page.linked.redecode)(request)["sentence"]["hypotheses"][0]
     assert edited["attention"][1][0] == 0.0
     assert edited["attention"][1] == pytest.approx([w / sum(scaled) for w in scaled], abs=1e-6)
-    assert "not all zero" in page.linked.redecode(request | {"weights": [0.0] * len(own)})["error"]
+    assert "not all zero" in answered(page.linked.redecode)(request | {"weights": [0.0] * len(own)})["error"]

@@ -7,6 +7,10 @@ happen in the page with no server call. Only a re-decode runs the model again: t
 with the source pieces the decoder should look at there (attention steering); ``saliency``
 computes gradient attributions of the hypothesis shown, to put beside its attention; ``score``
 force-decodes a person's own translation.
+
+Results go to the page as JSON text, which it parses once: Gradio's frontend deep-clones an object
+value, and a server function's object answer goes through FastAPI's ``jsonable_encoder``; both
+walk every number of the attention and alternatives, which cost more than the decoding.
 """
 
 from __future__ import annotations
@@ -26,9 +30,9 @@ def view_value(model: str, sentence_index: int, columns: list[tuple[str, dict[st
                selected: int) -> str:
     """What the browser draws, as JSON text ("" = nothing): the sentence ``sentence_index`` of each
     (label, result) column, with the hypotheses (pieces, probabilities, attention, alternatives)
-    and the beam trace. Text, not an object: Gradio's frontend deep-clones an object value and
-    wraps it in reactive proxies, which took 207 + ~90 ms of the 630 ms a Translate click took
-    for a 15-word sentence (Chromium profile); the page parses the text once."""
+    and the beam trace. As an object, Gradio's frontend deep-cloned it and wrapped it in reactive
+    proxies: 207 + ~90 ms of the 630 ms a Translate click took for a 15-word sentence (Chromium
+    profile)."""
     sentences = [(label, result["sentences"][sentence_index]) for label, result in columns
                  if sentence_index < len(result["sentences"])]
     if not sentences or not all(sentence["hypotheses"] for _, sentence in sentences):
@@ -45,82 +49,89 @@ def view_value(model: str, sentence_index: int, columns: list[tuple[str, dict[st
     }, ensure_ascii=False)
 
 
-def redecoder(translator_for: Callable[[str], Any]) -> Callable[[dict[str, Any]], dict[str, Any]]:
-    """The server function behind "pick an alternative / type a word": ``translator_for(name)``
-    gives the loaded model. Bad requests come back as ``{"error": message}``, never a crash."""
+def answer(function: Callable[[dict[str, Any]], dict[str, Any]]) -> Callable[[Any], str]:
+    """A server function from ``function(request) -> answer``: the answer as JSON text, and a bad
+    request (ValueError, TypeError, gr.Error) as ``{"error": message}``, never a crash."""
 
+    def server_function(request: Any) -> str:
+        try:
+            if not isinstance(request, dict):
+                raise ValueError("the request must be an object")
+            result = function(request)
+        except (ValueError, TypeError, gr.Error) as error:
+            result = {"error": str(error)}
+        return json.dumps(result, ensure_ascii=False)
+
+    server_function.__name__ = function.__name__  # the page calls it by this name
+    server_function.__doc__ = function.__doc__
+    return server_function
+
+
+def redecoder(translator_for: Callable[[str], Any]) -> Callable[[Any], str]:
+    """The server function behind "pick an alternative / type a word": ``translator_for(name)``
+    gives the loaded model."""
+
+    @answer
     def redecode(request: dict[str, Any]) -> dict[str, Any]:
         """request: ``model``, ``source`` (one sentence), ``ids`` (the output being edited),
         ``position`` (piece index), ``settings`` (the column's decoding settings), and either
         ``replacement`` (a piece id or a word to put there), ``steer`` (source piece indices the
         decoder looks at there, weight spread evenly) or ``weights`` (one per source piece, e.g.
         its own attention scaled); with ``steer`` or ``weights`` the output before it is kept.
-        Returns ``{"sentence": ...}`` or ``{"error": ...}``."""
-        try:
-            if not isinstance(request, dict):
-                raise ValueError("the request must be an object")
-            replacement = request.get("replacement")
-            if isinstance(replacement, str) and len(replacement) > MAX_REPLACEMENT_CHARS:
-                raise ValueError(f"type at most {MAX_REPLACEMENT_CHARS} characters")
-            settings = request.get("settings")
-            if not isinstance(settings, dict):
-                raise ValueError("settings must be an object of decoding settings")
-            translator = translator_for(str(request.get("model")))
-            ids = request.get("ids")
-            if not isinstance(ids, list):
-                raise ValueError("ids must be the list of the output's piece ids")
-            position = request.get("position")
-            steering = None
-            if "steer" in request or "weights" in request:
-                if not isinstance(position, int) or not 0 <= position < len(ids):
-                    raise ValueError(f"position must be an output position in [0, {len(ids) - 1}]")
-                prefix = list(ids[:position])
-                steering = {position: request["weights"] if "weights" in request else
-                            even_weights(request["steer"], request.get("source_pieces"))}
-            else:
-                prefix = translator.edited_prefix(ids, position, replacement)
-            sentence = translator.redecode(request.get("source"), prefix, make_settings(**settings), steering)
-            return {"sentence": sentence}
-        except (ValueError, TypeError, gr.Error) as error:
-            return {"error": str(error)}
+        Answers ``{"sentence": ...}``."""
+        replacement = request.get("replacement")
+        if isinstance(replacement, str) and len(replacement) > MAX_REPLACEMENT_CHARS:
+            raise ValueError(f"type at most {MAX_REPLACEMENT_CHARS} characters")
+        settings = request.get("settings")
+        if not isinstance(settings, dict):
+            raise ValueError("settings must be an object of decoding settings")
+        translator = translator_for(str(request.get("model")))
+        ids = request.get("ids")
+        if not isinstance(ids, list):
+            raise ValueError("ids must be the list of the output's piece ids")
+        position = request.get("position")
+        steering = None
+        if "steer" in request or "weights" in request:
+            if not isinstance(position, int) or not 0 <= position < len(ids):
+                raise ValueError(f"position must be an output position in [0, {len(ids) - 1}]")
+            prefix = list(ids[:position])
+            steering = {position: request["weights"] if "weights" in request else
+                        even_weights(request["steer"], request.get("source_pieces"))}
+        else:
+            prefix = translator.edited_prefix(ids, position, replacement)
+        return {"sentence": translator.redecode(request.get("source"), prefix, make_settings(**settings), steering)}
 
     return redecode
 
 
-def saliency_server(translator_for: Callable[[str], Any]) -> Callable[[dict[str, Any]], dict[str, Any]]:
+def saliency_server(translator_for: Callable[[str], Any]) -> Callable[[Any], str]:
     """The server function behind "Saliency": attributions of one hypothesis (see
-    ``Translator.saliency``); errors come back as ``{"error": message}``."""
+    ``Translator.saliency``)."""
 
+    @answer
     def saliency(request: dict[str, Any]) -> dict[str, Any]:
         """request: ``model``, ``source`` (one sentence), ``ids`` (the output) and ``method``."""
-        try:
-            if not isinstance(request, dict):
-                raise ValueError("the request must be an object")
-            translator = translator_for(str(request.get("model")))
-            return {"saliency": translator.saliency(request.get("source"), request.get("ids"),
-                                                    request.get("method", "integrated_gradients"))}
-        except (ValueError, TypeError, gr.Error) as error:
-            return {"error": str(error)}
+        translator = translator_for(str(request.get("model")))
+        return {"saliency": translator.saliency(request.get("source"), request.get("ids"),
+                                                request.get("method", "integrated_gradients"))}
 
     return saliency
 
 
-def scorer(translator_for: Callable[[str], Any]) -> Callable[[dict[str, Any]], dict[str, Any]]:
+def scorer(translator_for: Callable[[str], Any]) -> Callable[[Any], str]:
     """The server function behind "Score my translation" (see ``Translator.score``)."""
 
+    @answer
     def score(request: dict[str, Any]) -> dict[str, Any]:
         """request: ``model``, ``source`` (one sentence), ``target`` (the person's translation) and
         ``settings`` (those of the column it is compared with)."""
-        try:
-            if not isinstance(request, dict) or not isinstance(request.get("settings"), dict):
-                raise ValueError("the request must be an object with the column's settings")
-            translator = translator_for(str(request.get("model")))
-            target = request.get("target")
-            if not isinstance(target, str):
-                raise ValueError("target must be the translation to score, as text")
-            return {"sentence": translator.score(request.get("source"), target, make_settings(**request["settings"]))}
-        except (ValueError, TypeError, gr.Error) as error:
-            return {"error": str(error)}
+        if not isinstance(request.get("settings"), dict):
+            raise ValueError("the request must be an object with the column's settings")
+        translator = translator_for(str(request.get("model")))
+        target = request.get("target")
+        if not isinstance(target, str):
+            raise ValueError("target must be the translation to score, as text")
+        return {"sentence": translator.score(request.get("source"), target, make_settings(**request["settings"]))}
 
     return score
 
