@@ -71,7 +71,8 @@ def suggested_configs(pair_count: int, toy: bool) -> tuple[ModelConfig, TrainCon
 
 
 def _flags(config: Any, skip: Sequence[str] = ()) -> list[str]:
-    """Command-line options for the fields of ``config`` that differ from the defaults."""
+    """Command-line options for the fields of ``config`` that differ from the defaults, as
+    ``--name=value`` so that a value starting with "-" (a probe "-5 degrees") stays a value."""
     defaults = type(config)()
     flags = []
     for field in dataclasses.fields(config):
@@ -79,7 +80,7 @@ def _flags(config: Any, skip: Sequence[str] = ()) -> list[str]:
         if field.name in skip or value == getattr(defaults, field.name):
             continue
         flag = "--" + field.name.replace("_", "-")
-        flags += [flag if value else "--no-" + flag[2:]] if isinstance(value, bool) else [flag, str(value)]
+        flags.append((flag if value else "--no-" + flag[2:]) if isinstance(value, bool) else f"{flag}={value}")
     return flags
 
 
@@ -232,9 +233,9 @@ class JobBoard:
             data = self._write_data(folder / "data", task, pairs, dev_pairs, train.seed)
         except OSError as error:
             raise ValueError(f"cannot write the job into {self.folder}: {error.strerror or error}") from error
+        probe = data.pop("probe")
         if not train.probe:
-            train = dataclasses.replace(train, probe=data.pop("probe"))
-        data.pop("probe", None)
+            train = dataclasses.replace(train, probe=probe)
         arguments = (["train", "--train", str(data["train"]), "--dev", str(data["dev"])]
                      + (["--dev-alignments", str(data["alignments"])] if "alignments" in data else [])
                      + ["--out", str(folder / "model"), "--no-progress"]

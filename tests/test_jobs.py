@@ -3,6 +3,7 @@ model the catalog lists; one job at a time; stop, resume, crashes, bad names and
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import json
 import os
@@ -17,6 +18,8 @@ import pytest
 
 from s2s import jobs
 from s2s.catalog import ModelCatalog
+from s2s.cli import build_parser
+from s2s.config import TrainConfig
 from s2s.jobs import CRASHED, FINISHED, RUNNING, STOPPED, Job, JobBoard, suggested_configs
 from s2s.ui.train_tab import TOY, UPLOAD, build_train_tab
 
@@ -117,7 +120,7 @@ def test_stop_keeps_the_best_model_and_resume_continues_the_job(tmp_path: Path) 
 def test_a_killed_training_process_is_reported_as_crashed(tmp_path: Path) -> None:
     board = JobBoard(tmp_path)
     model, train = suggested_configs(0, toy=True)
-    job = board.start("doomed", model, train.__class__(**{**vars(train), "max_time": 60.0}), task="sort")
+    job = board.start("doomed", model, dataclasses.replace(train, max_time=60.0), task="sort")
     pid = json.loads((job.folder / "launch.json").read_text())["pid"]
     wait_for(lambda: (job.folder / "run.log").stat().st_size > 0, "the process to start")
     os.kill(pid, signal.SIGKILL)
@@ -168,3 +171,14 @@ def test_a_failed_publish_leaves_no_half_written_model(tmp_path: Path, monkeypat
     with pytest.raises(OSError):
         jobs.publish(Job(model.parent), tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == [jobs.JOBS_FOLDER]
+
+
+def test_the_job_command_keeps_every_setting_even_a_probe_that_starts_with_a_dash() -> None:
+    model, train = suggested_configs(0, toy=True)
+    train = dataclasses.replace(train, probe="-5 degrees, --help", fp16_weights=False)
+    flags = jobs._flags(model, skip=("vocab_size",)) + jobs._flags(train)
+    args = build_parser().parse_args(["train", "--train", "a.tsv", "--dev", "b.tsv", "--out", "m", *flags])
+    assert getattr(args, "TrainConfig.probe") == "-5 degrees, --help"
+    assert getattr(args, "TrainConfig.fp16_weights") is False
+    assert getattr(args, "TrainConfig.valid_every") == train.valid_every != TrainConfig().valid_every
+    assert getattr(args, "ModelConfig.embedding_dim") == model.embedding_dim
