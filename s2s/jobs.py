@@ -63,7 +63,7 @@ def suggested_configs(pair_count: int, toy: bool) -> tuple[ModelConfig, TrainCon
     threads = max(1, (os.cpu_count() or 2) - 1)  # leave a core to the explorer's translations
     if toy:
         return (ModelConfig(embedding_dim=64, encoder_hidden=64, decoder_hidden=128, dropout=0.1),
-                TrainConfig(vocab_size=300, lr=3e-3, warmup_steps=100, valid_every=25, log_every=10,
+                TrainConfig(vocab_size=400, lr=3e-3, warmup_steps=100, valid_every=25, log_every=10,
                             threads=threads, early_stopping_patience=12))
     if pair_count < 20_000:
         return (ModelConfig(embedding_dim=128, encoder_hidden=128, decoder_hidden=256),
