@@ -17,7 +17,7 @@ from .card import update_metrics
 from .checkpoint import read_metrics
 from .config import ModelConfig, TrainConfig, from_dict, read_json
 from .saliency import METHODS
-from .toy import TASK_EXAMPLES, TASKS, write_task
+from .toy import DEV_PAIRS, TASK_EXAMPLES, TASKS, TRAIN_PAIRS, write_task
 from .translator import DecodeSettings, Translator, make_settings
 
 
@@ -99,8 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
                                           + "; ".join(f"{name}: {example}" for name, example in TASK_EXAMPLES.items()))
     toy.add_argument("task", choices=sorted(TASKS))
     toy.add_argument("--out", type=Path, required=True, help="folder for train.tsv, dev.tsv and dev.align")
-    toy.add_argument("--train-size", type=int, default=20_000)
-    toy.add_argument("--dev-size", type=int, default=500)
+    toy.add_argument("--train-size", type=int, default=TRAIN_PAIRS)
+    toy.add_argument("--dev-size", type=int, default=DEV_PAIRS)
     toy.add_argument("--seed", type=int, default=1)
 
     card = commands.add_parser("card", help="set a model card's text fields and re-render its README.md",

@@ -42,9 +42,10 @@ JOBS_FOLDER = ".jobs"
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 PUBLISHED_FILES = (CONFIG_FILE, WEIGHTS_FILE, TOKENIZER_FILE, METRICS_FILE, CARD_FILE, "train_log.jsonl",
                    "probes.jsonl")
-TOY_TRAIN_PAIRS, TOY_DEV_PAIRS = 20_000, 300
+TOY_DEV_PAIRS = 300  # fewer than toy-data's 500: the tab validates every 25 steps
 MAX_DEV_PAIRS = 1000
 MAX_BUDGET_SECONDS = 3600  # the tab offers 1 to 60 minutes
+KEPT_JOBS = 10  # job folders kept for resuming; older ones are removed (their published models stay)
 RUNNING, FINISHED, STOPPED, FAILED, CRASHED = "running", "finished", "stopped", "failed", "crashed"
 
 
@@ -244,14 +245,22 @@ class JobBoard:
         write_json(folder / "job.json", {"name": name, "task": task, "uploads": [Path(p).name for p in uploads],
                                          "arguments": arguments,
                                          "budget_seconds": train.max_time, "created": time.time()})
+        self._forget_old_jobs()
         return self._launch(Job(folder), resume=False)
+
+    def _forget_old_jobs(self) -> None:
+        """Keep the newest ``KEPT_JOBS`` job folders (data, training state, log), so a server left
+        up for a term does not fill its disk; a removed job can no longer be resumed."""
+        for job in self.jobs()[:-KEPT_JOBS]:
+            if not job.running():
+                shutil.rmtree(job.folder, ignore_errors=True)
 
     @staticmethod
     def _write_data(folder: Path, task: str, pairs: list[tuple[str, str]], dev_pairs: list[tuple[str, str]],
                     seed: int) -> dict[str, Any]:
         """train.tsv and dev.tsv (and the toy task's dev.align) in ``folder``, and a probe sentence."""
         if task:
-            paths: dict[str, Any] = write_task(task, folder, TOY_TRAIN_PAIRS, TOY_DEV_PAIRS, seed)
+            paths: dict[str, Any] = write_task(task, folder, dev_size=TOY_DEV_PAIRS, seed=seed)
             paths["probe"] = paths["dev"].read_text(encoding="utf-8").split("\t", 1)[0]
             return paths
         if not dev_pairs:

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 TRAIN_FILE, DEV_FILE, ALIGNMENT_FILE = "train.tsv", "dev.tsv", "dev.align"
+TRAIN_PAIRS, DEV_PAIRS = 20_000, 500  # what write_task writes by default
 Alignment = list[tuple[int, int]]  # (source word, target word) pairs
 
 
@@ -147,7 +148,7 @@ def read_alignments(path: Path) -> list[Alignment]:
     return [parse_alignment(line, f"{path}:{number}") for number, line in enumerate(lines, start=1)]
 
 
-def write_task(task: str, out: Path, train_size: int = 20_000, dev_size: int = 500, seed: int = 1
+def write_task(task: str, out: Path, train_size: int = TRAIN_PAIRS, dev_size: int = DEV_PAIRS, seed: int = 1
                ) -> dict[str, Path]:
     """Write ``train.tsv``, ``dev.tsv`` and the dev set's gold alignments ``dev.align`` into ``out``;
     the dev sources never occur in the training data, which gets up to ``train_size`` pairs (all

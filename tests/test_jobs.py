@@ -182,3 +182,14 @@ def test_the_job_command_keeps_every_setting_even_a_probe_that_starts_with_a_das
     assert getattr(args, "TrainConfig.fp16_weights") is False
     assert getattr(args, "TrainConfig.valid_every") == train.valid_every != TrainConfig().valid_every
     assert getattr(args, "ModelConfig.embedding_dim") == model.embedding_dim
+
+
+def test_only_the_newest_job_folders_are_kept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(jobs, "KEPT_JOBS", 2)
+    monkeypatch.setattr(JobBoard, "_launch", lambda self, job, resume: job)  # no training process
+    board = JobBoard(tmp_path)
+    model, train = suggested_configs(0, toy=True)
+    for number in range(4):
+        board.start(f"job{number}", model, dataclasses.replace(train, max_time=5.0), task="sort")
+        os.utime(tmp_path / jobs.JOBS_FOLDER / f"job{number}" / "job.json", (number, number))
+    assert [job.name for job in board.jobs()] == ["job2", "job3"]

@@ -202,7 +202,7 @@ def test_malformed_training_lines_are_reported_with_their_line_number(tmp_path: 
     assert failed.returncode == 2 and "malformed" in failed.stderr
 
 
-@pytest.mark.parametrize("command", ["train", "translate", "evaluate"])
+@pytest.mark.parametrize("command", ["train", "translate", "evaluate", "toy-data", "card"])
 def test_every_command_has_help(command: str) -> None:
     result = run_cli(command, "--help")
     assert result.returncode == 0 and "usage" in result.stdout
