@@ -365,6 +365,15 @@ def test_a_person_trains_a_toy_model_watches_it_learn_and_finds_it_in_the_picker
             page.wait_for_selector("#train-animation .main-svg .heatmaplayer image, #train-animation .hm",
                                    timeout=120_000)
             page.screenshot(path=str(ARTIFACTS / "train_tab.png"), full_page=True)
+            # Closing the page does not stop the job; a page opened later shows it, still running.
+            page.close()
+            page = browser.new_page(viewport={"width": 1280, "height": 1000})
+            page.goto(url)
+            page.get_by_role("tab", name="Train your own").click()
+            page.wait_for_function("document.querySelector('#train-status').innerText.includes('my-dates')"
+                                   " && document.querySelector('#train-status').innerText.includes('running')",
+                                   timeout=60_000)
+            page.wait_for_selector("#train-curves .scatterlayer .trace", timeout=60_000)
             page.click("#train-stop")
             page.wait_for_function("document.querySelector('#train-status').innerText.includes('stopped')",
                                    timeout=120_000)
