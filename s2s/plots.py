@@ -20,6 +20,19 @@ from .tokenizer import BYTE_PIECE, EOS_PIECE, merge_pieces
 
 COLOR_SCALE = "Blues"
 WINNER_COLOR = "#d62728"
+# Figures sit on the page's own background, light or dark: transparent, with text and grid lines
+# in greys that read on both (the server does not know which theme the page shows).
+PAGE_STYLE = {"paper_bgcolor": "rgba(0,0,0,0)", "plot_bgcolor": "rgba(128,128,128,0.07)",
+              "font": {"color": "#7a7a7a"}}
+GRID_COLOR = "rgba(128,128,128,0.25)"
+
+
+def on_page(figure: go.Figure) -> go.Figure:
+    """``figure`` styled to read on a light or a dark page (see ``PAGE_STYLE``)."""
+    figure.update_layout(**PAGE_STYLE)
+    figure.update_xaxes(gridcolor=GRID_COLOR, zerolinecolor=GRID_COLOR)
+    figure.update_yaxes(gridcolor=GRID_COLOR, zerolinecolor=GRID_COLOR)
+    return figure
 
 
 def escape(text: str) -> str:
@@ -56,7 +69,7 @@ def empty_figure(message: str) -> go.Figure:
     figure.add_annotation(text=escape(message), showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper",
                           font={"size": 14, "color": "#666"})
     figure.update_layout(xaxis={"visible": False}, yaxis={"visible": False}, height=260,
-                         margin={"l": 10, "r": 10, "t": 30, "b": 10})
+                         margin={"l": 10, "r": 10, "t": 30, "b": 10}, **PAGE_STYLE)
     return figure
 
 
@@ -120,6 +133,7 @@ def attention_heatmap(source_pieces: Sequence[str], target_pieces: Sequence[str]
         "shapes": [{"type": "line", "xref": "x2 domain", "x0": 0, "x1": 1, "yref": "y2", "y0": 1, "y1": 1,
                     "line": {"dash": "dot", "color": "#888", "width": 1}}],
         "height": 170 + heat_height + bars + gap, "margin": {"l": 90, "r": 20, "t": 150, "b": 20},
+        **PAGE_STYLE,
     }
     return go.Figure(data=[heatmap, bars_trace], layout=layout)
 
@@ -194,7 +208,7 @@ def beam_tree(trace: Sequence[dict[str, Any]] | None, hypotheses: Sequence[dict[
         height=max(320, 60 * beam + 160), legend={"orientation": "h", "y": -0.15},
         margin={"l": 60, "r": 20, "t": 50, "b": 40},
     )
-    return figure
+    return on_page(figure)
 
 
 def _add_edge(edge: tuple[list, list], start: tuple[float, float], end: tuple[float, float]) -> None:

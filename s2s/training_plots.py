@@ -12,7 +12,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from .plots import COLOR_SCALE, empty_figure, escape, merge_attention
+from .plots import COLOR_SCALE, empty_figure, escape, merge_attention, on_page
 
 
 def training_curves(records: Sequence[dict[str, Any]]) -> go.Figure:
@@ -37,7 +37,7 @@ def training_curves(records: Sequence[dict[str, Any]]) -> go.Figure:
     figure.update_yaxes(range=[0, 101], row=1, col=2)
     figure.update_layout(height=300, margin={"l": 40, "r": 10, "t": 30, "b": 40},
                          legend={"orientation": "h", "y": -0.25})
-    return figure
+    return on_page(figure)
 
 
 def _frame_data(snapshot: dict[str, Any]) -> tuple[np.ndarray, list[str], list[str]]:
@@ -78,4 +78,4 @@ def attention_animation(probes: Sequence[dict[str, Any]]) -> go.Figure:
                   "steps": [{"label": frame.name, "method": "animate",
                              "args": [[frame.name], {"mode": "immediate", "frame": {"duration": 0, "redraw": True}}]}
                             for frame in frames]}])
-    return figure
+    return on_page(figure)
