@@ -199,25 +199,34 @@ class JobBoard:
             raise ValueError(f"a training job is already running: {job.name!r}, {seconds:.0f} of {budget:.0f} "
                              "seconds trained; stop it first or wait for it to finish")
 
-    def start(self, name: str, model: ModelConfig, train: TrainConfig, task: str = "",
-              uploads: Sequence[Path] = (), dev_upload: Path | None = None, overwrite: bool = False) -> Job:
+    def start(self, name: str, task: str = "", uploads: Sequence[Path] = (), dev_upload: Path | None = None,
+              model: dict[str, Any] | None = None, train: dict[str, Any] | None = None,
+              overwrite: bool = False) -> Job:
         """Check everything, write the job's data and start its process. ``task`` is a toy task;
         otherwise ``uploads`` is one TSV or two line-aligned files (and ``dev_upload`` an optional
-        dev TSV; without it a dev split is taken from the data). ``train.max_time`` is the budget."""
+        dev TSV; without it a dev split is taken from the data). ``model`` and ``train`` are
+        ``ModelConfig`` and ``TrainConfig`` fields set over the sizes that fit the data
+        (``suggested_configs``); ``train["max_time"]`` (seconds) is the budget and must be given."""
         with self._lock:
-            return self._start(name, model, train, task, uploads, dev_upload, overwrite)
+            return self._start(name, task, uploads, dev_upload, model or {}, train or {}, overwrite)
 
-    def _start(self, name: str, model: ModelConfig, train: TrainConfig, task: str, uploads: Sequence[Path],
-               dev_upload: Path | None, overwrite: bool) -> Job:
+    def _start(self, name: str, task: str, uploads: Sequence[Path], dev_upload: Path | None,
+               model_values: dict[str, Any], train_values: dict[str, Any], overwrite: bool) -> Job:
         name = check_name(name)
-        model, train = model.validate(), train.validate()
-        if not 0 < train.max_time <= MAX_BUDGET_SECONDS:
-            raise ValueError(f"the time budget must be more than 0 and at most {MAX_BUDGET_SECONDS // 60} minutes, "
-                             f"got {train.max_time / 60:g}")
         if bool(task) == bool(uploads):
             raise ValueError("choose a toy task or upload data (one TSV or two line-aligned files)")
         if task and task not in TASKS:
             raise ValueError(f"unknown toy task {task!r}; choose one of {', '.join(TASKS)}")
+        pairs = [] if task else read_upload(list(uploads))
+        model, train = suggested_configs(len(pairs), toy=bool(task))
+        try:
+            model = dataclasses.replace(model, **model_values).validate()
+            train = dataclasses.replace(train, **train_values).validate()
+        except TypeError as error:  # a field that does not exist
+            raise ValueError(str(error)) from error
+        if not 0 < train.max_time <= MAX_BUDGET_SECONDS:
+            raise ValueError(f"the time budget must be more than 0 and at most {MAX_BUDGET_SECONDS // 60} minutes, "
+                             f"got {train.max_time / 60:g}")
         self._refuse_if_busy()
         published, folder = self.checkpoints / name, self.folder / name
         if (published.exists() or folder.exists()) and not overwrite:
@@ -225,7 +234,6 @@ class JobBoard:
         if published.exists() and not folder.exists():  # shipped, or trained on the command line
             raise ValueError(f"the model {name!r} was not trained in this tab, which never replaces such a model; "
                              "choose another name")
-        pairs = [] if task else read_upload(list(uploads))
         dev_pairs = read_upload([dev_upload], min_pairs=1) if dev_upload else []
         try:
             self.folder.mkdir(parents=True, exist_ok=True)

@@ -13,7 +13,6 @@ probe's attention animation of the first attention type.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 import time
 from pathlib import Path
@@ -23,15 +22,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 from plotly.subplots import make_subplots  # noqa: E402
 
-from s2s.jobs import JobBoard, suggested_configs  # noqa: E402
+from s2s.jobs import JobBoard  # noqa: E402
 from s2s.plots import COLOR_SCALE, escape, merge_attention  # noqa: E402
 
 
 def train(board: JobBoard, task: str, attention: str, minutes: float, seed: int, probe: str) -> dict:
-    model, config = suggested_configs(0, toy=True)
-    model = dataclasses.replace(model, attention=attention)
-    config = dataclasses.replace(config, max_time=60.0 * minutes, seed=seed, probe=probe)
-    job = board.start(f"{task}-{attention}", model, config, task=task, overwrite=True)
+    job = board.start(f"{task}-{attention}", task=task, model={"attention": attention},
+                      train={"max_time": 60.0 * minutes, "seed": seed, "probe": probe}, overwrite=True)
     while job.running():
         time.sleep(5)
     validations = [r for r in job.records("train_log.jsonl") if r.get("event") == "validation"]

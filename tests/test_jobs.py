@@ -119,8 +119,7 @@ def test_stop_keeps_the_best_model_and_resume_continues_the_job(tmp_path: Path) 
 
 def test_a_killed_training_process_is_reported_as_crashed(tmp_path: Path) -> None:
     board = JobBoard(tmp_path)
-    model, train = suggested_configs(0, toy=True)
-    job = board.start("doomed", model, dataclasses.replace(train, max_time=60.0), task="sort")
+    job = board.start("doomed", task="sort", train={"max_time": 60.0})
     pid = json.loads((job.folder / "launch.json").read_text())["pid"]
     wait_for(lambda: (job.folder / "run.log").stat().st_size > 0, "the process to start")
     os.kill(pid, signal.SIGKILL)
@@ -188,8 +187,24 @@ def test_only_the_newest_job_folders_are_kept(tmp_path: Path, monkeypatch: pytes
     monkeypatch.setattr(jobs, "KEPT_JOBS", 2)
     monkeypatch.setattr(JobBoard, "_launch", lambda self, job, resume: job)  # no training process
     board = JobBoard(tmp_path)
-    model, train = suggested_configs(0, toy=True)
     for number in range(4):
-        board.start(f"job{number}", model, dataclasses.replace(train, max_time=5.0), task="sort")
+        board.start(f"job{number}", task="sort", train={"max_time": 5.0})
         os.utime(tmp_path / jobs.JOBS_FOLDER / f"job{number}" / "job.json", (number, number))
     assert [job.name for job in board.jobs()] == ["job2", "job3"]
+
+
+def test_uploads_get_sizes_that_fit_their_size_and_unknown_settings_are_refused(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(JobBoard, "_launch", lambda self, job, resume: job)  # no training process
+    board = JobBoard(tmp_path / "checkpoints")
+    flags = {}
+    for count in (200, 25_000):
+        data = tmp_path / f"pairs{count}.tsv"
+        data.write_text("".join(f"hello {i}\tbonjour {i}\n" for i in range(count)))
+        job = board.start(f"mine{count}", uploads=[data], train={"max_time": 60.0}, model={"rnn_type": "lstm"})
+        flags[count] = {a.split("=")[0]: a.split("=", 1)[-1] for a in job.spec()["arguments"] if a.startswith("--")}
+    assert flags[200]["--vocab-size"] == "2000" and flags[200]["--embedding-dim"] == "128"
+    assert "--vocab-size" not in flags[25_000] and "--embedding-dim" not in flags[25_000]  # the shipped recipe
+    assert flags[200]["--rnn-type"] == flags[25_000]["--rnn-type"] == "lstm"
+    with pytest.raises(ValueError, match="hidden_size"):
+        board.start("typo", task="sort", model={"hidden_size": 10}, train={"max_time": 60.0})

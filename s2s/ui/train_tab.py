@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from ..catalog import ModelCatalog
 from ..config import ATTENTION_TYPES, RNN_TYPES
-from ..jobs import RUNNING, Job, JobBoard, suggested_configs
+from ..jobs import RUNNING, Job, JobBoard
 from ..toy import TASK_EXAMPLES
 from ..training_plots import attention_animation, training_curves
 from ..uploads import LIMITS_TEXT
@@ -95,18 +95,17 @@ def job_view(board: JobBoard) -> TrainView | None:
 def start_job(board: JobBoard, values: dict[str, Any]) -> str:
     """Start a job from the tab's values; returns the status line, or the reason nothing started."""
     toy = values["data"] == TOY
-    model, train = suggested_configs(0, toy=toy)
     sizes = {"embedding_dim": values["embedding_dim"], "encoder_hidden": values["hidden"],
-             "decoder_hidden": 2 * (values["hidden"] or 0)}
-    model = dataclasses.replace(model, rnn_type=values["rnn_type"], attention=values["attention"],
-                                **{key: int(value) for key, value in sizes.items() if value})
-    train = dataclasses.replace(train, max_time=60.0 * float(values["minutes"] or 0), probe=(values["probe"] or "").strip(),
-                                **({"vocab_size": int(values["vocab_size"])} if values["vocab_size"] else {}))
+             "decoder_hidden": 2 * (values["hidden"] or 0)}  # the encoder is bidirectional
+    model = {"rnn_type": values["rnn_type"], "attention": values["attention"],
+             **{key: int(value) for key, value in sizes.items() if value}}  # 0 = what fits the data
+    train = {"max_time": 60.0 * float(values["minutes"] or 0), "probe": (values["probe"] or "").strip(),
+             **({"vocab_size": int(values["vocab_size"])} if values["vocab_size"] else {})}
     try:
-        job = board.start(values["name"], model, train, task=values["task"] if toy else "",
+        job = board.start(values["name"], task=values["task"] if toy else "",
                           uploads=[] if toy else _paths(values["uploads"]),
                           dev_upload=(_paths(values["dev_upload"]) or [None])[0] if not toy else None,
-                          overwrite=bool(values["overwrite"]))
+                          model=model, train=train, overwrite=bool(values["overwrite"]))
     except (TypeError, ValueError) as error:
         return f"**Not started:** {error}"
     return f"**Job `{job.name}` started.**"
