@@ -574,13 +574,14 @@ async function redecode(change) {
   const chosenWords = [...state.steer].sort((a, b) => a - b).map((i) => srcTokens[i].label).join(" ");
   const phrase = { only: "looked only at", boost: "looked 3× more at", remove: "looked away from" }[state.steerMode];
   const steered = change.steer || change.weights ? `${phrase} “${chosenWords}”` : "";
+  // The request leaves before the page redraws its busy state, so the two overlap.
+  const request = server.redecode({ model: value.model, source: value.source, ids: hyp.ids, position,
+                                    source_pieces: value.source_pieces.length, settings: column.settings, ...change });
   state.busy = true;
   state.message = "";
   render();
   try {
-    const answer = JSON.parse(await server.redecode({ model: value.model, source: value.source, ids: hyp.ids, position,
-                                           source_pieces: value.source_pieces.length, settings: column.settings,
-                                           ...change }));
+    const answer = JSON.parse(await request);
     if (answer.error) {
       state.message = answer.error;
     } else {
@@ -689,11 +690,12 @@ async function scoreTranslation(target) {
   const value = viewValue();
   const column = value.columns[state.column];
   const best = column.hypotheses[0];
+  const request = server.score({ model: value.model, source: value.source, target, settings: column.settings });
   state.busy = true;
   state.message = "";
   render();
   try {
-    const answer = JSON.parse(await server.score({ model: value.model, source: value.source, target, settings: column.settings }));
+    const answer = JSON.parse(await request);
     if (answer.error) state.message = answer.error;
     else {
       state.edits.unshift({ sentence: answer.sentence, original: best, label: column.label, scored: true });
