@@ -7,7 +7,9 @@ Starts ``app.py`` (en-fr, every control at its default: greedy + beam 5, n-best 
   heatmap and the beam tree) is drawn;
 - select: click an n-best row until every linked view shows it (in the page, no server call;
   the number of requests sent is checked to be 0);
-- re-decode: click a word, pick its runner-up alternative, until the edited output is drawn.
+- re-decode: click a word, pick its runner-up alternative, until the edited output is drawn;
+  also timed inside the page ("re-decode in page": from the click event to the edit in the DOM,
+  without Playwright's own click and wait).
 Prints the median and 90th percentile of each, over the runs after one warm-up.
 """
 
@@ -30,6 +32,11 @@ LINKED_VIEW_DRAWN = """() => { const columns = document.querySelector('#linked-v
   return columns && !columns.dataset.old && columns.children.length === 2 &&
          document.querySelector('#linked-view .lv-tree'); }"""
 # Time an n-best click inside the page: the handler redraws every linked view synchronously.
+# Inside the page: the time of the last click event, and when the first edit entered the DOM.
+WATCH_EDITS = """() => { window.__edit = {};
+  document.addEventListener('click', () => { window.__edit = { click: performance.now() }; }, true);
+  new MutationObserver(() => { if (!window.__edit.drawn && document.querySelector('#linked-view .lv-edit'))
+    window.__edit.drawn = performance.now(); }).observe(document.body, { subtree: true, childList: true }); }"""
 SELECT = """(row) => { const started = performance.now(); row.click();
   const ok = document.querySelector('#linked-view .lv-col[data-column="1"] h3').innerText.includes('#' + (Number(row.dataset.hypothesis) + 1));
   return ok ? performance.now() - started : -1; }"""
@@ -37,7 +44,7 @@ SELECT = """(row) => { const started = performance.now(); row.click();
 
 def summary(name: str, times: list[float]) -> str:
     ordered = sorted(times)
-    return (f"{name:<10} median {statistics.median(ordered):7.1f} ms   p90 {ordered[int(0.9 * (len(ordered) - 1))]:7.1f} ms"
+    return (f"{name:<17} median {statistics.median(ordered):7.1f} ms   p90 {ordered[int(0.9 * (len(ordered) - 1))]:7.1f} ms"
             f"   ({len(ordered)} runs)")
 
 
@@ -46,7 +53,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=20)
     args = parser.parse_args()
     chromium = shutil.which("chromium") or "/usr/bin/chromium"
-    times: dict[str, list[float]] = {"translate": [], "select": [], "re-decode": []}
+    times: dict[str, list[float]] = {"translate": [], "select": [], "re-decode": [], "re-decode in page": []}
     with running_app() as (url, _), sync_playwright() as driver:
         browser = driver.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1280, "height": 720})
@@ -54,6 +61,7 @@ def main() -> None:
         page.on("request", lambda request: requests.append(request.url))
         page.goto(url)
         page.wait_for_selector("#source-text textarea", timeout=60_000)
+        page.evaluate(WATCH_EDITS)
         for run in range(args.runs + 1):
             # An unchanged result is not redrawn, so runs alternate between two 15-word sentences.
             page.fill("#source-text textarea", SENTENCE if run % 2 else SENTENCE.replace("yesterday", "today"))
@@ -74,10 +82,12 @@ def main() -> None:
             page.locator("#linked-view .lv-alt:not(.lv-alt-chosen)").first.click()
             page.wait_for_selector("#linked-view .lv-edit", timeout=60_000)
             redecode_ms = (time.perf_counter() - started) * 1000
+            in_page = page.evaluate("() => window.__edit")
             if run:  # the first run warms up the model, the page and the browser
                 times["translate"].append(translate_ms)
                 times["select"].append(select_ms)
                 times["re-decode"].append(redecode_ms)
+                times["re-decode in page"].append(in_page["drawn"] - in_page["click"])
         browser.close()
     print(f"en-fr, {len(SENTENCE.split())}-word sentence, greedy + beam 5 (n-best 5), 1280x720, headless Chromium")
     for name, values in times.items():
