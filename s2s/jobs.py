@@ -66,10 +66,11 @@ def suggested_configs(pair_count: int, toy: bool) -> tuple[ModelConfig, TrainCon
         return (ModelConfig(embedding_dim=64, encoder_hidden=64, decoder_hidden=128, dropout=0.1),
                 TrainConfig(vocab_size=400, lr=3e-3, warmup_steps=100, valid_every=25, log_every=10,
                             threads=threads, early_stopping_patience=12))
+    # Validations often enough that a budget of minutes gives the animation frames to show.
     if pair_count < 20_000:
         return (ModelConfig(embedding_dim=128, encoder_hidden=128, decoder_hidden=256),
-                TrainConfig(vocab_size=2000, valid_every=200, log_every=20, threads=threads))
-    return ModelConfig(), TrainConfig(valid_every=500, log_every=20, threads=threads)
+                TrainConfig(vocab_size=2000, valid_every=50, log_every=10, threads=threads))
+    return ModelConfig(), TrainConfig(valid_every=250, log_every=20, threads=threads)
 
 
 def _flags(config: Any, skip: Sequence[str] = ()) -> list[str]:
