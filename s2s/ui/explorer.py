@@ -1,8 +1,9 @@
-"""The explorer page: type a text, compare greedy with beam search (or sampling), and look inside
-through the linked view (``linked_view.py``: probabilities, n-best, attention, alternatives,
-re-decoding, steering, saliency, the beam tree, drawn in the browser), a second model side by
-side, scores against a reference, share links, and the classic Plotly views. A paragraph is
-translated sentence by sentence; the views show the sentence picked.
+"""The explorer page, in three tabs. Explore: type a text, compare greedy with beam search (or
+sampling), and look inside through the linked view (``linked_view.py``: probabilities, n-best,
+attention, alternatives, re-decoding, steering, saliency, the beam tree, drawn in the browser),
+scores against a reference, share links, and the classic Plotly views; a paragraph is translated
+sentence by sentence and the views show the sentence picked. Compare two models: the same input
+through two models side by side. Train your own: ``train_tab.py``.
 
 A thin layer: translations run through ``Translator.translate`` (via the catalog and the request
 batcher) and the what-if questions through the translator's own methods; every figure is drawn
