@@ -133,11 +133,16 @@ function sourceStrip(srcTokens, weights, salient) {
   }).join("");
 }
 
+// Indices of the tokens a heatmap shows: all, or all but </s> when it is hidden.
+function shownIndices(tokens) {
+  return tokens.map((t, i) => i).filter((i) => !(state.hideEos && tokens[i].eos));
+}
+
 function heatmap(matrix, outTokens, srcTokens, focusRow, label) {
   if (!matrix) return `<p class="lv-note">This model has no attention (attention "none"): the decoder sees ` +
                       `only the encoder's final state, so there is no matrix to show.</p>`;
-  const cols = srcTokens.map((t, i) => i).filter((i) => !(state.hideEos && srcTokens[i].eos));
-  const rows = outTokens.map((t, i) => i).filter((i) => !(state.hideEos && outTokens[i].eos));
+  const cols = shownIndices(srcTokens);
+  const rows = shownIndices(outTokens);
   const head = cols.map((c) => `<th scope="col" class="lv-colhead">${escapeHtml(srcTokens[c].label)}</th>`).join("");
   const body = rows.map((r) => `<tr class="${r === focusRow ? "lv-row-focus" : ""}" data-token="${r}">` +
     `<th scope="row" class="lv-rowhead">${escapeHtml(outTokens[r].label)}</th>` +
@@ -238,8 +243,8 @@ const CELL = 30, CHAR = 7;
 // The word-level attention as a standalone SVG (white background, the page's cividis scale and
 // numbers), for a slide or a handout; the rows and columns shown in the page (</s> hidden or not).
 function heatmapSvg(matrix, outTokens, srcTokens, title) {
-  const cols = srcTokens.map((t, i) => i).filter((i) => !(state.hideEos && srcTokens[i].eos));
-  const rows = outTokens.map((t, i) => i).filter((i) => !(state.hideEos && outTokens[i].eos));
+  const cols = shownIndices(srcTokens);
+  const rows = shownIndices(outTokens);
   const left = 16 + CHAR * Math.max(...rows.map((r) => outTokens[r].label.length));
   const top = 40 + CHAR * Math.max(...cols.map((c) => srcTokens[c].label.length));
   const width = Math.max(left + CELL * cols.length, 8 + CHAR * title.length) + 16;

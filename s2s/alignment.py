@@ -11,6 +11,7 @@ output words are the gold ones whatever the model would have said.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Sequence
 
 import numpy as np
@@ -43,9 +44,29 @@ def alignment_accuracy(counts: Sequence[tuple[int, int]]) -> float | None:
     return sum(hits for hits, _ in counts) / scored if scored else None
 
 
+@dataclasses.dataclass(frozen=True)
+class AlignedPair:
+    """A dev pair ready to score: ids and pieces of both sides (``</s>`` in the pieces only) and
+    its gold alignment."""
+
+    source_ids: list[int]
+    target_ids: list[int]
+    source_pieces: list[str]
+    target_pieces: list[str]
+    gold: Alignment
+
+
+def aligned_pairs(tokenizer: Tokenizer, pairs: Sequence[tuple[str, str]], gold: Sequence[Alignment]
+                  ) -> list[AlignedPair]:
+    """Tokenise ``pairs`` once, for scoring at every validation."""
+    sources = tokenizer.encode_batch([s for s, _ in pairs])
+    targets = tokenizer.encode_batch([t for _, t in pairs])
+    return [AlignedPair(s, t, tokenizer.pieces(s + [EOS_ID]), tokenizer.pieces(t + [EOS_ID]), g)
+            for s, t, g in zip(sources, targets, gold)]
+
+
 @torch.no_grad()
-def forced_alignment_accuracy(model: Seq2Seq, tokenizer: Tokenizer, pairs: Sequence[tuple[str, str]],
-                              gold: Sequence[Alignment], batch_size: int = 64) -> float | None:
+def forced_alignment_accuracy(model: Seq2Seq, pairs: Sequence[AlignedPair], batch_size: int = 64) -> float | None:
     """Alignment accuracy of ``model`` on ``pairs`` with each gold target forced; None for a model
     without attention. Runs on the model's device; leaves the model in eval mode."""
     if model.decoder.attention is None:
@@ -55,12 +76,9 @@ def forced_alignment_accuracy(model: Seq2Seq, tokenizer: Tokenizer, pairs: Seque
     counts = []
     for start in range(0, len(pairs), batch_size):
         chunk = pairs[start:start + batch_size]
-        sources = tokenizer.encode_batch([s for s, _ in chunk])
-        targets = tokenizer.encode_batch([t for _, t in chunk])
-        batch = make_batch(sources, targets, BOS_ID).to(device)
+        batch = make_batch([p.source_ids for p in chunk], [p.target_ids for p in chunk], BOS_ID).to(device)
         _, alphas = model(batch.source, batch.source_lengths, batch.target_in)
-        for row, (source, target) in enumerate(zip(sources, targets)):
-            attention = alphas[row, :len(target) + 1, :len(source) + 1].float().cpu().numpy()
-            counts.append(alignment_hits(attention, tokenizer.pieces(source + [EOS_ID]),
-                                         tokenizer.pieces(target + [EOS_ID]), gold[start + row]))
+        for row, pair in enumerate(chunk):
+            attention = alphas[row, :len(pair.target_pieces), :len(pair.source_pieces)].float().cpu().numpy()
+            counts.append(alignment_hits(attention, pair.source_pieces, pair.target_pieces, pair.gold))
     return alignment_accuracy(counts)

@@ -28,7 +28,8 @@ class ModelCatalog:
         """Model folder names, the default first, then alphabetical."""
         if not self.root.is_dir():
             return []
-        names = sorted(p.name for p in self.root.iterdir() if (p / CONFIG_FILE).is_file() and not p.name.startswith("."))
+        names = sorted(p.name for p in self.root.iterdir()
+                       if (p / CONFIG_FILE).is_file() and not p.name.startswith("."))
         if self.default in names:
             names.remove(self.default)
             names.insert(0, self.default)

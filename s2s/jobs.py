@@ -35,13 +35,13 @@ from .card import update_metrics
 from .checkpoint import (CARD_FILE, CONFIG_FILE, METRICS_FILE, TOKENIZER_FILE, WEIGHTS_FILE, read_metrics,
                          write_json)
 from .config import ModelConfig, TrainConfig
+from .train import LOG_FILE, PROBE_FILE
 from .toy import TASKS, write_task
 from .uploads import read_upload
 
 JOBS_FOLDER = ".jobs"
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
-PUBLISHED_FILES = (CONFIG_FILE, WEIGHTS_FILE, TOKENIZER_FILE, METRICS_FILE, CARD_FILE, "train_log.jsonl",
-                   "probes.jsonl")
+PUBLISHED_FILES = (CONFIG_FILE, WEIGHTS_FILE, TOKENIZER_FILE, METRICS_FILE, CARD_FILE, LOG_FILE, PROBE_FILE)
 TOY_DEV_PAIRS = 300  # fewer than toy-data's 500: the tab validates every 25 steps
 MAX_DEV_PAIRS = 1000
 MAX_BUDGET_SECONDS = 3600  # the tab offers 1 to 60 minutes
@@ -134,6 +134,11 @@ class Job:
     def running(self) -> bool:
         return self.status()["state"] == RUNNING
 
+    def size(self, file: str) -> int:
+        """Bytes in ``model/<file>`` so far (0 before it exists): a cheap sign that it grew."""
+        path = self.model_folder / file
+        return path.stat().st_size if path.is_file() else 0
+
     def records(self, file: str) -> list[dict[str, Any]]:
         """The JSON lines of ``model/<file>`` (a line being written is skipped)."""
         path = self.model_folder / file
@@ -155,10 +160,11 @@ class Job:
             log.seek(max(0, path.stat().st_size - 20_000))
             return log.read().decode("utf-8", errors="replace").splitlines()[-lines:]
 
-    def trained_seconds(self) -> float:
-        """Training time so far, over every run of the job."""
-        logged = [r["elapsed"] for r in self.records("train_log.jsonl") if "elapsed" in r]
-        return max(logged, default=0.0)
+    def trained_seconds(self, records: Sequence[dict[str, Any]] | None = None) -> float:
+        """Training time so far, over every run of the job (from ``records`` of its training log
+        when the caller has read them already)."""
+        records = self.records(LOG_FILE) if records is None else records
+        return max((r["elapsed"] for r in records if "elapsed" in r), default=0.0)
 
     def stop(self) -> None:
         """Ask the process to stop: training saves its state at the next step, then publishes."""

@@ -42,7 +42,7 @@ import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from .alignment import forced_alignment_accuracy
+from .alignment import aligned_pairs, forced_alignment_accuracy
 from .card import write_card
 from .checkpoint import METRICS_FILE, TOKENIZER_FILE, atomic_write, read_metrics, save_model, write_json
 from .config import ModelConfig, TrainConfig, from_dict, read_json
@@ -286,6 +286,7 @@ def _train(cluster: Cluster, model_config: ModelConfig, config: TrainConfig, tra
     dev_batches = [make_batch([dev_src_ids[i] for i in chunk], [dev_tgt_ids[i] for i in chunk], BOS_ID).to(device)
                    for chunk in bucket_batches([(len(s), len(t)) for s, t in zip(dev_src_ids, dev_tgt_ids)],
                                                config.batch_tokens, seed=0)]
+    aligned = aligned_pairs(tokenizer, dev_pairs[:ALIGNMENT_SAMPLE], gold[:ALIGNMENT_SAMPLE]) if gold else []
     translator = Translator(model, tokenizer, name=out.name)
     valid_settings = DecodeSettings(strategy="greedy" if config.valid_beam_size == 1 else "beam",
                                     beam_size=config.valid_beam_size, split_sentences=False).validate()
@@ -318,9 +319,8 @@ def _train(cluster: Cluster, model_config: ModelConfig, config: TrainConfig, tra
         translator.model = model if device.type == "cpu" else copy.deepcopy(model).cpu()
         results = translator.translate_batch(dev_sources, valid_settings)
         scores = corpus_scores([r["text"] for r in results], dev_references)
-        if gold:
-            accuracy = forced_alignment_accuracy(model, tokenizer, dev_pairs[:ALIGNMENT_SAMPLE],
-                                                 gold[:ALIGNMENT_SAMPLE])
+        if aligned:
+            accuracy = forced_alignment_accuracy(model, aligned)
             scores["alignment_accuracy"] = None if accuracy is None else round(accuracy, 4)
         if config.probe:
             _log(out, probe_snapshot(translator, config.probe, progress.step), PROBE_FILE)

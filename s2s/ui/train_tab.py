@@ -14,12 +14,14 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import gradio as gr
+import plotly.graph_objects as go
 from tqdm import tqdm
 
 from ..catalog import ModelCatalog
 from ..config import ATTENTION_TYPES, RNN_TYPES
 from ..jobs import RUNNING, Job, JobBoard
 from ..toy import TASK_EXAMPLES
+from ..train import LOG_FILE, PROBE_FILE
 from ..training_plots import attention_animation, training_curves
 from ..uploads import LIMITS_TEXT
 
@@ -33,12 +35,13 @@ INTRO = ("### Train your own model and watch its attention learn\n"
 
 @dataclasses.dataclass
 class TrainView:
-    """What the tab shows of the latest job, and a signature of it to skip redrawing the figures."""
+    """What the tab shows of the latest job. ``signature`` (the job, its state and the sizes of its
+    logs) tells whether anything was logged since the last view; the figures are None then."""
 
     status: str
     progress: str
-    curves: Any
-    animation: Any
+    curves: go.Figure | None
+    animation: go.Figure | None
     log: str
     running: bool
     signature: tuple
@@ -64,7 +67,7 @@ def _progress_line(job: Job, records: Sequence[dict[str, Any]], running: bool) -
     """A tqdm line of trained seconds against the budget (with the time left while it runs), with
     steps, speed and the best score."""
     budget = float(job.spec()["budget_seconds"])
-    trained = min(job.trained_seconds(), budget)
+    trained = min(job.trained_seconds(records), budget)
     train = [r for r in records if r.get("event") == "train"]
     valid = [r for r in records if r.get("event") == "validation"]
     step = train[-1]["step"] if train else 0
@@ -78,18 +81,21 @@ def _progress_line(job: Job, records: Sequence[dict[str, Any]], running: bool) -
                if best else ""))
 
 
-def job_view(board: JobBoard) -> TrainView | None:
-    """The latest job as the tab shows it; None when no job was ever started."""
+def job_view(board: JobBoard, seen: tuple = ()) -> TrainView | None:
+    """The latest job as the tab shows it; None when no job was ever started. The figures are
+    drawn (and the probes read) only when the job's signature differs from ``seen``."""
     job = board.latest()
     if job is None:
         return None
     status = job.status()
-    records, probes = job.records("train_log.jsonl"), job.records("probes.jsonl")
     running = status["state"] == RUNNING
+    signature = (job.name, status["state"], job.size(LOG_FILE), job.size(PROBE_FILE))
+    records = job.records(LOG_FILE)
+    changed = signature != seen
     return TrainView(status=_status_line(job, status), progress=_progress_line(job, records, running),
-                     curves=training_curves(records), animation=attention_animation(probes),
-                     log="\n".join(job.log_tail(15)), running=running,
-                     signature=(job.name, status["state"], len(records), len(probes)))
+                     curves=training_curves(records) if changed else None,
+                     animation=attention_animation(job.records(PROBE_FILE)) if changed else None,
+                     log="\n".join(job.log_tail(15)), running=running, signature=signature)
 
 
 def start_job(board: JobBoard, values: dict[str, Any]) -> str:
@@ -158,14 +164,14 @@ def build_train_tab(catalog: ModelCatalog, pickers: Sequence[gr.Dropdown]) -> di
 
     def refresh(signature: tuple, message: str | None = None) -> dict:
         """Redraw from the logs; figures only when something new was logged."""
-        view = job_view(board)
+        view = job_view(board, signature)
         if view is None:
             return {status: message or "No training job yet.", timer: gr.Timer(active=False)}
-        changed = view.signature != signature
         ended = bool(signature) and signature[1] == RUNNING and not view.running
         updates = {status: f"{message}\n\n{view.status}" if message else view.status, progress: view.progress,
                    log: view.log, seen: view.signature, timer: gr.Timer(active=view.running),
-                   curves: view.curves if changed else gr.skip(), animation: view.animation if changed else gr.skip()}
+                   curves: gr.skip() if view.curves is None else view.curves,
+                   animation: gr.skip() if view.animation is None else view.animation}
         if ended or not signature:
             names = catalog.names()
             updates.update({picker: gr.Dropdown(choices=names) for picker in pickers})
