@@ -84,17 +84,24 @@ def test_two_nodes_joined_by_a_c10d_rendezvous_learn_what_one_two_process_node_l
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    node = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc_per_node", "1",
-            "--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{port}"]
-    command = [*node, *train_command(reverse_data, tmp_path / "two_nodes", 1, *options)[1:]]
-    nodes = [subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-             for _ in range(2)]
-    try:
-        errors = [job.communicate(timeout=300)[1] for job in nodes]
-    finally:
-        for job in nodes:
-            if job.poll() is None:
-                job.kill()
+
+    # The first node hosts the rendezvous store and the second joins it (chosen, not raced for),
+    # and a node that cannot join fails within a minute instead of hanging the test.
+    def node(hosts: bool) -> list[str]:
+        return [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc_per_node", "1",
+                "--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{port}",
+                "--rdzv-conf", f"is_host={int(hosts)},join_timeout=60",
+                *train_command(reverse_data, tmp_path / "two_nodes", 1, *options)[1:]]
+
+    nodes = [subprocess.Popen(node(hosts), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+             for hosts in (True, False)]
+    errors = []
+    for job in nodes:
+        try:
+            errors.append(job.communicate(timeout=300)[1])
+        except subprocess.TimeoutExpired:
+            job.kill()
+            errors.append("timed out after 300 s:\n" + job.communicate()[1])
     assert all(job.returncode == 0 for job in nodes), errors
     one_node = weights(tmp_path / "one_node")
     for name, tensor in weights(tmp_path / "two_nodes").items():
