@@ -4,9 +4,11 @@
 
 Starts ``app.py`` on a free 127.0.0.1 port twice: as the app was before batching (every request
 decoded alone, two at a time: ``--max-batch 1 --concurrency 2``) and with its defaults
-(concurrent requests decoded together). For each number of concurrent clients it sends
-``--rounds`` x clients calls (beam 5, short sentences, each call a new session) and prints
-requests per second and p50/p95 latency. The clients run on the same machine, so they take some
+(concurrent requests decoded together). For each number of concurrent clients, every client
+makes ``--rounds`` calls one after another (beam 5, short sentences) on its own kept-alive
+connection, and the script prints requests per second and p50/p95 latency, twice: with clients
+that keep their session (a browser tab, ``gradio_client``) and with clients that start a new
+server session at every call (``curl``). The clients run on the same machine, so they take some
 of its CPU from the server. Loopback only; bounded in count and time (``--max-minutes``).
 """
 
@@ -17,7 +19,7 @@ import statistics
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from scripts.local_server import api_call, api_defaults, running_app
+from scripts.local_server import ApiClient, api_defaults, running_app
 
 SENTENCES = ["Where is the station?", "I would like a cup of coffee, please.", "Tom didn't know what to say to Mary.",
              "The cat is sleeping on the red chair.", "We have to leave before it starts raining.",
@@ -29,32 +31,44 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
+def load(base: str, defaults: list, model: str, clients: int, rounds: int, keep_session: bool) -> tuple[float, list[float]]:
+    """``clients`` clients at once, each making ``rounds`` calls; returns (seconds, latencies)."""
+    users = [ApiClient(base, defaults, keep_session) for _ in range(clients)]
+    started = time.perf_counter()
+    try:
+        with ThreadPoolExecutor(clients) as pool:
+            latencies = pool.map(lambda number: [users[number].translate(model, SENTENCES[(number + n) % len(SENTENCES)])
+                                                 for n in range(rounds)], range(clients))
+            latencies = [seconds for calls in latencies for seconds in calls]
+    finally:
+        for user in users:
+            user.close()
+    return time.perf_counter() - started, latencies
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clients", nargs="+", type=int, default=[1, 8, 32, 100])
-    parser.add_argument("--rounds", type=int, default=3, help="calls per client at each level")
+    parser.add_argument("--rounds", type=int, default=4, help="calls per client at each level")
     parser.add_argument("--model", default="en-fr")
     parser.add_argument("--max-minutes", type=float, default=20.0)
     args = parser.parse_args()
     deadline = time.monotonic() + args.max_minutes * 60
-    print(f"{'server':>14} {'clients':>7} {'calls':>5} {'req/s':>7} {'p50 ms':>7} {'p95 ms':>7}")
+    print(f"{'server':>10} {'sessions':>12} {'clients':>7} {'calls':>5} {'req/s':>7} {'p50 ms':>7} {'p95 ms':>7}")
     for label, options in (("each alone", ["--max-batch", "1", "--concurrency", "2"]), ("batched", [])):
         with running_app(*options) as (base, _):
             defaults = api_defaults(base)
-            api_call(base, defaults, args.model, "Hello.")  # load the model
-            for clients in args.clients:
-                if time.monotonic() > deadline:
-                    print("time limit reached")
-                    return
-                calls = clients * args.rounds
-                started = time.perf_counter()
-                with ThreadPoolExecutor(clients) as pool:
-                    latencies = list(pool.map(
-                        lambda n: api_call(base, defaults, args.model, SENTENCES[n % len(SENTENCES)]), range(calls)))
-                seconds = time.perf_counter() - started
-                print(f"{label:>14} {clients:>7} {calls:>5} {calls / seconds:>7.1f} "
-                      f"{statistics.median(latencies) * 1000:>7.0f} {percentile(latencies, 95) * 1000:>7.0f}",
-                      flush=True)
+            load(base, defaults, args.model, 1, 1, True)  # load the model
+            for keep_session in (True, False):
+                for clients in args.clients:
+                    if time.monotonic() > deadline:
+                        print("time limit reached")
+                        return
+                    seconds, latencies = load(base, defaults, args.model, clients, args.rounds, keep_session)
+                    print(f"{label:>10} {'kept' if keep_session else 'new per call':>12} {clients:>7} "
+                          f"{len(latencies):>5} {len(latencies) / seconds:>7.1f} "
+                          f"{statistics.median(latencies) * 1000:>7.0f} {percentile(latencies, 95) * 1000:>7.0f}",
+                          flush=True)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
-"""Start ``app.py`` on a free 127.0.0.1 port for a benchmark, and call its ``/translate`` like a
-new client would (Gradio's REST API: every call is a new session)."""
+"""Start ``app.py`` on a free 127.0.0.1 port for a benchmark, and call its ``/translate`` as a
+client would (Gradio's REST API)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -73,14 +74,28 @@ def api_defaults(base: str) -> list[Any]:
     return [p.get("parameter_default") for p in info["named_endpoints"]["/translate"]["parameters"]]
 
 
-def api_call(base: str, defaults: list[Any], model: str, text: str) -> float:
-    """``/translate`` through the REST API, a new session per call. Returns seconds."""
-    started = time.perf_counter()
-    with httpx.Client(timeout=300) as client:
-        event = client.post(f"{base}/gradio_api/call/translate",
-                            json={"data": [model, text, *defaults[2:]]}).json()["event_id"]
-        with client.stream("GET", f"{base}/gradio_api/call/translate/{event}") as stream:
-            body = b"".join(stream.iter_bytes())  # not parsed: the client should cost the server no CPU
-    if b"event: complete" not in body:
-        raise RuntimeError(f"call failed: {body[-300:]!r}")
-    return time.perf_counter() - started
+class ApiClient:
+    """One client of ``/translate`` through Gradio's REST API, on one kept-alive connection.
+
+    ``keep_session=True`` sends the same session hash with every call, as a browser tab or a
+    ``gradio_client.Client`` does; ``False`` lets every call start a new server session, as a
+    one-off ``curl`` does (the server then sets up a session per call)."""
+
+    def __init__(self, base: str, defaults: list[Any], keep_session: bool) -> None:
+        self.base, self.defaults = base, defaults
+        self.session = uuid.uuid4().hex if keep_session else None
+        self.http = httpx.Client(timeout=300)
+
+    def translate(self, model: str, text: str) -> float:
+        """One ``/translate`` call; returns its seconds. A failed call raises with its answer."""
+        started = time.perf_counter()
+        body = {"data": [model, text, *self.defaults[2:]], "session_hash": self.session}
+        event = self.http.post(f"{self.base}/gradio_api/call/translate", json=body).json()["event_id"]
+        with self.http.stream("GET", f"{self.base}/gradio_api/call/translate/{event}") as stream:
+            answer = b"".join(stream.iter_bytes())  # not parsed: the client should cost the server no CPU
+        if b"event: complete" not in answer:
+            raise RuntimeError(f"call failed: {answer[-300:]!r}")
+        return time.perf_counter() - started
+
+    def close(self) -> None:
+        self.http.close()

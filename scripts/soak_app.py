@@ -26,7 +26,7 @@ from pathlib import Path
 
 import httpx
 
-from scripts.local_server import api_call, api_defaults, resident_mb, running_app
+from scripts.local_server import ApiClient, api_defaults, resident_mb, running_app
 
 SENTENCES = ["Where is the station?", "I would like a cup of coffee, please.", "Tom didn't know what to say to Mary.",
              "The meeting was postponed until next Thursday afternoon because the manager was sick.",
@@ -116,15 +116,18 @@ def main() -> None:
         samples: list[tuple[int, float]] = []
         latencies: list[float] = []
         done = 0
+        users = [ApiClient(base, defaults, keep_session=False) for _ in range(args.clients)]
         with ThreadPoolExecutor(args.clients) as pool:
             while done < args.api_calls and time.monotonic() < deadline:
                 batch = min(100, args.api_calls - done)
-                latencies += pool.map(lambda n: api_call(base, defaults, "en-fr", SENTENCES[n % len(SENTENCES)]),
+                latencies += pool.map(lambda n: users[n % len(users)].translate("en-fr", SENTENCES[n % len(SENTENCES)]),
                                       range(done, done + batch))
                 done += batch
                 samples.append((done, resident_mb(server.pid)))
                 if done % 500 == 0:
                     print(f"api {done}: {samples[-1][1]:.0f} MB resident", flush=True)
+        for user in users:
+            user.close()
         after_warmup = [mb for count, mb in samples if count >= args.warmup]
         print(f"api phase: {done} calls, p50 latency {statistics.median(latencies) * 1000:.0f} ms; resident "
               f"{after_warmup[0]:.0f} MB after {args.warmup} calls, {after_warmup[-1]:.0f} MB at the end "
