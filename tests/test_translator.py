@@ -208,6 +208,10 @@ def test_concurrent_requests_are_batched_and_equal_decoding_each_alone(translato
         assert_same_sentences(result["sentences"], alone["sentences"])
     with pytest.raises(ValueError, match="string"):
         batcher.translate(translator, None, settings[0])  # type: ignore[arg-type]
+    # Asked together (the page's two columns), in order, with a sampled job decoded alone.
+    together = [(translator, "the cat", s) for s in (*settings, make_settings(strategy="sample", seed=3))]
+    for (_, text, s), result in zip(together, batcher.translate_all(together)):
+        assert_same_sentences(result["sentences"], translator.translate(text, s)["sentences"])
 
 
 def test_redecoding_with_the_output_s_own_prefix_reproduces_it(translator: Translator) -> None:

@@ -169,12 +169,19 @@ def _translator(name: str):
         raise gr.Error(str(error)) from None
 
 
-def translate(model: str, text: Any, settings: DecodeSettings) -> dict[str, Any]:
-    """One translation through the request batcher (decoded together with concurrent requests)."""
+def translate_all(jobs: list[tuple[str, Any, DecodeSettings]]) -> list[dict[str, Any]]:
+    """Translations (model name, text, settings) through the request batcher, asked together so
+    that they decode at the same time (and with concurrent requests)."""
     try:
-        return batcher.translate(_translator(model), text if isinstance(text, str) else "", settings)
+        return batcher.translate_all([(_translator(model), text if isinstance(text, str) else "", settings)
+                                      for model, text, settings in jobs])
     except ValueError as error:
         raise gr.Error(str(error)) from None
+
+
+def translate(model: str, text: Any, settings: DecodeSettings) -> dict[str, Any]:
+    """One translation through the request batcher (decoded together with concurrent requests)."""
+    return translate_all([(model, text, settings)])[0]
 
 
 # ---------------------------------------------------------------- the page's state and views
@@ -400,9 +407,9 @@ def build_app(max_batch: int = 32, concurrency: int = 8, queue_size: int = 256) 
             if settings["strategy"] == "beam":
                 settings["nbest"] = min(whole(settings["nbest"]), whole(settings["beam_size"]))
             second_settings = settings_from(settings)
-            view = View(values[model], translate(values[model], values[text], dataclasses.replace(
-                second_settings, strategy="greedy", prefix="")), translate(values[model], values[text],
-                                                                          second_settings))
+            greedy_settings = dataclasses.replace(second_settings, strategy="greedy", prefix="")
+            view = View(values[model], *translate_all([(values[model], values[text], greedy_settings),
+                                                       (values[model], values[text], second_settings)]))
             return {**render(view, values[merge_words], values[classic_open], page), state: view,
                     reference_scores_view: reference_markdown(reference_scores(values[reference],
                                                                           reference_outputs(view))),
@@ -442,8 +449,8 @@ def build_app(max_batch: int = 32, concurrency: int = 8, queue_size: int = 256) 
             """The same input through two models with beam search; outputs and attention side by side."""
             settings = settings_from({"strategy": "beam", "beam_size": beam_size, "alpha": alpha})
             outputs: list[Any] = []
-            for name in (model_a, model_b):
-                result = translate(name, source, settings)
+            results = translate_all([(name, source, settings) for name in (model_a, model_b)])
+            for name, result in zip((model_a, model_b), results):
                 best = best_of(sentence_of(result, 0))
                 outputs += [result["text"] or status_markdown(result), score_line(best),
                             heatmap_for(sentence_of(result, 0), 0, f"{name}: attention", merge)]
