@@ -6,11 +6,12 @@ model and settings, and decodes each group with one ``Translator.translate_batch
 sorts the sentences by length and runs batched beam search); different groups decode at the same
 time, on threads of their own (torch releases the GIL). ``translate_all`` asks for several
 translations at once, as the page's greedy and beam columns do: on 2 cores that took a Translate
-click's server time from 115-122 to 100-106 ms (medians of 30, ``parallel`` 1 against 2). Requests that arrive while a batch
-is decoding form the next batch, so under load many requests share each pass through the model
-while a lone request is decoded at once; ``max_wait`` (default 0) makes a request wait that many
-seconds for company as well. Measured on 2 cores (``scripts/load_app.py``), waiting 5 ms added
-5 ms to a lone request and no throughput under load.
+click's server time from 115-122 to 100-106 ms (medians of 30, ``parallel`` 1 against 2).
+
+Requests that arrive while a batch is decoding form the next batch, so under load many requests
+share each pass through the model while a lone request is decoded at once; ``max_wait``
+(default 0) makes a request wait that many seconds for company as well. Measured on 2 cores
+(``scripts/load_app.py``), waiting 5 ms added 5 ms to a lone request and no throughput under load.
 
 Sampling requests are decoded alone: their random draws depend on the batch they are in, and
 a request with a seed must give the same samples whoever else is asking. Greedy and beam
@@ -70,8 +71,9 @@ class RequestBatcher:
                    if self.max_batch > 1 and settings.strategy != "sample"}
         if batched:
             self._queue.put(list(batched.values()))
-        return [batched[index].future.result() if index in batched else translator.translate(text, settings)
-                for index, (translator, text, settings) in enumerate(jobs)]
+        alone = {index: translator.translate(text, settings)  # while the batch decodes
+                 for index, (translator, text, settings) in enumerate(jobs) if index not in batched}
+        return [batched[index].future.result() if index in batched else alone[index] for index in range(len(jobs))]
 
     def _take_waiting(self) -> list[_Request]:
         """The next requests, and the others that arrive within ``max_wait`` (up to max_batch, or
