@@ -50,6 +50,7 @@ class PageClient:
         self.explore_inputs = [components[i] for i in explore["inputs"]]
         self.explore_trigger = explore["targets"][0][0]
         self.export_trigger = export["targets"][0][0]
+        self.export_inputs = len(export["inputs"])  # the page's state and the reference, sent empty
 
     def _run(self, client: httpx.Client, session: str, fn_index: int, trigger: int, data: list) -> list:
         joined = client.post(f"{self.base}/gradio_api/queue/join", json={
@@ -79,7 +80,7 @@ class PageClient:
             session = uuid.uuid4().hex[:11]
             self._run(client, session, self.explore_index, self.explore_trigger, data)
             if export:
-                self._run(client, session, self.export_index, self.export_trigger, [None])
+                self._run(client, session, self.export_index, self.export_trigger, [None] * self.export_inputs)
 
 
 def main() -> None:
