@@ -204,9 +204,11 @@ function prunedAt(value, column, hyp, position) {
          `<small>${c.score.toFixed(2)}</small></span>`).join(" ")}</div>`;
 }
 
-// The beam search as a prefix tree: a node per kept prefix (step, slot), children ordered by
-// score, finished hypotheses as squares at the step they ended, and — at the step shown by the
-// slider — the candidates that were scored and pruned, faded. Grown only up to that step.
+// The beam search as a prefix tree (beamTree, below): a node per kept prefix (step, slot),
+// branches ordered by the best hypothesis they lead to, finished hypotheses as squares at the step
+// they ended, and — at the step shown by the slider — the candidates that were scored and pruned,
+// faded. Grown only up to that step.
+
 // Whether the finished candidate `end` (of the trace) is hypothesis `hyp`'s last step.
 function endsAt(hyp, end) {
   return end.parent === hyp.beam_path[hyp.beam_path.length - 1] && Math.abs(end.score - hyp.score) < 1e-4;
@@ -326,10 +328,20 @@ function beamTree(column, hyp, upToStep) {
       if (i >= 0) path.add(`${hyp.ids.length - 1}:f${i}`);
     }
   }
-  // Leaves get consecutive rows in score order; a parent sits at its first child's row.
+  // Branches in score order: first by the best hypothesis they end in (normalised score, as the
+  // n-best is ranked), then, for branches that end in none shown, by the prefix's log-prob. So the
+  // best hypothesis runs along the top row and the n-best follow, with the prefixes the search
+  // dropped below them. Leaves get consecutive rows; a parent sits at its first child's row.
+  const bestEnd = (node) => {
+    if (node.bestEnd === undefined) {
+      node.bestEnd = node.kind === "finished" ? node.normalized : Math.max(-Infinity, ...node.children.map(bestEnd));
+    }
+    return node.bestEnd;
+  };
+  const ranked = (a, b) => (bestEnd(b) === bestEnd(a) ? b.score - a.score : bestEnd(b) - bestEnd(a));
   let row = 0;
   const place = (node) => {
-    node.children.sort((a, b) => b.score - a.score);
+    node.children.sort(ranked);
     node.children.forEach(place);
     node.row = node.children.length ? node.children[0].row : row++;
   };
@@ -359,7 +371,8 @@ function beamTree(column, hyp, upToStep) {
   });
   return `<div class="lv-tree-wrap"><div class="lv-tree-head"><div class="lv-caption">Beam search tree ` +
          `(${column.label}): prefixes shared ` +
-         `by hypotheses share nodes; children in score order; squares end a hypothesis; the selected ` +
+         `by hypotheses share nodes; the best hypothesis on top, then the branches to the others, then the dropped ` +
+         `prefixes; squares end a hypothesis; the selected ` +
          `hypothesis in orange${upToStep !== null ? `; grown to step ${upToStep + 1}, with the candidates pruned ` +
          `there faded` : ""}.</div><button type="button" class="lv-download">Download SVG</button></div><svg class="lv-tree" width="${width}" height="${height}" role="img" ` +
          `aria-label="beam search tree" xmlns="http://www.w3.org/2000/svg"><style>${TREE_STYLE}</style>${edges}${marks}</svg></div>`;

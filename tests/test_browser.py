@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import urllib.error
+import urllib.parse
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -243,6 +244,28 @@ def test_a_person_clicks_a_word_picks_an_alternative_and_sees_the_edited_output(
         page.click("#linked-view .lv-typed button")
         page.wait_for_function("document.querySelectorAll('#linked-view .lv-edit').length >= 2", timeout=60_000)
         assert "chien" in page.locator("#linked-view .lv-edit").first.inner_text()
+
+
+TREE_PATH_ROWS = """() => [...document.querySelectorAll('#linked-view .lv-node-path')].map((node) => {
+    const mark = node.querySelector('circle, rect');
+    return mark.tagName === 'circle' ? +mark.getAttribute('cy') : +mark.getAttribute('y') + 4; })"""
+
+
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="chromium is not installed (CI installs it)")
+def test_at_beam_16_on_a_long_sentence_the_best_hypothesis_runs_along_the_tree_s_top_row(server: str) -> None:
+    playwright = pytest.importorskip("playwright.sync_api")
+    text = ("When I was a child my grandmother used to tell us long stories about the old house near the river "
+            "where she grew up.")
+    with playwright.sync_playwright() as driver:
+        browser = driver.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 720})
+        page.goto(f"{server}/?{urllib.parse.urlencode({'text': text, 'beam_size': 16, 'nbest': 16})}")
+        page.wait_for_selector("#linked-view .lv-node-path.lv-node-finished", timeout=60_000)
+        rows = page.evaluate(TREE_PATH_ROWS)  # <s>, every piece of hypothesis #1, and its end
+        assert len(rows) > 20 and len(set(rows)) == 1
+        assert rows[0] == min(float(y) for y in page.locator("#linked-view .lv-node circle").evaluate_all(
+            "(marks) => marks.map((m) => m.getAttribute('cy'))"))
+        browser.close()
 
 
 @pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="chromium is not installed (CI installs it)")
