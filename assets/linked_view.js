@@ -476,7 +476,23 @@ function render() {
       `alternatives there.</p>` : alternativesPanel(value, state.column, hyp, outTokens, pinned)}` +
     `${state.busy ? `<p class="lv-note">Re-decoding…</p>` : ""}${state.message ? `<p class="lv-error">${escapeHtml(state.message)}</p>` : ""}` +
     `</div></div><div class="lv-edits">${editsPanel(srcTokens)}</div>` + treeFor(value, outTokens, pinned);
+  revealSelectedEnd(root);
   highlightFromSource(null);
+}
+
+// A redrawn tree is scrolled to its top left; where the selected hypothesis's own branch (the
+// part on the row where it ends) lies beyond that (a lower n-best row at a wide beam), scroll the
+// tree so that the branch's start is in view.
+function revealSelectedEnd(root) {
+  const wrap = root.querySelector(".lv-tree-wrap");
+  const marks = wrap ? [...wrap.querySelectorAll(".lv-node-path circle, .lv-node-path rect")].map((mark) =>
+    mark.tagName === "circle" ? { x: +mark.getAttribute("cx"), y: +mark.getAttribute("cy") } :
+      { x: +mark.getAttribute("x") + 4, y: +mark.getAttribute("y") + 4 }) : [];
+  if (!marks.length) return;
+  const end = marks[marks.length - 1];
+  const branch = marks.find((mark) => mark.y === end.y);
+  if (end.y > wrap.clientHeight * 0.6) wrap.scrollTop = end.y - wrap.clientHeight / 2;
+  if (branch.x > wrap.clientWidth * 0.75) wrap.scrollLeft = branch.x - wrap.clientWidth / 4;
 }
 
 // The selected hypothesis and its word- (or piece-) level attention, as every view shows it.

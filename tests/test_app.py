@@ -325,6 +325,9 @@ def test_a_shared_link_s_values_are_parsed_and_bad_ones_left_out() -> None:
     assert values == {"model": "en-fr", "text": "the cat", "reference": "le chat", "beam_size": 8, "alpha": 0.3,
                       "seed": None, "split_sentences": False}
     assert restored_values({"model": "../../etc", "text": "x" * 10_000}, ["en-fr"]) == {"text": "x" * 5000}
+    # Settings that are valid only together are kept together, whatever their order in the link.
+    assert restored_values({"nbest": "16", "beam_size": "16"}, []) == {"nbest": 16, "beam_size": 16}
+    assert restored_values({"nbest": "20", "strategy": "sample"}, []) == {"nbest": 20, "strategy": "sample"}
 
 
 def test_the_page_s_redecode_steers_the_attention_at_one_step(page: explorer.Page) -> None:

@@ -265,6 +265,13 @@ def test_at_beam_16_on_a_long_sentence_the_best_hypothesis_runs_along_the_tree_s
         assert len(rows) > 20 and len(set(rows)) == 1
         assert rows[0] == min(float(y) for y in page.locator("#linked-view .lv-node circle").evaluate_all(
             "(marks) => marks.map((m) => m.getAttribute('cy'))"))
+        # Selecting a lower n-best row scrolls the tree to where that hypothesis ends, on its own row.
+        nbest = page.locator('#linked-view .lv-col[data-column="1"] .lv-nbest-row')
+        assert nbest.count() == 16
+        nbest.last.click()
+        end = page.evaluate(TREE_PATH_ROWS)[-1]
+        top, height = page.locator("#linked-view .lv-tree-wrap").evaluate("(w) => [w.scrollTop, w.clientHeight]")
+        assert top <= end <= top + height
         browser.close()
 
 

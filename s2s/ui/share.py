@@ -25,17 +25,23 @@ def restored_values(query: Mapping[str, str], models: list[str]) -> dict[str, An
         if isinstance(query.get(name), str):
             values[name] = query[name][:MAX_INPUT_CHARS]
     hints = typing.get_type_hints(DecodeSettings)
+    parsed: dict[str, Any] = {}
     for field in dataclasses.fields(DecodeSettings):
-        raw = query.get(field.name)
-        if raw is None:
-            continue
+        if query.get(field.name) is not None:
+            try:
+                parsed[field.name] = _parse(query[field.name], hints[field.name])
+            except (ValueError, TypeError):
+                continue
+    # Each setting is kept if it validates beside those kept before it, in the order of
+    # DecodeSettings, whose checks only look back (nbest=16 needs beam_size=16, or sampling).
+    settings: dict[str, Any] = {}
+    for name, value in parsed.items():
         try:
-            value = _parse(raw, hints[field.name])
-            make_settings(**{field.name: value})
+            make_settings(**settings, **{name: value})
         except (ValueError, TypeError):
             continue
-        values[field.name] = value
-    return values
+        settings[name] = value
+    return values | settings
 
 
 def _parse(raw: str, kind: Any) -> Any:
