@@ -22,7 +22,8 @@ COMMON = [*TINY_TRAIN_OPTIONS, "--valid-every", "20", "--seed", "3"]
 
 def train_command(data: tuple[Path, Path], out: Path, processes: int, *options: str) -> list[str]:
     train, dev = data
-    launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(processes)] \
+    # --standalone: a rendezvous on a free port, so that runs never race for torchrun's fixed 29500.
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(processes)] \
         if processes > 1 else [sys.executable]
     return [*launcher, "-m", "s2s", "train", "--train", str(train), "--dev", str(dev), "--out", str(out), *options]
 
@@ -56,8 +57,9 @@ def test_a_stopped_two_process_job_resumes_under_torchrun_exactly(reverse_data: 
     options = [*COMMON, "--dropout", "0.2", "--teacher-forcing", "0.6"]  # every step draws random numbers
     run(train_command(reverse_data, tmp_path / "whole", 2, *options, "--max-steps", "80"))
     stopped = tmp_path / "stopped"
+    log = (tmp_path / "stopped.log").open("w")
     job = subprocess.Popen(train_command(reverse_data, stopped, 2, *options, "--max-steps", "100000"), cwd=ROOT,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                           stdout=subprocess.DEVNULL, stderr=log)
     try:
         deadline = time.monotonic() + 120
         while not (stopped / "train_state.pt").exists() and job.poll() is None and time.monotonic() < deadline:
@@ -67,8 +69,10 @@ def test_a_stopped_two_process_job_resumes_under_torchrun_exactly(reverse_data: 
     finally:
         if job.poll() is None:
             job.kill()
+        log.close()
+    said = (tmp_path / "stopped.log").read_text()[-3000:]
     state = torch.load(stopped / "train_state.pt", weights_only=True)
-    assert 20 <= state["progress"]["step"] < 80 and len(state["rank_rng"]) == 2
+    assert 20 <= state["progress"]["step"] < 80 and len(state["rank_rng"]) == 2, said
     run(train_command(reverse_data, stopped, 2, "--resume", "--max-steps", "80", "--max-time", "0", "--no-progress"))
     whole = weights(tmp_path / "whole")
     for name, tensor in weights(stopped).items():
