@@ -476,14 +476,14 @@ function render() {
       `alternatives there.</p>` : alternativesPanel(value, state.column, hyp, outTokens, pinned)}` +
     `${state.busy ? `<p class="lv-note">Re-decoding…</p>` : ""}${state.message ? `<p class="lv-error">${escapeHtml(state.message)}</p>` : ""}` +
     `</div></div><div class="lv-edits">${editsPanel(srcTokens)}</div>` + treeFor(value, outTokens, pinned);
-  revealSelectedEnd(root);
+  revealSelectedBranch(root);
   highlightFromSource(null);
 }
 
 // A redrawn tree is scrolled to its top left; where the selected hypothesis's own branch (the
 // part on the row where it ends) lies beyond that (a lower n-best row at a wide beam), scroll the
 // tree so that the branch's start is in view.
-function revealSelectedEnd(root) {
+function revealSelectedBranch(root) {
   const wrap = root.querySelector(".lv-tree-wrap");
   const marks = wrap ? [...wrap.querySelectorAll(".lv-node-path circle, .lv-node-path rect")].map((mark) =>
     mark.tagName === "circle" ? { x: +mark.getAttribute("cx"), y: +mark.getAttribute("cy") } :

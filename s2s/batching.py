@@ -1,7 +1,7 @@
 """Concurrent requests decoded together: a small batching queue in front of the translators.
 
-A server thread calls ``RequestBatcher.translate(translator, text, settings)`` and blocks until
-its result is ready. One worker thread takes the waiting requests, groups those with the same
+A server thread calls ``RequestBatcher.translate_all([(translator, text, settings), ...])`` and
+blocks until the results are ready. One worker thread takes the waiting requests, groups those with the same
 model and settings, and decodes each group with one ``Translator.translate_batch`` call (which
 sorts the sentences by length and runs batched beam search); different groups decode at the same
 time, on threads of their own (torch releases the GIL). ``translate_all`` asks for several
@@ -10,8 +10,8 @@ click's server time from 115-122 to 100-106 ms (medians of 30, ``parallel`` 1 ag
 
 Requests that arrive while a batch is decoding form the next batch, so under load many requests
 share each pass through the model while a lone request is decoded at once; ``max_wait``
-(default 0) makes a request wait that many seconds for company as well. Measured on 2 cores
-(``scripts/load_app.py``), waiting 5 ms added 5 ms to a lone request and no throughput under load.
+(default 0) makes a request wait that many seconds for company as well; on 2 cores
+(``scripts/load_app.py``, one run each) a 5 ms wait gave no more throughput under load.
 
 Sampling requests are decoded alone: their random draws depend on the batch they are in, and
 a request with a seed must give the same samples whoever else is asking. Greedy and beam
@@ -39,7 +39,7 @@ class _Request:
 
 
 class RequestBatcher:
-    """Decodes concurrent ``translate`` calls in batches of up to ``max_batch`` texts; groups with
+    """Decodes concurrent ``translate_all`` calls in batches of up to ``max_batch`` texts; groups with
     different models or settings in one batch decode at the same time, up to ``parallel`` at once."""
 
     def __init__(self, max_batch: int = 32, max_wait: float = 0.0, parallel: int = 2) -> None:
@@ -54,15 +54,11 @@ class RequestBatcher:
         self._worker = threading.Thread(target=self._run, name="s2s-batcher", daemon=True)
         self._worker.start()
 
-    def translate(self, translator: Translator, text: str, settings: DecodeSettings) -> dict[str, Any]:
-        """The result of ``translator.translate(text, settings)``, decoded with other waiting
-        requests; errors are raised here, in the caller's thread."""
-        return self.translate_all([(translator, text, settings)])[0]
-
     def translate_all(self, jobs: list[tuple[Translator, str, DecodeSettings]]) -> list[dict[str, Any]]:
-        """The results of several translations asked together (the page's greedy and beam
-        columns, or two models side by side): they join the same batch, so that those with
-        different settings decode at the same time. Errors are raised in the caller's thread."""
+        """The results of ``translator.translate(text, settings)`` for each job, decoded with the
+        other waiting requests. Jobs asked together (the page's greedy and beam columns, or two
+        models side by side) join the same batch, so that those with different settings decode at
+        the same time. Errors are raised in the caller's thread."""
         for _, text, _ in jobs:  # checked here so that one bad request cannot fail a whole batch
             if not isinstance(text, str):
                 raise ValueError(f"text must be a string, got {type(text).__name__}")

@@ -152,6 +152,10 @@ class Job:
                 continue
         return records
 
+    def validations(self) -> list[dict[str, Any]]:
+        """The validation records of the training log so far (step, dev scores, elapsed)."""
+        return [r for r in self.records(LOG_FILE) if r.get("event") == "validation"]
+
     def log_tail(self, lines: int = 20) -> list[str]:
         path = self.folder / "run.log"
         if not path.is_file():

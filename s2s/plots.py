@@ -69,8 +69,8 @@ def empty_figure(message: str) -> go.Figure:
     figure.add_annotation(text=escape(message), showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper",
                           font={"size": 14, "color": "#666"})
     figure.update_layout(xaxis={"visible": False}, yaxis={"visible": False}, height=260,
-                         margin={"l": 10, "r": 10, "t": 30, "b": 10}, **PAGE_STYLE)
-    return figure
+                         margin={"l": 10, "r": 10, "t": 30, "b": 10})
+    return on_page(figure)
 
 
 def coverage(attention: np.ndarray, source_pieces: Sequence[str], merge_words: bool) -> np.ndarray:
@@ -133,9 +133,8 @@ def attention_heatmap(source_pieces: Sequence[str], target_pieces: Sequence[str]
         "shapes": [{"type": "line", "xref": "x2 domain", "x0": 0, "x1": 1, "yref": "y2", "y0": 1, "y1": 1,
                     "line": {"dash": "dot", "color": "#888", "width": 1}}],
         "height": 170 + heat_height + bars + gap, "margin": {"l": 90, "r": 20, "t": 150, "b": 20},
-        **PAGE_STYLE,
     }
-    return go.Figure(data=[heatmap, bars_trace], layout=layout)
+    return on_page(go.Figure(data=[heatmap, bars_trace], layout=layout))
 
 
 def beam_tree(trace: Sequence[dict[str, Any]] | None, hypotheses: Sequence[dict[str, Any]], title: str) -> go.Figure:

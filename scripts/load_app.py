@@ -31,15 +31,18 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
-def load(base: str, defaults: list, model: str, clients: int, rounds: int, keep_session: bool) -> tuple[float, list[float]]:
+def load(base: str, defaults: list, model: str, clients: int, rounds: int,
+         keep_session: bool) -> tuple[float, list[float]]:
     """``clients`` clients at once, each making ``rounds`` calls; returns (seconds, latencies)."""
     users = [ApiClient(base, defaults, keep_session) for _ in range(clients)]
+
+    def calls(number: int) -> list[float]:
+        return [users[number].translate(model, SENTENCES[(number + n) % len(SENTENCES)]) for n in range(rounds)]
+
     started = time.perf_counter()
     try:
         with ThreadPoolExecutor(clients) as pool:
-            latencies = pool.map(lambda number: [users[number].translate(model, SENTENCES[(number + n) % len(SENTENCES)])
-                                                 for n in range(rounds)], range(clients))
-            latencies = [seconds for calls in latencies for seconds in calls]
+            latencies = [seconds for client in pool.map(calls, range(clients)) for seconds in client]
     finally:
         for user in users:
             user.close()

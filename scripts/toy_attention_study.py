@@ -24,6 +24,7 @@ from plotly.subplots import make_subplots  # noqa: E402
 
 from s2s.jobs import JobBoard  # noqa: E402
 from s2s.plots import COLOR_SCALE, escape, merge_attention  # noqa: E402
+from s2s.train import PROBE_FILE  # noqa: E402
 
 
 def train(board: JobBoard, task: str, attention: str, minutes: float, seed: int, probe: str) -> dict:
@@ -31,7 +32,7 @@ def train(board: JobBoard, task: str, attention: str, minutes: float, seed: int,
                       train={"max_time": 60.0 * minutes, "seed": seed, "probe": probe}, overwrite=True)
     while job.running():
         time.sleep(5)
-    validations = [r for r in job.records("train_log.jsonl") if r.get("event") == "validation"]
+    validations = job.validations()
     best = max(validations, key=lambda r: (r["bleu"], -r["step"]))
     aligned = next((r for r in validations if (r.get("alignment_accuracy") or 0) >= 0.9), None)
     learned = next((r for r in validations if r["exact"] >= 95), None)
@@ -39,7 +40,7 @@ def train(board: JobBoard, task: str, attention: str, minutes: float, seed: int,
             "exact": best["exact"], "bleu": best["bleu"], "alignment_accuracy": best.get("alignment_accuracy"),
             "aligned_90_at_step": aligned["step"] if aligned else None,
             "learned": f"{learned['step']} ({learned['elapsed']:.0f} s)" if learned else "—",
-            "trained_seconds": job.trained_seconds(), "steps": validations[-1]["step"], "probes": job.records("probes.jsonl")}
+            "trained_seconds": job.trained_seconds(), "steps": validations[-1]["step"], "probes": job.records(PROBE_FILE)}
 
 
 def frames_figure(probes: list[dict], path: Path) -> None:

@@ -33,12 +33,10 @@ def main() -> None:
         learned = None
         while job.running():
             time.sleep(0.5)
-            validations = [r for r in job.records("train_log.jsonl") if r.get("event") == "validation"]
-            if learned is None and any(r["exact"] >= 95 for r in validations):
+            if learned is None and any(r["exact"] >= 95 for r in job.validations()):
                 learned = time.monotonic() - started
                 job.stop()
-        validations = [r for r in job.records("train_log.jsonl") if r.get("event") == "validation"]
-        best = max(validations, key=lambda r: (r["exact"], -r["step"]))
+        best = max(job.validations(), key=lambda r: (r["exact"], -r["step"]))
         print(f"| `{task}` | {'—' if learned is None else f'{learned:.0f} s'} | {best['step']} | "
               f"{best['exact']:.1f} | {best.get('alignment_accuracy')} |")
 

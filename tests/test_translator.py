@@ -199,7 +199,7 @@ def test_concurrent_requests_are_batched_and_equal_decoding_each_alone(translato
     settings = [make_settings(strategy="beam", beam_size=3, nbest=2), make_settings(strategy="greedy")]
     jobs = [(text, s) for text in texts for s in settings]
     with ThreadPoolExecutor(len(jobs)) as pool:
-        results = list(pool.map(lambda job: batcher.translate(translator, *job), jobs))
+        results = list(pool.map(lambda job: batcher.translate_all([(translator, *job)])[0], jobs))
     translator.translate_batch = original
     assert max(calls) > 1  # requests really shared a decoding pass
     for (text, s), result in zip(jobs, results):
@@ -207,7 +207,7 @@ def test_concurrent_requests_are_batched_and_equal_decoding_each_alone(translato
         assert result["source"] == text and result["text"] == alone["text"]
         assert_same_sentences(result["sentences"], alone["sentences"])
     with pytest.raises(ValueError, match="string"):
-        batcher.translate(translator, None, settings[0])  # type: ignore[arg-type]
+        batcher.translate_all([(translator, None, settings[0])])  # type: ignore[list-item]
     # Asked together (the page's two columns), in order, with a sampled job decoded alone.
     together = [(translator, "the cat", s) for s in (*settings, make_settings(strategy="sample", seed=3))]
     for (_, text, s), result in zip(together, batcher.translate_all(together)):
