@@ -192,11 +192,18 @@ function steerPanel(value, hyp) {
          `<button type="button" class="lv-steer-go"${chosen.length ? "" : " disabled"}>Re-decode looking there</button></div>`;
 }
 
+// Beam search's back-pointers (hyp.parent_slots, see s2s.search.Hypothesis): token t extends
+// the prefix that sat in slot parent_slots[t] after step t - 1, and itself sits in slot
+// parent_slots[t + 1] of trace[t].alive (for every token but the final </s>).
+function slotAtStep(hyp, t) {
+  return hyp.parent_slots[t + 1];
+}
+
 // For beam search: the candidates scored at this step and dropped from the beam.
 function prunedAt(value, column, hyp, position) {
   const trace = value.columns[column].trace;
-  if (!trace || !trace[position] || !hyp.beam_path.length) return "";
-  const slot = hyp.beam_path[position];
+  if (!trace || !trace[position] || !hyp.parent_slots.length) return "";
+  const slot = hyp.parent_slots[position];
   const pruned = trace[position].pruned.filter((c) => c.parent === slot);
   if (!pruned.length) return "";
   return `<div class="lv-pruned">Scored from this prefix at step ${position + 1} and pruned (score too low to ` +
@@ -211,7 +218,7 @@ function prunedAt(value, column, hyp, position) {
 
 // Whether the finished candidate `end` (of the trace) is hypothesis `hyp`'s last step.
 function endsAt(hyp, end) {
-  return end.parent === hyp.beam_path[hyp.beam_path.length - 1] && Math.abs(end.score - hyp.score) < 1e-4;
+  return end.parent === hyp.parent_slots[hyp.parent_slots.length - 1] && Math.abs(end.score - hyp.score) < 1e-4;
 }
 
 // Inside the SVG, so that a downloaded tree looks the same outside the page.
@@ -320,8 +327,8 @@ function beamTree(column, hyp, upToStep) {
   });
   // The selected hypothesis's path, from its back-pointers.
   const path = new Set(["root"]);
-  if (hyp.beam_path.length) {
-    for (let t = 0; t + 1 < hyp.beam_path.length; t++) path.add(`${t}:${hyp.beam_path[t + 1]}`);
+  if (hyp.parent_slots.length) {
+    for (let t = 0; t + 1 < hyp.parent_slots.length; t++) path.add(`${t}:${slotAtStep(hyp, t)}`);
     const last = trace[hyp.ids.length - 1];
     if (last) {
       const i = last.finished.findIndex((c) => endsAt(hyp, c));
@@ -584,7 +591,7 @@ function selectThroughNode(id) {
   const trace = value.columns[beam].trace;
   const index = value.columns[beam].hypotheses.findIndex((h) => slotText.startsWith("f") ?
     h.ids.length - 1 === step && endsAt(h, trace[step].finished[Number(slotText.slice(1))]) :
-    h.ids.length - 1 > step && h.beam_path[step + 1] === Number(slotText));
+    h.ids.length - 1 > step && slotAtStep(h, step) === Number(slotText));
   if (index < 0) return false;
   state.column = beam;
   state.hypothesis = index;

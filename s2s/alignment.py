@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from .data import make_batch
-from .model import Seq2Seq
+from .model import Seq2Seq, evaluating
 from .plots import merge_attention
 from .tokenizer import BOS_ID, EOS_ID, Tokenizer
 from .toy import Alignment
@@ -68,10 +68,14 @@ def aligned_pairs(tokenizer: Tokenizer, pairs: Sequence[tuple[str, str]], gold: 
 @torch.no_grad()
 def forced_alignment_accuracy(model: Seq2Seq, pairs: Sequence[AlignedPair], batch_size: int = 64) -> float | None:
     """Alignment accuracy of ``model`` on ``pairs`` with each gold target forced; None for a model
-    without attention. Runs on the model's device; leaves the model in eval mode."""
+    without attention. Runs on the model's device, in eval mode, and leaves the mode as it was."""
     if model.decoder.attention is None:
         return None
-    model.eval()
+    with evaluating(model):
+        return _alignment_accuracy(model, pairs, batch_size)
+
+
+def _alignment_accuracy(model: Seq2Seq, pairs: Sequence[AlignedPair], batch_size: int) -> float | None:
     device = next(model.parameters()).device
     counts = []
     for start in range(0, len(pairs), batch_size):

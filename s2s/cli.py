@@ -132,7 +132,7 @@ def run_train(args: argparse.Namespace, argv: Sequence[str]) -> None:
 def nbest_texts(result: dict[str, Any]) -> list[str]:
     """The i-th output of a text: the i-th hypothesis of each of its sentences, joined (a
     sentence with fewer hypotheses contributes its last)."""
-    sentences = [s["hypotheses"] for s in result["sentences"] if s["hypotheses"]]
+    sentences = [s["hypotheses"] for s in result["sentences"]]
     count = max((len(hypotheses) for hypotheses in sentences), default=0)
     return [" ".join(hypotheses[min(i, len(hypotheses) - 1)]["text"] for hypotheses in sentences)
             for i in range(count)]
@@ -170,7 +170,7 @@ def run_translate(args: argparse.Namespace) -> None:
             print(f"warning: line {number}: {note}", file=sys.stderr)
         if args.saliency:
             result["saliency"] = [translator.saliency(s["source"], s["hypotheses"][0]["ids"], args.saliency)
-                                  for s in result["sentences"] if s["hypotheses"]]
+                                  for s in result["sentences"]]
         if args.format == "json" or args.saliency:
             print(json.dumps(result, ensure_ascii=False))
         else:

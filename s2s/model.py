@@ -18,8 +18,9 @@ every step, as in the fixed-vector models of Cho et al. 2014 and Sutskever et al
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-from typing import Union
+from typing import Iterator, Union
 
 import torch
 from torch import nn
@@ -31,6 +32,18 @@ from .tokenizer import PAD_ID
 
 # GRU state: [layers, N, H]; LSTM state: (h, c), each [layers, N, H].
 RNNState = Union[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]
+
+
+@contextlib.contextmanager
+def evaluating(model: nn.Module) -> Iterator[nn.Module]:
+    """Eval mode (no dropout) inside the block, and the model's own mode again after it: whoever
+    validates or translates with a model it does not own leaves it as it found it."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
 
 
 def select_state(state: RNNState, index: torch.Tensor) -> RNNState:
@@ -114,10 +127,11 @@ class Decoder(nn.Module):
         state = torch.tanh(self.bridge(summary)).view(-1, layers, hidden).transpose(0, 1).contiguous()
         return (state, torch.zeros_like(state)) if self.config.rnn_type == "lstm" else state
 
-    def forward(self, previous: torch.Tensor, state: RNNState, memory: EncoderMemory,
-                steer: torch.Tensor | None = None) -> tuple[torch.Tensor, RNNState, torch.Tensor | None]:
-        """previous [N, T] ids y_0..y_{T-1} -> logits [N, T, V], new state, alphas [N, T, S] or None.
-        ``steer`` [N, T, S]: attention weights to use instead of the model's at rows not NaN."""
+    def attentional_states(self, previous: torch.Tensor, state: RNNState, memory: EncoderMemory,
+                           steer: torch.Tensor | None = None) -> tuple[torch.Tensor, RNNState, torch.Tensor | None]:
+        """previous [N, T] ids y_0..y_{T-1} -> attentional states h~ [N, T, E] (what the output
+        layer reads), new state, alphas [N, T, S] or None. ``steer`` [N, T, S]: attention weights
+        to use instead of the model's at rows not NaN."""
         embedded = self.dropout(self.embedding(previous))
         queries, state = self.rnn(embedded, state)  # [N, T, Hd]
         if self.attention is None:
@@ -125,8 +139,18 @@ class Decoder(nn.Module):
             alphas = None
         else:
             context, alphas = self.attention(queries, memory.keys, memory.states, memory.mask, steer)
-        attentional = torch.tanh(self.combine(torch.cat([queries, context], dim=-1)))
-        return self.output(self.dropout(attentional)), state, alphas
+        return torch.tanh(self.combine(torch.cat([queries, context], dim=-1))), state, alphas
+
+    def logits(self, attentional: torch.Tensor) -> torch.Tensor:
+        """attentional states [..., E] -> output logits [..., V]."""
+        return self.output(self.dropout(attentional))
+
+    def forward(self, previous: torch.Tensor, state: RNNState, memory: EncoderMemory,
+                steer: torch.Tensor | None = None) -> tuple[torch.Tensor, RNNState, torch.Tensor | None]:
+        """previous [N, T] ids -> logits [N, T, V], new state, alphas [N, T, S] or None (see
+        ``attentional_states``)."""
+        attentional, state, alphas = self.attentional_states(previous, state, memory, steer)
+        return self.logits(attentional), state, alphas
 
 
 class BFloat16Linear(nn.Module):
@@ -171,12 +195,20 @@ class Seq2Seq(nn.Module):
         )
         return memory, self.decoder.initial_state(summary)
 
+    def teacher_forced_states(self, source: torch.Tensor, lengths: torch.Tensor, target_in: torch.Tensor,
+                              source_embeddings: torch.Tensor | None = None
+                              ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Teacher-forced pass up to the output layer: source [B, S], target_in [B, T] ->
+        attentional states [B, T, E], alphas [B, T, S] or None."""
+        memory, state = self.encode(source, lengths, source_embeddings)
+        attentional, _, alphas = self.decoder.attentional_states(target_in, state, memory)
+        return attentional, alphas
+
     def forward(self, source: torch.Tensor, lengths: torch.Tensor, target_in: torch.Tensor,
                 source_embeddings: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Teacher-forced pass: source [B, S], target_in [B, T] -> logits [B, T, V], alphas [B, T, S]."""
-        memory, state = self.encode(source, lengths, source_embeddings)
-        logits, _, alphas = self.decoder(target_in, state, memory)
-        return logits, alphas
+        attentional, alphas = self.teacher_forced_states(source, lengths, target_in, source_embeddings)
+        return self.decoder.logits(attentional), alphas
 
     def use_bfloat16_output(self) -> "Seq2Seq":
         """Swap the decoder's output layer for a bfloat16 copy (for inference only: the copy is

@@ -148,7 +148,7 @@ def beam_tree(trace: Sequence[dict[str, Any]] | None, hypotheses: Sequence[dict[
     winner: set[tuple[int, int]] = set()
     winner_end = None
     if hypotheses:
-        path = hypotheses[0]["beam_path"]
+        path = hypotheses[0]["parent_slots"]
         winner = {(step, slot) for step, slot in enumerate(path[1:])}
         winner_end = (len(path) - 1, path[-1], hypotheses[0]["score"])
     has_children = {(step["step"] - 1, node["parent"]) for step in trace for node in step["alive"]}

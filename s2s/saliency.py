@@ -20,12 +20,14 @@ from typing import Any
 import torch
 from captum.attr import InputXGradient, IntegratedGradients
 
-from .model import Seq2Seq
+from .config import ModelConfig
+from .model import Seq2Seq, evaluating
 from .search import NEVER_OUTPUT, NEG_INF
 from .tokenizer import BOS_ID
 
 METHODS = ("integrated_gradients", "input_x_gradient")
 MAX_STEPS = 256
+DEFAULT_MEMORY_BUDGET = 512 * 2**20  # bytes one saliency request may hold at once
 
 
 def rank_correlation(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -40,25 +42,50 @@ def rank_correlation(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return (ranks_a * ranks_b).sum(-1) / (ranks_a.norm(dim=-1) * ranks_b.norm(dim=-1))
 
 
-def _target_log_probs(model: Seq2Seq) -> Any:
-    def log_probs(embedded: torch.Tensor, source: torch.Tensor, lengths: torch.Tensor, target_in: torch.Tensor,
-                  targets: torch.Tensor) -> torch.Tensor:
-        """embedded [N, S, E] -> log-probability of each target piece [N, T] (teacher-forced)."""
-        logits, _ = model(source, lengths, target_in, source_embeddings=embedded)
-        logits = logits.float()
-        logits[:, :, NEVER_OUTPUT] = NEG_INF
-        return torch.log_softmax(logits, dim=-1).gather(2, targets.unsqueeze(-1)).squeeze(-1)
+def example_bytes(config: ModelConfig, source_length: int, target_length: int) -> int:
+    """An upper bound on the memory one attributed example (one output piece at one integration
+    step) holds during the forward and backward pass, in bytes: the activations autograd keeps,
+    counted by layer, times a margin for gradients and allocator slack. The bulk is additive
+    attention's [T, S, Hd] energies; the output layer is read at one position only."""
+    t, s = target_length, source_length
+    e, he, hd, v = config.embedding_dim, config.encoder_hidden, config.decoder_hidden, config.vocab_size
+    floats = s * (e + 2 * he) * 4 * config.encoder_layers  # encoder: inputs, states, gates
+    floats += t * (e + 4 * hd) * config.decoder_layers + t * (hd + 2 * he + e) * 2  # decoder RNN, combine
+    if config.attention == "bahdanau":
+        floats += t * s * hd * 3  # query + key sums, tanh, their gradients
+    if config.attention != "none":
+        floats += t * s * 4 + s * hd
+    floats += v * 3  # one position's logits, softmax and gradient
+    return floats * 4 * 3
 
-    return log_probs
+
+def _log_prob_at(model: Seq2Seq) -> Any:
+    def log_prob(embedded: torch.Tensor, source: torch.Tensor, lengths: torch.Tensor, target_in: torch.Tensor,
+                 positions: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """embedded [N, S, E] -> log p(targets[n] | target_in[n, :positions[n] + 1], source) [N]:
+        each example explains one output piece, so only its position goes through the output
+        layer (N x V values, not N x T x V)."""
+        last = int(positions.max()) + 1
+        states, _ = model.teacher_forced_states(source, lengths, target_in[:, :last], source_embeddings=embedded)
+        rows = torch.arange(states.size(0))
+        logits = model.decoder.logits(states[rows, positions]).float()  # [N, V]
+        logits[:, NEVER_OUTPUT] = NEG_INF
+        return torch.log_softmax(logits, dim=-1)[rows, targets]
+
+    return log_prob
 
 
 def source_saliency(model: Seq2Seq, source_ids: list[int], target_ids: list[int],
-                    method: str = "integrated_gradients", steps: int = 32) -> dict[str, torch.Tensor]:
+                    method: str = "integrated_gradients", steps: int = 32,
+                    memory_budget: int = DEFAULT_MEMORY_BUDGET) -> dict[str, torch.Tensor]:
     """Attributions of each target piece to each source piece.
 
     source_ids [S] (ending in </s>), target_ids [T] -> ``signed`` [T, S] (positive: the piece
     raises the output piece's log-probability), ``relevance`` [T, S] (|signed| normalised to sum
     to 1 per row) and, for integrated gradients, ``convergence`` [T] (the completeness error).
+    The (output piece, step) examples run in chunks whose estimated memory (``example_bytes``)
+    stays within ``memory_budget`` bytes; a sentence whose one example would exceed it is refused
+    with a ValueError before any work starts.
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
@@ -66,34 +93,36 @@ def source_saliency(model: Seq2Seq, source_ids: list[int], target_ids: list[int]
         raise ValueError(f"steps must be an integer in [2, {MAX_STEPS}], got {steps!r}")
     if not source_ids or not target_ids:
         raise ValueError("saliency needs a source and an output")
-    was_training = model.training
-    model.eval()
-    # One example per output piece, each explaining its own piece: all rows in one batched call.
-    count = len(target_ids)
-    source = torch.tensor([source_ids]).expand(count, -1)
-    lengths = torch.full((count,), len(source_ids))
-    targets = torch.tensor([target_ids]).expand(count, -1)
-    target_in = torch.tensor([[BOS_ID] + target_ids[:-1]]).expand(count, -1)
-    embedded = model.encoder.embedding(source).detach().requires_grad_()
-    forward = _target_log_probs(model)
-    arguments = (source, lengths, target_in, targets)
-    convergence = None
-    try:
-        with torch.enable_grad():
+    per_example = example_bytes(model.config, len(source_ids), len(target_ids))
+    chunk = memory_budget // per_example  # examples per forward/backward pass
+    if chunk < 1:
+        raise ValueError(f"saliency of a {len(source_ids)}-piece sentence with a {len(target_ids)}-piece output "
+                         f"needs about {per_example / 2**20:.0f} MB per example, over the budget of "
+                         f"{memory_budget / 2**20:.0f} MB: shorten the sentence")
+    signed_rows, convergence_rows = [], []
+    rows_per_call = min(len(target_ids), chunk)  # output pieces attributed together
+    with evaluating(model), torch.enable_grad():
+        for first in range(0, len(target_ids), rows_per_call):
+            positions = torch.arange(first, min(first + rows_per_call, len(target_ids)))
+            count = positions.numel()
+            source = torch.tensor([source_ids]).expand(count, -1)
+            arguments = (source, torch.full((count,), len(source_ids)),
+                         torch.tensor([[BOS_ID] + target_ids[:-1]]).expand(count, -1), positions,
+                         torch.tensor(target_ids)[positions])
+            embedded = model.encoder.embedding(source).detach().requires_grad_()
+            forward = _log_prob_at(model)
             if method == "integrated_gradients":
                 attribution, delta = IntegratedGradients(forward).attribute(
-                    embedded, baselines=torch.zeros_like(embedded), target=list(range(count)),
-                    additional_forward_args=arguments, n_steps=steps, return_convergence_delta=True)
-                convergence = delta.detach().abs()
+                    embedded, baselines=torch.zeros_like(embedded), additional_forward_args=arguments,
+                    n_steps=steps, internal_batch_size=max(count, chunk), return_convergence_delta=True)
+                convergence_rows.append(delta.detach().abs())
             else:
-                attribution = InputXGradient(forward).attribute(embedded, target=list(range(count)),
-                                                                additional_forward_args=arguments)
-    finally:
-        model.train(was_training)
-    signed = attribution.sum(-1).detach()  # [T, S]: row t explains output piece t
+                attribution = InputXGradient(forward).attribute(embedded, additional_forward_args=arguments)
+            signed_rows.append(attribution.sum(-1).detach())  # row t explains output piece t
+    signed = torch.cat(signed_rows)  # [T, S]
     magnitude = signed.abs()
     relevance = magnitude / magnitude.sum(-1, keepdim=True).clamp(min=1e-12)
     result = {"signed": signed, "relevance": relevance}
-    if convergence is not None:
-        result["convergence"] = convergence
+    if convergence_rows:
+        result["convergence"] = torch.cat(convergence_rows)
     return result

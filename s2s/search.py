@@ -69,9 +69,14 @@ class Scoring:
 @dataclasses.dataclass
 class Hypothesis:
     """One output sequence. ``attention`` is [len(ids), source_len] over real source tokens
-    (None for a model without attention); ``beam_path`` holds, for beam search, the beam slot
-    of each prefix of this hypothesis at steps 0..len(ids)-2 (see ``BeamStep``); ``alternatives``
-    holds, at each position, the model's top pieces as (id, log-probability), best first."""
+    (None for a model without attention); ``alternatives`` holds, at each position, the model's
+    top pieces as (id, log-probability), best first.
+
+    ``parent_slots`` (beam search only; empty otherwise) holds, for each token t, the beam slot
+    that the prefix ids[:t] occupied after step t - 1, i.e. the back-pointer followed when token t
+    was chosen; ``parent_slots[0]`` is 0 (the only prefix before step 0 is the empty one). The
+    token at step t therefore sits in slot ``parent_slots[t + 1]`` of ``BeamStep.alive`` at step t
+    (for t < len(ids) - 1), and the hypothesis ended from slot ``parent_slots[-1]``."""
 
     ids: list[int]
     token_logprobs: list[float]
@@ -79,8 +84,79 @@ class Hypothesis:
     normalized_score: float
     attention: torch.Tensor | None
     finished: bool
-    beam_path: list[int] = dataclasses.field(default_factory=list)
+    parent_slots: list[int] = dataclasses.field(default_factory=list)
     alternatives: list[list[tuple[int, float]]] = dataclasses.field(default_factory=list)
+
+
+def make_hypothesis(ids: list[int], token_logprobs: list[float], attention: torch.Tensor | None,
+                    source_length: int, scoring: "Scoring", top_values: torch.Tensor | None = None,
+                    top_ids: torch.Tensor | None = None, parent_slots: list[int] | None = None) -> Hypothesis:
+    """The one place a hypothesis is built: ids [T] (ending in </s> when finished), their
+    log-probabilities [T], attention [T, S'] or None (cut to the ``source_length`` real source
+    tokens), the model's top pieces per position top_values, top_ids [T, A] or None."""
+    attention = None if attention is None else attention[:, :source_length].clone()
+    score = math.fsum(token_logprobs)
+    return Hypothesis(
+        ids=ids, token_logprobs=token_logprobs, score=score,
+        normalized_score=scoring.normalize(score, len(ids), attention), attention=attention,
+        finished=ids[-1:] == [EOS_ID], parent_slots=parent_slots or [],
+        alternatives=[] if top_ids is None or top_ids.size(-1) == 0 else
+        [list(zip(row_ids, row_values)) for row_ids, row_values in zip(top_ids.tolist(), top_values.tolist())])
+
+
+@dataclasses.dataclass
+class BeamHistory:
+    """What each decoder row has emitted so far, one entry per step (R rows, t steps).
+
+    tokens, logprobs [R, t]; parent_slots [R, t] or None (beam search's back-pointers);
+    attention [R, t, S] or None; top_values, top_ids [R, t, A] (the model's top pieces, A may be
+    0). Beam search calls ``reorder`` with each new row's parent row and then ``append`` with what
+    the step chose, so row r always holds the whole path of the prefix in row r.
+    """
+
+    tokens: torch.Tensor
+    logprobs: torch.Tensor
+    parent_slots: torch.Tensor | None
+    attention: torch.Tensor | None
+    top_values: torch.Tensor
+    top_ids: torch.Tensor
+
+    @classmethod
+    def empty(cls, rows: int, alternatives: int, with_slots: bool) -> "BeamHistory":
+        return cls(tokens=torch.zeros(rows, 0, dtype=torch.long), logprobs=torch.zeros(rows, 0),
+                   parent_slots=torch.zeros(rows, 0, dtype=torch.long) if with_slots else None, attention=None,
+                   top_values=torch.zeros(rows, 0, alternatives), top_ids=torch.zeros(rows, 0, alternatives,
+                                                                                      dtype=torch.long))
+
+    def reorder(self, rows: torch.Tensor) -> "BeamHistory":
+        """The histories of rows [R'] (each new row's parent row)."""
+        return BeamHistory(self.tokens[rows], self.logprobs[rows],
+                           None if self.parent_slots is None else self.parent_slots[rows],
+                           None if self.attention is None else self.attention[rows],
+                           self.top_values[rows], self.top_ids[rows])
+
+    def append(self, tokens: torch.Tensor, logprobs: torch.Tensor, parent_slots: torch.Tensor | None,
+               attention: torch.Tensor | None, top_values: torch.Tensor, top_ids: torch.Tensor) -> "BeamHistory":
+        """One more step: tokens, logprobs, parent_slots [R]; attention [R, S] or None; top [R, A]."""
+        def extend(history: torch.Tensor | None, step: torch.Tensor | None) -> torch.Tensor | None:
+            if step is None:
+                return None
+            step = step.unsqueeze(1)
+            return step if history is None else torch.cat([history, step], 1)
+
+        return BeamHistory(extend(self.tokens, tokens), extend(self.logprobs, logprobs),
+                           extend(self.parent_slots, parent_slots), extend(self.attention, attention),
+                           extend(self.top_values, top_values), extend(self.top_ids, top_ids))
+
+    def hypothesis(self, row: int, source_length: int, scoring: "Scoring") -> Hypothesis:
+        """Row ``row`` as a hypothesis, cut after its first </s>."""
+        ids = self.tokens[row].tolist()
+        length = ids.index(EOS_ID) + 1 if EOS_ID in ids else len(ids)
+        return make_hypothesis(
+            ids[:length], self.logprobs[row, :length].tolist(),
+            None if self.attention is None else self.attention[row, :length], source_length, scoring,
+            self.top_values[row, :length], self.top_ids[row, :length],
+            None if self.parent_slots is None else self.parent_slots[row, :length].tolist())
 
 
 @dataclasses.dataclass
@@ -114,11 +190,6 @@ def decoder_log_probs(model: Seq2Seq, previous: torch.Tensor, state: RNNState, m
 def top_alternatives(log_probs: torch.Tensor, count: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The ``count`` most probable pieces of log_probs [..., V]: (log-probs, ids), each [..., count]."""
     return log_probs.topk(min(count, log_probs.size(-1)), dim=-1)
-
-
-def _alternative_lists(values: torch.Tensor, ids: torch.Tensor) -> list[list[tuple[int, float]]]:
-    """values, ids [T, A] -> per position, [(id, log-probability)] best first."""
-    return [list(zip(row_ids, row_values)) for row_ids, row_values in zip(ids.tolist(), values.tolist())]
 
 
 def constrain(log_probs: torch.Tensor, step: int, max_lengths: torch.Tensor,
@@ -171,10 +242,6 @@ def steering_at(steering: torch.Tensor | None, step: int, rows: torch.Tensor | N
     return None if bool(weights[:, 0].isnan().all()) else weights
 
 
-def _unpadded_attention(alphas: torch.Tensor | None, source_length: int) -> torch.Tensor | None:
-    return None if alphas is None else alphas[:, :source_length].clone()
-
-
 Chooser = Callable[[torch.Tensor], torch.Tensor]
 
 
@@ -188,41 +255,19 @@ def _decode_paths(model: Seq2Seq, source: torch.Tensor, lengths: torch.Tensor, m
     rows = source.size(0)
     previous = torch.full((rows,), BOS_ID, dtype=torch.long)
     done = torch.zeros(rows, dtype=torch.bool)
-    tokens, logprobs, attention, top_values, top_ids = [], [], [], [], []
+    history = BeamHistory.empty(rows, alternatives, with_slots=False)
     for step in range(int(max_lengths.max())):
         log_probs, state, alphas = decoder_log_probs(model, previous, state, memory, steering_at(steering, step))
-        if alternatives:
-            values, ids = top_alternatives(log_probs, alternatives)
-            top_values.append(values)
-            top_ids.append(ids)
+        top_values, top_ids = top_alternatives(log_probs, alternatives)
         log_probs = constrain(log_probs, step, max_lengths, prefix, min_lengths)
         chosen = choose(log_probs)
-        tokens.append(torch.where(done, PAD_ID, chosen))
-        logprobs.append(log_probs.gather(1, chosen.unsqueeze(1)).squeeze(1))
-        if alphas is not None:
-            attention.append(alphas)
+        history = history.append(torch.where(done, PAD_ID, chosen), log_probs.gather(1, chosen.unsqueeze(1)).squeeze(1),
+                                 None, alphas, top_values, top_ids)
         done |= chosen == EOS_ID
         if bool(done.all()):
             break
         previous = chosen
-    ids = torch.stack(tokens, 1).tolist()
-    token_logprobs = torch.stack(logprobs, 1).tolist()
-    stacked = torch.stack(attention, 1) if attention else None  # [N, T, S]
-    stacked_values = torch.stack(top_values, 1) if top_values else None  # [N, T, A]
-    stacked_ids = torch.stack(top_ids, 1) if top_ids else None
-    hypotheses = []
-    for row in range(rows):
-        length = ids[row].index(EOS_ID) + 1
-        row_logprobs = token_logprobs[row][:length]
-        score = math.fsum(row_logprobs)
-        attention = None if stacked is None else _unpadded_attention(stacked[row, :length], int(lengths[row]))
-        hypotheses.append(Hypothesis(
-            ids=ids[row][:length], token_logprobs=row_logprobs, score=score,
-            normalized_score=scoring.normalize(score, length, attention), attention=attention, finished=True,
-            alternatives=[] if stacked_ids is None else
-            _alternative_lists(stacked_values[row, :length], stacked_ids[row, :length]),
-        ))
-    return hypotheses
+    return [history.hypothesis(row, int(lengths[row]), scoring) for row in range(rows)]
 
 
 def greedy(model: Seq2Seq, source: torch.Tensor, lengths: torch.Tensor, max_lengths: torch.Tensor,
@@ -299,12 +344,7 @@ def beam_search(model: Seq2Seq, source: torch.Tensor, lengths: torch.Tensor, max
     scores[:, 0] = 0.0
     scores = scores.view(-1)
     previous = torch.full((batch * k,), BOS_ID, dtype=torch.long)
-    history = torch.zeros(batch * k, 0, dtype=torch.long)
-    logprob_history = torch.zeros(batch * k, 0)
-    slot_history = torch.zeros(batch * k, 0, dtype=torch.long)
-    attention_history: torch.Tensor | None = None
-    top_values_history = torch.zeros(batch * k, 0, alternatives)  # [BK, t, A]
-    top_ids_history = torch.zeros(batch * k, 0, alternatives, dtype=torch.long)
+    history = BeamHistory.empty(batch * k, alternatives, with_slots=True)
     finished: list[list[Hypothesis]] = [[] for _ in range(batch)]
     traces: list[list[BeamStep]] = [[] for _ in range(batch)]
     done = [False] * batch
@@ -315,7 +355,7 @@ def beam_search(model: Seq2Seq, source: torch.Tensor, lengths: torch.Tensor, max
         log_probs, state, alphas = decoder_log_probs(model, previous, state, memory,
                                                      steering_at(steering, step, rows))
         top_values, top_ids = top_alternatives(log_probs, alternatives)  # [BK, A]
-        log_probs = ban_repeated_ngrams(log_probs, history, no_repeat_ngram)
+        log_probs = ban_repeated_ngrams(log_probs, history.tokens, no_repeat_ngram)
         log_probs = constrain(log_probs, step, row_max_lengths, row_prefix, row_min_lengths)
         vocab = log_probs.size(1)
         candidates = (scores.unsqueeze(1) + log_probs).view(batch, k * vocab)
@@ -325,36 +365,27 @@ def beam_search(model: Seq2Seq, source: torch.Tensor, lengths: torch.Tensor, max
         ends = tokens == EOS_ID
         rank = torch.arange(top_index.size(1)).unsqueeze(0)
         finishing = ends & (rank < k) & (top_scores > NEG_INF)
+        for b in (b for b in range(batch) if done[b]):
+            finishing[b] = False
         alive_scores, alive_position = top_scores.masked_fill(ends, NEG_INF).topk(k, dim=1)  # [B, K]
         alive_parents = parents.gather(1, alive_position)
         alive_tokens = tokens.gather(1, alive_position)
-        parent_rows = (row_offsets + alive_parents).view(-1)
 
+        # The candidates that end here: their prefix's history, then </s>.
+        ending_b, ending_j = finishing.nonzero(as_tuple=True)
+        ending_rows = ending_b * k + parents[ending_b, ending_j]
+        ended = history.reorder(ending_rows).append(
+            tokens[ending_b, ending_j], top_logprobs[ending_b, ending_j], parents[ending_b, ending_j],
+            None if alphas is None else alphas[ending_rows], top_values[ending_rows], top_ids[ending_rows])
         step_finished: list[list[tuple[int, float, float]]] = [[] for _ in range(batch)]
-        for b, j in finishing.nonzero().tolist():
-            if done[b]:
-                continue
-            parent = int(parents[b, j])
-            row = b * k + parent
-            ids = history[row].tolist() + [EOS_ID]
-            score = float(top_scores[b, j])
-            attention = None
-            if alphas is not None:
-                path = alphas[row].unsqueeze(0) if attention_history is None else \
-                    torch.cat([attention_history[row], alphas[row].unsqueeze(0)])
-                attention = _unpadded_attention(path, int(lengths[b]))
-            normalized = scoring.normalize(score, len(ids), attention)
-            finished[b].append(Hypothesis(
-                ids=ids, token_logprobs=logprob_history[row].tolist() + [float(top_logprobs[b, j])],
-                score=score, normalized_score=normalized, attention=attention, finished=True,
-                beam_path=slot_history[row].tolist() + [parent],
-                alternatives=_alternative_lists(torch.cat([top_values_history[row], top_values[row:row + 1]]),
-                                                torch.cat([top_ids_history[row], top_ids[row:row + 1]]))))
-            step_finished[b].append((parent, score, normalized))
+        for i, (b, j) in enumerate(zip(ending_b.tolist(), ending_j.tolist())):
+            hypothesis = ended.hypothesis(i, int(lengths[b]), scoring)
+            finished[b].append(hypothesis)
+            step_finished[b].append((int(parents[b, j]), hypothesis.score, hypothesis.normalized_score))
 
         alive_list, parents_list, tokens_list = alive_scores.tolist(), alive_parents.tolist(), alive_tokens.tolist()
         kept_positions = torch.zeros_like(finishing).scatter(1, alive_position, alive_scores > NEG_INF)
-        dropped = ~(kept_positions | finishing) & (top_scores > NEG_INF)
+        dropped = ~(kept_positions | (ends & (rank < k))) & (top_scores > NEG_INF)
         pruned: list[list[tuple[int, int, float]]] = [[] for _ in range(batch)]
         for b, j in dropped.nonzero().tolist():
             pruned[b].append((int(tokens[b, j]), int(parents[b, j]), float(top_scores[b, j])))
@@ -365,17 +396,11 @@ def beam_search(model: Seq2Seq, source: torch.Tensor, lengths: torch.Tensor, max
                     for slot in range(k) if alive_list[b][slot] > NEG_INF]
             traces[b].append(BeamStep(step, kept, step_finished[b], pruned[b]))
 
-        # Reorder every history along the back-pointers, then append this step.
-        alive_logprobs = top_logprobs.gather(1, alive_position).view(-1, 1)
-        history = torch.cat([history[parent_rows], alive_tokens.view(-1, 1)], 1)
-        logprob_history = torch.cat([logprob_history[parent_rows], alive_logprobs], 1)
-        slot_history = torch.cat([slot_history[parent_rows], alive_parents.view(-1, 1)], 1)
-        top_values_history = torch.cat([top_values_history[parent_rows], top_values[parent_rows].unsqueeze(1)], 1)
-        top_ids_history = torch.cat([top_ids_history[parent_rows], top_ids[parent_rows].unsqueeze(1)], 1)
-        if alphas is not None:
-            step_attention = alphas[parent_rows].unsqueeze(1)
-            attention_history = step_attention if attention_history is None else \
-                torch.cat([attention_history[parent_rows], step_attention], 1)
+        # Every live row continues the prefix of its parent row.
+        parent_rows = (row_offsets + alive_parents).view(-1)
+        history = history.reorder(parent_rows).append(
+            alive_tokens.view(-1), top_logprobs.gather(1, alive_position).view(-1), alive_parents.view(-1),
+            None if alphas is None else alphas[parent_rows], top_values[parent_rows], top_ids[parent_rows])
         state = select_state(state, parent_rows)
         scores = alive_scores.view(-1).clone()
         previous = alive_tokens.view(-1)
@@ -405,6 +430,8 @@ def force_decode(model: Seq2Seq, source: torch.Tensor, lengths: torch.Tensor, ta
     Returns one hypothesis per sentence with the model's log-probability of each target token
     and the attention [target_len, source_len] the model computes while reading it.
     """
+    if not targets or any(not target for target in targets):
+        raise ValueError("force-decoding needs at least one target piece per sentence")
     width = max(len(t) for t in targets)
     target_in = torch.full((len(targets), width), PAD_ID, dtype=torch.long)
     for row, target in enumerate(targets):
@@ -414,16 +441,7 @@ def force_decode(model: Seq2Seq, source: torch.Tensor, lengths: torch.Tensor, ta
     logits[:, :, NEVER_OUTPUT] = NEG_INF
     log_probs = torch.log_softmax(logits, dim=-1)
     top_values, top_ids = top_alternatives(log_probs, alternatives)  # [B, T, A]
-    hypotheses = []
-    for row, target in enumerate(targets):
-        token_logprobs = log_probs[row, torch.arange(len(target)), torch.tensor(target)].tolist()
-        score = math.fsum(token_logprobs)
-        attention = None if alphas is None else _unpadded_attention(alphas[row, : len(target)], int(lengths[row]))
-        hypotheses.append(Hypothesis(
-            ids=list(target), token_logprobs=token_logprobs, score=score,
-            normalized_score=scoring.normalize(score, len(target), attention), attention=attention,
-            finished=bool(target) and target[-1] == EOS_ID,
-            alternatives=_alternative_lists(top_values[row, : len(target)], top_ids[row, : len(target)])
-            if alternatives else [],
-        ))
-    return hypotheses
+    return [make_hypothesis(list(target), log_probs[row, torch.arange(len(target)), torch.tensor(target)].tolist(),
+                            None if alphas is None else alphas[row, : len(target)], int(lengths[row]), scoring,
+                            top_values[row, : len(target)], top_ids[row, : len(target)])
+            for row, target in enumerate(targets)]

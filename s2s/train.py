@@ -53,7 +53,7 @@ from .distributed import stop as stop_cluster
 from .evaluate import corpus_scores
 from .familiarity import length_profile
 from .hardware import autocast, check_precision
-from .model import Seq2Seq
+from .model import Seq2Seq, evaluating
 from .tokenizer import BOS_ID, PAD_ID, Tokenizer
 from .toy import read_alignments
 from .translator import DecodeSettings, Translator
@@ -125,8 +125,8 @@ def batch_loss(model: torch.nn.Module, batch: Batch, target_in: torch.Tensor, la
 
 @torch.no_grad()
 def dev_loss(model: Seq2Seq, batches: Sequence[Batch]) -> float:
-    """Cross-entropy per target token on the dev set, without label smoothing."""
-    model.eval()
+    """Cross-entropy per target token on the dev set, without label smoothing (call it under
+    ``evaluating(model)``: validation owns the mode)."""
     total, tokens = 0.0, 0
     for batch in batches:
         total += float(batch_loss(model, batch, batch.target_in, 0.0)) * batch.target_tokens
@@ -314,16 +314,17 @@ def _train(cluster: Cluster, model_config: ModelConfig, config: TrainConfig, tra
         counters, so the extra one at the end of a run leaves training exactly where it was and
         a resumed run follows the same path as an uninterrupted one."""
         started = time.perf_counter()
-        loss = dev_loss(model, dev_batches)
-        # Search runs on the CPU: a GPU run validates a CPU copy of the weights.
-        translator.model = model if device.type == "cpu" else copy.deepcopy(model).cpu()
-        results = translator.translate_batch(dev_sources, valid_settings)
-        scores = corpus_scores([r["text"] for r in results], dev_references)
-        if aligned:
-            accuracy = forced_alignment_accuracy(model, aligned)
-            scores["alignment_accuracy"] = None if accuracy is None else round(accuracy, 4)
-        if config.probe:
-            _log(out, probe_snapshot(translator, config.probe, progress.step), PROBE_FILE)
+        with evaluating(model):
+            loss = dev_loss(model, dev_batches)
+            # Search runs on the CPU: a GPU run validates a CPU copy of the weights.
+            translator.model = model if device.type == "cpu" else copy.deepcopy(model).cpu()
+            results = translator.translate_batch(dev_sources, valid_settings)
+            scores = corpus_scores([r["text"] for r in results], dev_references)
+            if aligned:
+                accuracy = forced_alignment_accuracy(model, aligned)
+                scores["alignment_accuracy"] = None if accuracy is None else round(accuracy, 4)
+            if config.probe:
+                _log(out, probe_snapshot(translator, config.probe, progress.step), PROBE_FILE)
         improved = scores["bleu"] > progress.best_bleu
         if improved:
             progress.best_bleu, progress.best_step = scores["bleu"], progress.step
@@ -348,7 +349,6 @@ def _train(cluster: Cluster, model_config: ModelConfig, config: TrainConfig, tra
         progress.elapsed += time.perf_counter() - started
         say(f"step {progress.step}: dev loss {loss:.3f}  BLEU {scores['bleu']:.2f}  chrF {scores['chrf']:.2f}"
             f"{'  (best, saved)' if improved else ''}")
-        model.train()
 
     def stop_reason() -> str:
         if config.max_steps and progress.step >= config.max_steps:

@@ -4,7 +4,8 @@ Settings are validated here, where they enter, and nowhere else. Input rules:
 - a text is split into sentences by a segmenter for the model's source language (sentencex),
   every sentence is translated (all of them in one batch) and the outputs are joined; the result
   keeps one entry per sentence with its pieces, hypotheses, attention and trace;
-- empty or whitespace-only text, and text over ``MAX_INPUT_CHARS`` characters or
+- text with no visible character (empty, whitespace, zero-width or other invisible format
+  characters), or whose sentences all encode to no piece, and text over ``MAX_INPUT_CHARS`` characters or
   ``MAX_SENTENCES`` sentences, give a result with no sentences and a ``message``;
 - a sentence longer than the model's ``max_source_len`` pieces is truncated to it, with a line
   in ``warnings`` that names the sentence;
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+import unicodedata
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +27,7 @@ from . import search
 from .checkpoint import load_model, read_metrics
 from .data import pad
 from .familiarity import unfamiliar_notes
-from .model import Seq2Seq
+from .model import Seq2Seq, evaluating
 from .saliency import rank_correlation, source_saliency
 from .search import BeamStep, Hypothesis
 from .tokenizer import EOS_ID, EOS_PIECE, Tokenizer
@@ -94,6 +96,15 @@ class DecodeSettings:
         return self
 
 
+EMPTY_MESSAGE = "Empty input: type a sentence to translate."
+
+
+def looks_like_text(text: str) -> bool:
+    """Whether ``text`` has a visible character: not only whitespace and invisible format
+    characters (zero-width space and joiner, byte-order mark, direction marks: category Cf)."""
+    return any(not character.isspace() and unicodedata.category(character) != "Cf" for character in text)
+
+
 def source_language(name: str, metrics: dict[str, Any]) -> str:
     """A model's source language code: its card's ``source_language``, else the part of its
     folder name before the first "-" (``en-fr`` -> ``en``). sentencex falls back to generic
@@ -125,11 +136,12 @@ def make_settings(settings: DecodeSettings | None = None, **overrides: Any) -> D
 
 
 class Translator:
-    """A loaded model with its tokenizer: translates text and explains how."""
+    """A model with its tokenizer: translates text and explains how. Every model call runs in
+    eval mode and leaves the model's mode as it found it (training validates with its own model)."""
 
     def __init__(self, model: Seq2Seq, tokenizer: Tokenizer, name: str = "model",
                  metrics: dict[str, Any] | None = None) -> None:
-        self.model = model.eval()
+        self.model = model
         self.tokenizer = tokenizer
         self.name = name
         self.metrics = metrics or {}
@@ -165,8 +177,9 @@ class Translator:
         ``sentences`` (each with ``source``, ``source_pieces`` (</s> included), ``hypotheses``
         and ``trace``), ``settings``, ``warnings``, ``message``, ``time_ms``. A hypothesis has
         ``text``, ``pieces``, ``ids``, ``token_logprobs``, ``score``, ``normalized_score``,
-        ``attention`` [len(pieces)][len(source_pieces)] or None, ``finished``, ``beam_path``,
-        ``alternatives`` (per position, the model's top pieces as ``{id, piece, logprob}``) and
+        ``attention`` [len(pieces)][len(source_pieces)] or None, ``finished``, ``parent_slots``
+        (beam search's back-pointer of each piece: the beam slot its prefix held after the previous
+        step, see ``search.Hypothesis``; empty for other strategies), ``alternatives`` (per position, the model's top pieces as ``{id, piece, logprob}``) and
         ``forced`` (how many leading pieces were forced: ``redecode``'s prefix, else 0);
         ``trace`` is the beam search's (None for other strategies).
         """
@@ -178,7 +191,7 @@ class Translator:
         sentences = [sentence for result in results for sentence in result["sentences"]]
         prefix_ids = self.tokenizer.encode(settings.prefix) if settings.prefix.strip() else []
         generator = sampling_generator(settings)
-        order = sorted((s for s in sentences if s["ids"]), key=lambda s: len(s["ids"]))
+        order = sorted(sentences, key=lambda s: len(s["ids"]))
         for start in range(0, len(order), batch_size):
             chunk = order[start:start + batch_size]
             outputs = self._decode([s["ids"] for s in chunk], prefix_ids, settings, generator)
@@ -189,7 +202,7 @@ class Translator:
         for result in results:
             for sentence in result["sentences"]:
                 sentence.pop("ids")
-            result["text"] = " ".join(s["hypotheses"][0]["text"] for s in result["sentences"] if s["hypotheses"])
+            result["text"] = " ".join(s["hypotheses"][0]["text"] for s in result["sentences"])
             result["time_ms"] = elapsed_ms
         return results
 
@@ -285,8 +298,9 @@ class Translator:
         (sentence,) = result["sentences"]
         source_ids = sentence.pop("ids") + [EOS_ID]
         scoring = search.Scoring(alpha=settings.alpha, beta=settings.coverage_penalty)
-        (forced,) = search.force_decode(self.model, torch.tensor([source_ids]), torch.tensor([len(source_ids)]),
-                                        [target_ids + [EOS_ID]], scoring, settings.alternatives)
+        with evaluating(self.model):
+            (forced,) = search.force_decode(self.model, torch.tensor([source_ids]), torch.tensor([len(source_ids)]),
+                                            [target_ids + [EOS_ID]], scoring, settings.alternatives)
         sentence["hypotheses"] = [self.hypothesis_dict(forced, forced=len(target_ids) + 1)]
         sentence["warnings"] = result["warnings"]
         return sentence
@@ -312,7 +326,9 @@ class Translator:
         (sentence,) = result["sentences"]
         source_ids = sentence["ids"] + [EOS_ID]
         scores = source_saliency(self.model, source_ids, ids, method, steps)
-        (forced,) = search.force_decode(self.model, torch.tensor([source_ids]), torch.tensor([len(source_ids)]), [ids])
+        with evaluating(self.model):
+            (forced,) = search.force_decode(self.model, torch.tensor([source_ids]), torch.tensor([len(source_ids)]),
+                                            [ids])
         agreement = correlation = None
         if forced.attention is not None:
             agreement = float((scores["relevance"].argmax(-1) == forced.attention.argmax(-1)).float().mean())
@@ -348,8 +364,8 @@ class Translator:
             raise ValueError(f"text must be a string, got {type(text).__name__}")
         result: dict[str, Any] = {"model": self.name, "source": text, "text": "", "sentences": [],
                                   "settings": dataclasses.asdict(settings), "warnings": [], "message": None}
-        if not text.strip():
-            result["message"] = "Empty input: type a sentence to translate."
+        if not looks_like_text(text):
+            result["message"] = EMPTY_MESSAGE
             return result
         if len(text) > MAX_INPUT_CHARS:
             result["message"] = (f"The input has {len(text):,} characters; at most {MAX_INPUT_CHARS:,} are "
@@ -364,14 +380,19 @@ class Translator:
         for number, source in enumerate(sources, start=1):
             ids = self.tokenizer.encode(source)
             which = f"Sentence {number}" if len(sources) > 1 else "The input"
+            if not ids:
+                result["warnings"].append(f"{which} has nothing this model can read and was left out: {source!r}")
+                continue
             result["warnings"] += unfamiliar_notes(self.tokenizer, ids, self.metrics.get("training_profile"), which)
             if len(ids) > limit:
                 result["warnings"].append(f"{which} has {len(ids)} pieces; the model reads at most {limit}, "
                                           f"so the rest was cut off: \"{source[:60]}…\"")
                 ids = ids[:limit]
             result["sentences"].append({"source": source, "ids": ids,
-                                        "source_pieces": self.tokenizer.pieces(ids + [EOS_ID]) if ids else [],
+                                        "source_pieces": self.tokenizer.pieces(ids + [EOS_ID]),
                                         "hypotheses": [], "trace": None, "prefix": settings.prefix.strip()})
+        if not result["sentences"]:
+            return result | {"message": EMPTY_MESSAGE, "warnings": []}
         if settings.coverage_penalty not in (0.0, DEFAULT_COVERAGE_PENALTY) and not self.has_attention:
             result["warnings"].append("This model has no attention, so the coverage penalty has no effect.")
         return result
@@ -388,6 +409,15 @@ class Translator:
             if settings.min_length_ratio > 0 else None
         prefix = torch.tensor([prefix_ids] * len(sources)) if prefix_ids else None
         scoring = search.Scoring(alpha=settings.alpha, beta=settings.coverage_penalty)
+        with evaluating(self.model):
+            return self._search(source, lengths, max_lengths, min_lengths, prefix, scoring, settings, generator,
+                                steering)
+
+    def _search(self, source: torch.Tensor, lengths: torch.Tensor, max_lengths: torch.Tensor,
+                min_lengths: torch.Tensor | None, prefix: torch.Tensor | None, scoring: search.Scoring,
+                settings: DecodeSettings, generator: torch.Generator, steering: torch.Tensor | None
+                ) -> list[tuple[list[Hypothesis], list[BeamStep] | None]]:
+        """The strategy of ``settings`` over source [B, S] (see ``s2s.search``)."""
         if settings.strategy == "greedy":
             hypotheses = search.greedy(self.model, source, lengths, max_lengths, prefix, scoring, min_lengths,
                                        settings.alternatives, steering)
@@ -414,7 +444,7 @@ class Translator:
             "normalized_score": hypothesis.normalized_score,
             "attention": None if hypothesis.attention is None else hypothesis.attention.tolist(),
             "finished": hypothesis.finished,
-            "beam_path": hypothesis.beam_path,
+            "parent_slots": hypothesis.parent_slots,
             "alternatives": [[{"id": piece_id, "piece": piece, "logprob": logprob}
                               for (piece_id, logprob), piece in zip(position, self.tokenizer.pieces([i for i, _ in position]))]
                              for position in hypothesis.alternatives],

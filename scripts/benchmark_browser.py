@@ -54,7 +54,7 @@ def main() -> None:
     args = parser.parse_args()
     chromium = shutil.which("chromium") or "/usr/bin/chromium"
     times: dict[str, list[float]] = {"translate": [], "select": [], "re-decode": [], "re-decode in page": []}
-    with running_app() as (url, _), sync_playwright() as driver:
+    with running_app() as (url, _, _), sync_playwright() as driver:
         browser = driver.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1280, "height": 720})
         requests: list[str] = []

@@ -59,7 +59,7 @@ def main() -> None:
     deadline = time.monotonic() + args.max_minutes * 60
     print(f"{'server':>10} {'sessions':>12} {'clients':>7} {'calls':>5} {'req/s':>7} {'p50 ms':>7} {'p95 ms':>7}")
     for label, options in (("each alone", ["--max-batch", "1", "--concurrency", "2"]), ("batched", [])):
-        with running_app(*options) as (base, _):
+        with running_app(*options) as (base, _, _):
             defaults = api_defaults(base)
             load(base, defaults, args.model, 1, 1, True)  # load the model
             for keep_session in (True, False):

@@ -12,7 +12,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator, NamedTuple
 
 import httpx
 
@@ -33,9 +33,17 @@ def resident_mb(pid: int) -> float:
     return float("nan")
 
 
+class RunningApp(NamedTuple):
+    """A started app: its URL, its process, and what it has printed so far (stdout and stderr)."""
+
+    url: str
+    process: subprocess.Popen
+    log: Callable[[], str]
+
+
 @contextlib.contextmanager
-def running_app(*options: str, env: dict[str, str] | None = None) -> Iterator[tuple[str, subprocess.Popen]]:
-    """``python app.py OPTIONS`` on loopback (offline); yields its URL and process, and stops it
+def running_app(*options: str, env: dict[str, str] | None = None) -> Iterator[RunningApp]:
+    """``python app.py OPTIONS`` on loopback (offline); yields a ``RunningApp`` and stops it
     after. An app that exits or does not answer within 120 s raises, with what it printed."""
     port = free_port()
     log = tempfile.TemporaryFile("w+", encoding="utf-8")
@@ -51,7 +59,14 @@ def running_app(*options: str, env: dict[str, str] | None = None) -> Iterator[tu
                 log.seek(0)
                 raise RuntimeError(f"the app did not start (exit code {server.poll()}):\n{log.read()[-3000:]}")
             time.sleep(0.5)
-        yield base, server
+        def printed() -> str:
+            log.flush()
+            log.seek(0)
+            text = log.read()
+            log.seek(0, os.SEEK_END)
+            return text
+
+        yield RunningApp(base, server, printed)
     finally:
         server.terminate()
         try:

@@ -97,7 +97,7 @@ def main() -> None:
     (work / "tmp").mkdir()
     (work / "gradio").mkdir()
     env = {"TMPDIR": str(work / "tmp"), "GRADIO_TEMP_DIR": str(work / "gradio")}
-    with running_app(env=env) as (base, server):
+    with running_app(env=env) as (base, server, _):
         print(f"server pid {server.pid}, {resident_mb(server.pid):.0f} MB resident at start", flush=True)
 
         page = PageClient(base)

@@ -62,9 +62,9 @@ def random_model(vocab_size: int, attention: str = "bahdanau", rnn_type: str = "
                  scale: float = 1.0, **overrides) -> Seq2Seq:
     """A small model with random weights; ``scale`` sharpens its output distributions."""
     torch.manual_seed(seed)
-    config = ModelConfig(vocab_size=vocab_size, embedding_dim=16, encoder_hidden=12,
-                         decoder_hidden=24, attention=attention,  # 24 = 2 * 12, as luong-dot needs
-                         rnn_type=rnn_type, dropout=0.0, **overrides)
+    config = ModelConfig(**{"vocab_size": vocab_size, "embedding_dim": 16, "encoder_hidden": 12,
+                            "decoder_hidden": 24,  # 24 = 2 * 12, as luong-dot needs
+                            "attention": attention, "rnn_type": rnn_type, "dropout": 0.0, **overrides})
     model = Seq2Seq(config)
     with torch.no_grad():
         for parameter in model.parameters():

@@ -47,7 +47,7 @@ def translated(server: str, text: str, height: int = 900) -> Iterator[Any]:
 
 @pytest.fixture(scope="module")
 def server() -> str:
-    with running_app() as (url, _):
+    with running_app() as (url, _, _):
         yield url
 
 
@@ -128,7 +128,7 @@ def test_model_files_and_other_paths_are_not_served(server: str) -> None:
 def test_a_full_queue_says_so_and_the_server_keeps_serving() -> None:
     from gradio_client import Client
 
-    with running_app("--queue-size", "2", "--max-batch", "1") as (url, _):
+    with running_app("--queue-size", "2", "--max-batch", "1") as (url, _, _):
         def call(number: int) -> str:
             try:
                 Client(url, verbose=False).predict(model="en-fr", text=f"I have {number} cats.", beam_size=16,
@@ -165,7 +165,7 @@ def test_twenty_concurrent_api_requests_all_succeed(server: str) -> None:
 def test_a_login_protects_the_page_and_the_api(tmp_path: Path) -> None:
     logins = tmp_path / "logins.txt"
     logins.write_text("# one per line\nteacher:s3cret\n")
-    with running_app("--auth-file", str(logins)) as (url, _):
+    with running_app("--auth-file", str(logins)) as (url, _, _):
         for path in ("/config", "/gradio_api/info"):
             try:
                 with urllib.request.urlopen(url + path, timeout=10) as response:
@@ -377,7 +377,7 @@ def test_a_person_trains_a_toy_model_watches_it_learn_and_finds_it_in_the_picker
     checkpoints = tmp_path / "checkpoints"
     shutil.copytree(ROOT / "checkpoints" / "en-fr", checkpoints / "en-fr")
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with running_app(env={"S2S_CHECKPOINTS": str(checkpoints)}) as (url, _), \
+    with running_app(env={"S2S_CHECKPOINTS": str(checkpoints)}) as (url, _, _), \
             playwright.sync_playwright() as driver:
         browser = driver.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:

@@ -118,30 +118,41 @@ def test_batched_beam_search_equals_one_sentence_at_a_time(attention: str) -> No
 
 
 def test_beam_does_not_stop_while_a_live_hypothesis_can_still_win() -> None:
-    # Whatever the model, every returned list must be the true top of all finished hypotheses the
-    # search saw, and a live beam at the stop must have no chance to beat the n-th best.
-    model = random_model(12, "bahdanau", seed=3, scale=3.0)
-    source, lengths = batch_of([[4, 5, 6]])
-    (hypotheses,), (trace,) = search.beam_search(model, source, lengths, torch.tensor([7]), beam_size=4,
-                                                 nbest=2, scoring=search.Scoring(alpha=1.0))
-    last = trace[-1]
-    worst_kept = hypotheses[-1].normalized_score
-    for _, _, _, score in last.alive:
-        assert score / search.length_penalty(7, 1.0) <= worst_kept + 1e-6
+    # Searches that stop early, with live beams left and steps to go: at that step no live beam
+    # may be able to beat the n-th best finished hypothesis, even at the longest allowed length.
+    max_length, alpha, stops_checked = 30, 0.6, 0
+    for seed in range(20):
+        model = random_model(12, "bahdanau", seed=seed, scale=3.0)
+        source, lengths = batch_of([[4, 5, 6]])
+        (hypotheses,), (trace,) = search.beam_search(model, source, lengths, torch.tensor([max_length]), beam_size=4,
+                                                     nbest=2, scoring=search.Scoring(alpha=alpha))
+        stop = trace[-1]
+        if not stop.alive or stop.step == max_length - 1:
+            continue  # ended because nothing was left alive, or at the length limit
+        stops_checked += 1
+        assert len(hypotheses) == 2
+        worst_kept = hypotheses[-1].normalized_score
+        for _, _, _, score in stop.alive:
+            assert score / search.length_penalty(max_length, alpha) <= worst_kept + 1e-6
+    assert stops_checked >= 3, "the models never stopped early with live beams: the property went untested"
 
 
-def test_trace_and_beam_path_follow_the_hypothesis() -> None:
+def test_trace_and_parent_slots_follow_the_hypothesis() -> None:
     model = random_model(30, "bahdanau", scale=2.0)
     source, lengths = batch_of([[5, 6, 7]])
     (hypotheses,), (trace,) = search.beam_search(model, source, lengths, torch.tensor([8]), beam_size=3, nbest=3)
+    assert len(hypotheses) == 3
     for hypothesis in hypotheses:
-        assert len(hypothesis.beam_path) == len(hypothesis.ids)
-        # Walk the slots: the token kept at (step, slot) is the hypothesis's token at that step.
-        for step, slot in enumerate(hypothesis.beam_path[1:]):
+        assert len(hypothesis.parent_slots) == len(hypothesis.ids) and hypothesis.parent_slots[0] == 0
+        # Walk the back-pointers: the token kept at (step, slot) is the hypothesis's token at that
+        # step, and it continues the prefix kept at (step - 1, its parent slot).
+        for step in range(len(hypothesis.ids) - 1):
+            slot = hypothesis.parent_slots[step + 1]
             node = next(a for a in trace[step].alive if a[0] == slot)
             assert node[1] == hypothesis.ids[step]
+            assert node[2] == hypothesis.parent_slots[step]
         finish_step = trace[len(hypothesis.ids) - 1]
-        assert any(parent == hypothesis.beam_path[-1] and score == pytest.approx(hypothesis.score)
+        assert any(parent == hypothesis.parent_slots[-1] and score == pytest.approx(hypothesis.score)
                    for parent, score, _ in finish_step.finished)
 
 
@@ -230,6 +241,7 @@ def test_each_beam_hypothesis_carries_the_alternatives_of_its_own_prefix() -> No
     model = random_model(30, "bahdanau", scale=2.0)
     source, lengths = batch_of([[5, 6, 7, 8]])
     beams, _ = search.beam_search(model, source, lengths, torch.tensor([8]), beam_size=6, nbest=6, alternatives=4)
+    assert len(beams[0]) == 6
     for hypothesis in beams[0]:
         (forced,) = search.force_decode(model, source, lengths, [hypothesis.ids], alternatives=4)
         assert [[i for i, _ in p] for p in hypothesis.alternatives] == [[i for i, _ in p] for p in forced.alternatives]
@@ -241,7 +253,7 @@ def test_trace_shows_the_candidates_pruned_at_each_step_and_why() -> None:
     model = random_model(30, "bahdanau", scale=2.0)
     source, lengths = batch_of([[5, 6, 7]])
     _, (trace,) = search.beam_search(model, source, lengths, torch.tensor([8]), beam_size=3, nbest=3)
-    assert any(step.pruned for step in trace)
+    assert any(step.pruned and len(step.alive) == 3 for step in trace)  # the check below runs at least once
     for step in trace:
         assert len(step.alive) + len(step.finished) + len(step.pruned) <= 2 * 3
         if len(step.alive) == 3:  # a full beam: every pruned continuation scored below the last one kept
@@ -276,3 +288,10 @@ def test_a_one_hot_steering_changes_that_step_s_context_and_only_from_there() ->
     assert torch.equal(alphas[0, 1], steer[0, 1]) and torch.equal(alphas[0, [0, 2]], free_alphas[0, [0, 2]])
     assert torch.equal(logits[0, 0], free_logits[0, 0])  # steps before are untouched
     assert not torch.allclose(logits[0, 1], free_logits[0, 1])  # the step's context vector changed
+
+
+def test_force_decoding_an_empty_target_is_refused_by_name() -> None:
+    model = random_model(30, "bahdanau")
+    source, lengths = batch_of([[5, 6]])
+    with pytest.raises(ValueError, match="at least one target piece"):
+        search.force_decode(model, source, lengths, [[]])

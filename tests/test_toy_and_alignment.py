@@ -9,8 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from s2s.alignment import alignment_accuracy, alignment_hits
+from s2s.alignment import aligned_pairs, alignment_accuracy, alignment_hits, forced_alignment_accuracy
 from s2s.cli import main
+from s2s.data import read_pairs
+from s2s.train import ALIGNMENT_SAMPLE
+from s2s.translator import load
 from s2s.toy import TASKS, generate, parse_alignment, read_alignments, write_task
 from s2s.uploads import MIN_PAIRS, read_upload
 from tests.conftest import TINY_TRAIN_OPTIONS
@@ -90,9 +93,17 @@ def test_training_records_probe_snapshots_and_alignment_accuracy(tmp_path: Path)
         np.testing.assert_allclose(attention.sum(axis=1), 1.0, atol=1e-3)
     validations = [r for r in map(json.loads, (out / "train_log.jsonl").read_text().splitlines())
                    if r["event"] == "validation"]
-    assert all(0.0 <= v["alignment_accuracy"] <= 1.0 and 0.0 <= v["exact"] <= 100.0 for v in validations)
+    assert [v["step"] for v in validations if not v.get("end_of_run")] == [20, 40]
     metrics = json.loads((out / "metrics.json").read_text())
-    assert "alignment_accuracy" in metrics["dev"] and "alignment accuracy" in (out / "README.md").read_text()
+    assert "alignment accuracy" in (out / "README.md").read_text()
+    # The figure logged for the saved (best) model is that model's own, recomputed from its weights.
+    translator = load(out)
+    dev = read_pairs([paths["dev"]])
+    pairs = aligned_pairs(translator.tokenizer, dev[:ALIGNMENT_SAMPLE], read_alignments(paths["alignments"])[:ALIGNMENT_SAMPLE])
+    recomputed = forced_alignment_accuracy(translator.model, pairs)
+    assert metrics["dev"]["alignment_accuracy"] == pytest.approx(recomputed, abs=1e-3)
+    best = next(v for v in validations if v["step"] == metrics["dev"]["step"])
+    assert best["alignment_accuracy"] == metrics["dev"]["alignment_accuracy"]
 
 
 def test_alignments_must_match_the_dev_set_line_for_line(tmp_path: Path) -> None:

@@ -307,3 +307,20 @@ def test_scoring_the_model_s_own_beam_output_reproduces_its_score(translator: Tr
 def test_bad_translations_to_score_get_clear_errors(translator: Translator, target, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         translator.score("the big cat runs", target)
+
+
+def test_the_translator_decodes_without_dropout_and_leaves_the_model_s_mode_alone(tokenizer) -> None:
+    # Training validates with the model it is training: the translator must decode without
+    # dropout and hand the model back still in training mode.
+    model = random_model(tokenizer.vocab_size, scale=3.0, dropout=0.5).train()
+    translator = Translator(model, tokenizer)
+    first = translator.translate("the big cat runs", strategy="beam", beam_size=3)
+    assert model.training
+    again = translator.translate("the big cat runs", strategy="beam", beam_size=3)
+    scored = translator.score("the big cat runs", first["sentences"][0]["hypotheses"][0]["ids"])
+    assert model.training
+    assert_same_sentences(first["sentences"], again["sentences"])
+    model.eval()
+    assert_same_sentences(first["sentences"], translator.translate("the big cat runs", strategy="beam",
+                                                                    beam_size=3)["sentences"])
+    assert scored["hypotheses"][0]["score"] == pytest.approx(first["sentences"][0]["hypotheses"][0]["score"], abs=1e-4)

@@ -272,6 +272,12 @@ def models_api() -> list[dict]:
 
 # ---------------------------------------------------------------- layout and events
 
+def unchanged(components: list[gr.components.Component]) -> dict:
+    """An event's answer that leaves every one of its outputs as it is (Gradio reads an empty
+    dict as one missing value, and shows an error badge on every output)."""
+    return {component: gr.skip() for component in components}
+
+
 def build_app(max_batch: int = 32, concurrency: int = 8, queue_size: int = 256) -> gr.Blocks:
     """The page. ``max_batch`` concurrent requests are decoded together (1 = each alone);
     ``concurrency`` page events run at once (``/translate``: up to ``max_batch`` if more, so that
@@ -293,8 +299,9 @@ def build_app(max_batch: int = 32, concurrency: int = 8, queue_size: int = 256) 
                         with gr.Row():
                             model = gr.Dropdown(names, value=first, label="Model", interactive=True, scale=1,
                                                 min_width=140, elem_id="model-picker")
-                            text = gr.Textbox(label="Source text (a sentence or a paragraph; Enter translates)", lines=2,
-                                              max_lines=8, elem_id="source-text", scale=4,
+                            # One line that grows to 8: Enter translates, Shift+Enter starts a new line.
+                            text = gr.Textbox(label="Source text (a sentence or a paragraph; Enter translates, "
+                                                    "Shift+Enter for a new line)", lines=1, max_lines=8, elem_id="source-text", scale=4,
                                               placeholder="Type a sentence, or click an example below")
                         with gr.Row():
                             reference = gr.Textbox(label="Reference translation (optional)", lines=1, scale=3)
@@ -417,7 +424,7 @@ def build_app(max_batch: int = 32, concurrency: int = 8, queue_size: int = 256) 
 
         def select_sentence(view: View | None, merge: bool, classic: bool, index: int | None) -> dict:
             if not view or index is None:
-                return {}
+                return unchanged(page_outputs)
             view = dataclasses.replace(view, sentence=int(index), selected=0)
             return {**render(view, merge, classic, page), state: view}
 
@@ -425,13 +432,13 @@ def build_app(max_batch: int = 32, concurrency: int = 8, queue_size: int = 256) 
             """A click on a row of the n-best table: show that hypothesis everywhere it is shown."""
             sentence = sentence_of(view.second, view.sentence) if view else None
             if not sentence or not sentence["hypotheses"]:
-                return {}
+                return unchanged(page_outputs)
             row = int(event.index[0] if isinstance(event.index, (list, tuple)) else event.index)
             view = dataclasses.replace(view, selected=min(max(0, row), len(sentence["hypotheses"]) - 1))
             return {**render(view, merge, classic, page), state: view}
 
         def redraw(view: View | None, merge: bool, classic: bool) -> dict:
-            return {**render(view, merge, classic, page), state: view} if view else {}
+            return {**render(view, merge, classic, page), state: view} if view else unchanged(page_outputs)
 
         def rescore(view: View | None, reference_text: str) -> str:
             """The reference was edited: score the outputs shown again (the model does not run)."""
@@ -465,7 +472,10 @@ def build_app(max_batch: int = 32, concurrency: int = 8, queue_size: int = 256) 
             return [values.get(name, gr.skip()) for name in shared_names]
 
         def explore_restored(values: dict) -> dict:
-            return explore(values) if isinstance(values[text], str) and values[text].strip() else {}
+            """A shared link's text translated at once; a bare page load changes nothing."""
+            if isinstance(values[text], str) and values[text].strip():
+                return explore(values)
+            return unchanged([*page_outputs, reference_scores_view, export_file])
 
         def on_model_change(name: str):
             return model_markdown(name), gr.Dataset(samples=example_samples(name))
