@@ -448,7 +448,7 @@ function render() {
     const nbest = col.hypotheses.length > 1 ? `<ol class="lv-nbest" aria-label="n-best list">` +
       col.hypotheses.map((x, i) => `<li><button type="button" class="lv-nbest-row${c === state.column &&
         i === state.hypothesis ? " lv-selected" : ""}" data-column="${c}" data-hypothesis="${i}">` +
-        `<span class="lv-nbest-text">${escapeHtml(x.text)}</span><span class="lv-nbest-score">` +
+        `<span class="lv-nbest-text" title="${escapeHtml(x.text)}">${i + 1}. ${escapeHtml(x.text)}</span><span class="lv-nbest-score">` +
         `${x.normalized_score.toFixed(3)}</span></button></li>`).join("") + `</ol>` : "";
     const prefixNote = col.prefix ? `<div class="lv-note">Forced prefix “${escapeHtml(col.prefix)}” applied here ` +
                                     `(underlined pieces).</div>` : "";
@@ -459,30 +459,34 @@ function render() {
   }).join("");
   const pinned = state.pinned && state.pinned.column === state.column ? state.pinned.token : null;
   const steps = outTokens.length;
+  const saliencyShown = Object.keys(SALIENCY_METHODS).some((m) => state.saliency.has(saliencyKey(m)));
+  // Two columns: the outputs, and under them every answer to a click on them (alternatives, edits,
+  // steering, a scored translation); beside them the heatmap (and saliency, side by side).
   root.innerHTML =
     `<div class="lv-bar"><span class="lv-verdict">${verdictLine(value)}</span>` +
     `<label><input type="checkbox" class="lv-pieces"${state.pieces ? " checked" : ""}> pieces</label>` +
     `<label title="</s> is the end-of-sentence token; attention often rests on it"><input type="checkbox" ` +
     `class="lv-hide-eos"${state.hideEos ? " checked" : ""}> hide &lt;/s&gt;</label></div>` +
+    `<div class="lv-main${saliencyShown ? " lv-main-wide" : ""}"><div class="lv-left">` +
     `<div class="lv-source-line"><span class="lv-caption">Source</span>${sourceStrip(srcTokens, sourceWeights, salientWeights)}</div>` +
     `<div class="lv-cols">${columns}</div>` +
+    `<div class="lv-step"><label>Step <input type="range" class="lv-step-range" min="0" max="${steps - 1}" ` +
+    `value="${pinned ?? 0}" aria-label="output step"></label><span class="lv-step-label">${pinned === null ? "hover a word to see where it looks; " +
+      "click it (or move the slider) for what else the model could have said there" :
+      `step ${pinned + 1} of ${steps}: “${escapeHtml(outTokens[pinned].label)}”`}</span></div>` +
     `<form class="lv-score"><input name="target" maxlength="5000" placeholder="Type your own translation to see how ` +
     `the model scores it" aria-label="your translation"><button type="submit">Score my translation</button></form>` +
-    `<div class="lv-step"><label>Step <input type="range" class="lv-step-range" min="0" max="${steps - 1}" ` +
-    `value="${pinned ?? 0}" aria-label="output step"></label><span class="lv-step-label">${pinned === null ? "click a word or move the slider" :
-      `step ${pinned + 1} of ${steps}: “${escapeHtml(outTokens[pinned].label)}”`}</span></div>` +
-    `<div class="lv-detail${Object.keys(SALIENCY_METHODS).some((m) => state.saliency.has(saliencyKey(m))) ?
-      " lv-detail-wide" : ""}"><div>${saliencyBar(matrix)}<div class="lv-matrices"><div class="lv-matrix">` +
-    `${matrix ? `<div class="lv-caption">Attention <button type="button" class="lv-export" data-format="svg" ` +
-      `title="download this heatmap as SVG">SVG</button><button type="button" class="lv-export" data-format="png" ` +
-      `title="download this heatmap as PNG">PNG</button></div>` : ""}${heatmap(matrix, outTokens, srcTokens, focusRow,
-      label)}</div>` +
-    `${saliencyMatrix(outTokens, srcTokens, focusRow)}</div></div>` +
-    `<div class="lv-side">${pinned === null ? `<p class="lv-note">Hover an output word to light up the source ` +
-      `words it attends to; hover a source word for the reverse. Click an output word for the model's ` +
-      `alternatives there.</p>` : alternativesPanel(value, state.column, hyp, outTokens, pinned)}` +
-    `${state.busy ? `<p class="lv-note">Re-decoding…</p>` : ""}${state.message ? `<p class="lv-error">${escapeHtml(state.message)}</p>` : ""}` +
-    `</div></div><div class="lv-edits">${editsPanel(srcTokens)}</div>` + treeFor(value, outTokens, pinned);
+    // Answers to a click stay in view: in place under the outputs, or stuck to the window's bottom edge.
+    `<div class="lv-answer" aria-live="polite">${state.busy ? `<p class="lv-note">Re-decoding…</p>` : ""}` +
+    `${state.message ? `<p class="lv-error">${escapeHtml(state.message)}</p>` : ""}` +
+    `${editsPanel(srcTokens)}` +
+    `${pinned === null ? "" : alternativesPanel(value, state.column, hyp, outTokens, pinned)}</div>` +
+    `</div><div class="lv-right"><div class="lv-right-head">${matrix ? `<span class="lv-caption">Attention ` +
+      `<button type="button" class="lv-export" data-format="svg" title="download this heatmap as SVG">SVG</button>` +
+      `<button type="button" class="lv-export" data-format="png" title="download this heatmap as PNG">PNG</button>` +
+      `</span>` : ""}${saliencyBar(matrix)}</div><div class="lv-matrices"><div class="lv-matrix">` +
+    `${heatmap(matrix, outTokens, srcTokens, focusRow, label)}</div>` +
+    `${saliencyMatrix(outTokens, srcTokens, focusRow)}</div></div></div>` + treeFor(value, outTokens, pinned);
   revealSelectedBranch(root);
   highlightFromSource(null);
 }
@@ -526,7 +530,7 @@ function saliencyKey(method) { return `${state.column}:${state.hypothesis}:${met
 function saliencyBar(attention) {
   const buttons = Object.entries(SALIENCY_METHODS).map(([method, label]) =>
     `<button type="button" class="lv-saliency-go" data-method="${method}">${escapeHtml(label)}</button>`).join(" ");
-  return `<div class="lv-saliency-bar">Saliency ${attention ? "beside attention" : "(this model has no attention)"}: ${buttons}</div>`;
+  return `<span class="lv-saliency-bar">Saliency ${attention ? "beside it" : "(this model has no attention)"}: ${buttons}</span>`;
 }
 
 function saliencyMatrix(outTokens, srcTokens, focusRow) {

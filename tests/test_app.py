@@ -100,8 +100,11 @@ def test_a_paragraph_shows_each_sentence_on_demand(page: explorer.Page) -> None:
 def test_json_export_is_written_only_when_asked_and_round_trips(page: explorer.Page) -> None:
     before = explorer.exports.count()
     out = explore(page, "red cat")
-    assert explorer.exports.count() == before and out["export_file"] is None
-    path = Path(page.handlers["export"](out["state"], "chat rouge"))
+    assert explorer.exports.count() == before and out["export_file"] == {"__type__": "update", "value": None,
+                                                                         "visible": False}
+    shown = page.handlers["export"](out["state"], "chat rouge")
+    assert shown["visible"]
+    path = Path(shown["value"])
     exported = json.loads(path.read_text(encoding="utf-8"))
     assert exported["reference"] == "chat rouge" and set(exported["reference_scores"]["greedy"]) == {"bleu", "chrf"}
     assert path.parent == explorer.exports.root and path.name.startswith("s2s-en-fr-")

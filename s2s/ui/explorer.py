@@ -290,55 +290,61 @@ def build_app(max_batch: int = 32, concurrency: int = 8, queue_size: int = 256) 
     first = names[0] if names else None
     page = Page()
     with gr.Blocks(title="s2s explorer") as demo:
-        gr.Markdown("## s2s explorer · type a sentence or a paragraph, compare **greedy** with **beam search**, "
+        gr.Markdown("**s2s explorer** · type a sentence or a paragraph, compare **greedy** with **beam search**, "
                     "hover and click the output words to see why", elem_id="title")
         with gr.Tabs(elem_id="tabs"):
             with gr.Tab("Explore", id="explore"):
-                with gr.Row():
-                    with gr.Column(scale=3):
-                        with gr.Row():
-                            model = gr.Dropdown(names, value=first, label="Model", interactive=True, scale=1,
-                                                min_width=140, elem_id="model-picker")
-                            # One line that grows to 8: Enter translates, Shift+Enter starts a new line.
-                            text = gr.Textbox(label="Source text (a sentence or a paragraph; Enter translates, "
-                                                    "Shift+Enter for a new line)", lines=1, max_lines=8, elem_id="source-text", scale=4,
-                                              placeholder="Type a sentence, or click an example below")
-                        with gr.Row():
-                            reference = gr.Textbox(label="Reference translation (optional)", lines=1, scale=3)
-                            translate_button = gr.Button("Translate", variant="primary", elem_id="translate-button",
-                                                         scale=1, min_width=120)
-                        examples = gr.Dataset(components=[text], samples=example_samples(first), label="Examples (click to translate)",
-                                              samples_per_page=4)
-                        with gr.Accordion("About this model", open=False):
-                            card = gr.Markdown(model_markdown(first), elem_classes="model-card", elem_id="model-card")
-                    with gr.Column(scale=2):
-                        strategy = page.control("strategy", gr.Radio, ["beam", "sample"], label="Compare greedy with",
-                                                elem_id="strategy")
-                        page.control("beam_size", gr.Slider, 1, UI_MAX_BEAM, step=1, label="Beam size", elem_id="beam-size")
+                # One band with what every translation needs; everything else folds away, so that
+                # the outputs and the heatmap fit the first screen (1280 x 720).
+                with gr.Row(elem_id="input-band", equal_height=True):
+                    model = gr.Dropdown(names, value=first, label="Model", interactive=True, scale=1,
+                                        min_width=120, elem_id="model-picker")
+                    # One line that grows to 8: Enter translates, Shift+Enter starts a new line.
+                    text = gr.Textbox(label="Source text · Enter translates, Shift+Enter: new line",
+                                      lines=1, max_lines=8,
+                                      elem_id="source-text", scale=5,
+                                      placeholder="Type a sentence, or open Examples below")
+                    translate_button = gr.Button("Translate", variant="primary", elem_id="translate-button",
+                                                 scale=0, min_width=110)
+                    strategy = page.control("strategy", gr.Dropdown, ["beam", "sample"], label="Compare greedy with",
+                                            elem_id="strategy", scale=1, min_width=140)
+                    page.control("beam_size", gr.Slider, 1, UI_MAX_BEAM, step=1, label="Beam size",
+                                  elem_id="beam-size", scale=1, min_width=150)
+                with gr.Group(visible=False, elem_id="sampling") as sampling:
+                    with gr.Row():
+                        page.control("temperature", gr.Slider, 0.1, 3.0, step=0.05, label="Sampling temperature")
+                        page.control("top_k", gr.Slider, 0, 100, step=1, label="Sampling top-k (0 = off)")
+                        page.control("top_p", gr.Slider, 0.05, 1.0, step=0.05, label="Sampling top-p (1 = off)")
+                        page.control("seed", gr.Number, precision=0, label="Sampling seed (empty = new samples each time)")
+                        resample_button = gr.Button("Resample (a fresh seed)", elem_id="resample-button", size="sm")
+                with gr.Row(elem_id="options-band"):
+                    with gr.Accordion("Examples (click one to translate)", open=False, elem_id="examples-box"):
+                        examples = gr.Dataset(components=[text], samples=example_samples(first), label="Examples",
+                                              show_label=False, samples_per_page=6)
+                    with gr.Accordion("More decoding settings", open=False, elem_id="settings-box"):
                         page.control("nbest", gr.Slider, 1, UI_MAX_BEAM, value=UI_NBEST, step=1,
                                      label="n-best (≤ beam size) / samples")
                         page.control("alpha", gr.Slider, 0.0, 2.0, step=0.1, label="Length penalty α (0 = raw log-prob)")
-                        with gr.Group(visible=False) as sampling:
-                            page.control("temperature", gr.Slider, 0.1, 3.0, step=0.05, label="Sampling temperature")
-                            page.control("top_k", gr.Slider, 0, 100, step=1, label="Sampling top-k (0 = off)")
-                            page.control("top_p", gr.Slider, 0.05, 1.0, step=0.05, label="Sampling top-p (1 = off)")
-                            page.control("seed", gr.Number, precision=0, label="Sampling seed (empty = new samples each time)")
-                            resample_button = gr.Button("Resample (a fresh seed)", elem_id="resample-button", size="sm")
-                        with gr.Accordion("More decoding settings", open=False):
-                            page.control("coverage_penalty", gr.Slider, 0.0, 1.0, step=0.05,
-                                         label="Coverage penalty β (punishes source words left unread; 0 = off)")
-                            page.control("min_length_ratio", gr.Slider, 0.0, 1.5, step=0.1,
-                                         label="Min length × source (0 = off)")
-                            page.control("max_length_ratio", gr.Slider, 0.5, 4.0, step=0.1, label="Max length × source")
-                            page.control("max_length_extra", gr.Slider, 0, 50, step=1, label="Max length + extra tokens")
-                            page.control("no_repeat_ngram", gr.Slider, 0, 6, step=1, label="No-repeat n-gram (0 = off)")
-                            page.control("prefix", gr.Textbox, lines=1,
-                                         label="Forced output prefix (every sentence; right column only, greedy stays free)")
-                            page.control("split_sentences", gr.Checkbox, label="Translate a paragraph sentence by sentence")
-                            page.control("alternatives", gr.Slider, 0, 20, value=UI_ALTERNATIVES, step=1,
-                                         label="Alternatives kept per output word (click a word to see them)")
-                            merge_words = gr.Checkbox(False, label="Merge pieces into words in the Plotly heatmaps below "
-                                                                   "(sum over source pieces, mean over output pieces)")
+                        page.control("coverage_penalty", gr.Slider, 0.0, 1.0, step=0.05,
+                                     label="Coverage penalty β (punishes source words left unread; 0 = off)")
+                        page.control("min_length_ratio", gr.Slider, 0.0, 1.5, step=0.1,
+                                     label="Min length × source (0 = off)")
+                        page.control("max_length_ratio", gr.Slider, 0.5, 4.0, step=0.1, label="Max length × source")
+                        page.control("max_length_extra", gr.Slider, 0, 50, step=1, label="Max length + extra tokens")
+                        page.control("no_repeat_ngram", gr.Slider, 0, 6, step=1, label="No-repeat n-gram (0 = off)")
+                        page.control("prefix", gr.Textbox, lines=1,
+                                     label="Forced output prefix (every sentence; right column only, greedy stays free)")
+                        page.control("split_sentences", gr.Checkbox, label="Translate a paragraph sentence by sentence")
+                        page.control("alternatives", gr.Slider, 0, 20, value=UI_ALTERNATIVES, step=1,
+                                     label="Alternatives kept per output word (click a word to see them)")
+                        merge_words = gr.Checkbox(False, label="Merge pieces into words in the Plotly heatmaps of the "
+                                                               "classic views (sum over source pieces, mean over output "
+                                                               "pieces)")
+                    with gr.Accordion("Reference translation", open=False, elem_id="reference-box"):
+                        reference = gr.Textbox(label="Reference translation (optional): sentence BLEU and chrF of "
+                                                     "every output", lines=1, elem_id="reference")
+                    with gr.Accordion("About this model", open=False, elem_id="card-box"):
+                        card = gr.Markdown(model_markdown(first), elem_classes="model-card", elem_id="model-card")
                 missing = {field.name for field in dataclasses.fields(DecodeSettings)} - set(page.controls)
                 assert not missing, f"settings without a control: {missing}"
                 page.status = gr.Markdown(elem_id="status")
@@ -353,7 +359,7 @@ def build_app(max_batch: int = 32, concurrency: int = 8, queue_size: int = 256) 
                             export_button = gr.Button("Export result as JSON", elem_id="export-button")
                             share_button = gr.Button("Copy a link to this view", elem_id="share-button")
                         page.export_file = gr.File(label="Exported JSON", interactive=False, elem_id="export-file",
-                                                   height=90)
+                                                   height=90, visible=False)
                 page.state = gr.State(time_to_live=STATE_TTL_SECONDS)
                 state, reference_scores_view, export_file = page.state, page.reference_scores, page.export_file
 
@@ -420,7 +426,7 @@ def build_app(max_batch: int = 32, concurrency: int = 8, queue_size: int = 256) 
             return {**render(view, values[merge_words], values[classic_open], page), state: view,
                     reference_scores_view: reference_markdown(reference_scores(values[reference],
                                                                           reference_outputs(view))),
-                    export_file: None}
+                    export_file: gr.update(value=None, visible=False)}
 
         def select_sentence(view: View | None, merge: bool, classic: bool, index: int | None) -> dict:
             if not view or index is None:
@@ -449,8 +455,9 @@ def build_app(max_batch: int = 32, concurrency: int = 8, queue_size: int = 256) 
             if not view:
                 raise gr.Error("Nothing to export yet: translate something first.")
             scores = reference_scores(reference_text, reference_outputs(view))
-            return str(exports.write(dataclasses.asdict(view) | {"reference": reference_text or "",
-                                                                  "reference_scores": scores}, view.model))
+            path = exports.write(dataclasses.asdict(view) | {"reference": reference_text or "",
+                                                              "reference_scores": scores}, view.model)
+            return gr.update(value=str(path), visible=True)
 
         def compare(model_a: str, model_b: str, source: str, beam_size: float, alpha: float, merge: bool) -> list:
             """The same input through two models with beam search; outputs and attention side by side."""
