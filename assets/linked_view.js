@@ -5,7 +5,6 @@
 // Hover, selection, the word / piece switch, alternatives and stepping are all local: only a
 // re-decode calls the server.
 
-const SPLIT_PUNCTUATION = /^[.,!?;:…"«»()\[\]{}¡¿“”]+$/u;
 const CIVIDIS = ["#00204c", "#213d6b", "#4c546c", "#6f6f73", "#948b78", "#bcaf6f", "#e4cf5b", "#ffe945"];
 // The server's JSON text, parsed once per new value.
 let parsedText = null, parsedValue = null;
@@ -18,7 +17,8 @@ function viewValue() {
 }
 
 const state = { column: 1, hypothesis: 0, focus: null, pinned: null, pieces: false, hideEos: false,
-                edits: [], busy: false, message: "", steer: new Set(), steerMode: "only", saliency: new Map() };
+                edits: [], busy: false, message: "", steer: new Set(), steerMode: "only", saliency: new Map(),
+                focusAlternatives: false };
 // How the chosen source words change the step's attention: only there (even), or the model's
 // own weights scaled there, renormalised.
 const STEER_MODES = { only: "look only there", boost: "× 3 there", remove: "× 0 there (look elsewhere)" };
@@ -28,15 +28,26 @@ function escapeHtml(text) {
   return String(text).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
 }
 
-function cividis(t) {
+// The cividis colour of t in [0, 1] as [r, g, b].
+function cividisRgb(t) {
   const x = Math.min(1, Math.max(0, t)) * (CIVIDIS.length - 1);
   const i = Math.min(CIVIDIS.length - 2, Math.floor(x));
   const mix = (a, b) => Math.round(a + (b - a) * (x - i));
   const [a, b] = [CIVIDIS[i], CIVIDIS[i + 1]].map((h) => [1, 3, 5].map((k) => parseInt(h.slice(k, k + 2), 16)));
-  return `rgb(${mix(a[0], b[0])}, ${mix(a[1], b[1])}, ${mix(a[2], b[2])})`;
+  return [mix(a[0], b[0]), mix(a[1], b[1]), mix(a[2], b[2])];
 }
 
-function textColourOn(t) { return t > 0.55 ? "#111" : "#fff"; }
+function cividis(t) { return `rgb(${cividisRgb(t).join(", ")})`; }
+
+// Black or white, whichever contrasts more with cividis(t): at least 4.5:1 on every colour of the
+// scale (WCAG's relative luminance; black wins above 0.179).
+function textColourOn(t) {
+  const [r, g, b] = cividisRgb(t).map((c) => {
+    const v = c / 255;
+    return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4;
+  });
+  return 0.2126 * r + 0.7152 * g + 0.0722 * b > 0.179 ? "#000" : "#fff";
+}
 
 function pieceLabel(piece) {
   if (piece === "</s>") return "</s>";
@@ -44,24 +55,29 @@ function pieceLabel(piece) {
   return label || "␣";
 }
 
-// Pieces -> display tokens: words (pieces glued until the next "▁"), with sentence punctuation
-// kept as its own token, or one token per piece. Each token lists the piece indices it covers.
-function tokensOf(pieces, wordLevel) {
-  const tokens = [];
-  pieces.forEach((piece, index) => {
-    const label = pieceLabel(piece);
-    const startsWord = piece.startsWith("▁") || piece === "</s>";
-    const punctuation = SPLIT_PUNCTUATION.test(label);
-    const last = tokens[tokens.length - 1];
-    const glue = wordLevel && last && !startsWord && !punctuation && !last.punctuation && last.label !== "</s>";
-    if (glue) {
-      last.label += label;
-      last.pieces.push(index);
-    } else {
-      tokens.push({ label, pieces: [index], punctuation, eos: piece === "</s>" });
-    }
-  });
-  return tokens;
+// A hypothesis (or the source, see sourceOf) -> display tokens: its words as the server grouped
+// them (s2s.tokenizer.merge_pieces: sentence punctuation apart, bytes joined into characters, a
+// bare "▁" never a word of its own), or one token per piece when the "pieces" switch is on. Each
+// token lists the piece indices it covers.
+function tokensOf(item) {
+  if (!state.pieces && item.words) {
+    return item.words.map((word) => ({ label: word.text, pieces: word.pieces, eos: word.text === "</s>" }));
+  }
+  return item.pieces.map((piece, index) => ({ label: pieceLabel(piece), pieces: [index], eos: piece === "</s>" }));
+}
+
+function sourceOf(value) {
+  return { pieces: value.source_pieces, words: value.source_words };
+}
+
+// Positions are counted in the unit shown: words, or pieces under the "pieces" switch.
+function unit() { return state.pieces ? "piece" : "word"; }
+
+// "word 3 “tient”": the shown token of `item` that holds piece `piece`, numbered from 1.
+function positionLabel(item, piece) {
+  const tokens = tokensOf(item);
+  const index = tokens.findIndex((t) => t.pieces.includes(piece));
+  return index < 0 ? `${unit()} ?` : `${unit()} ${index + 1} “${escapeHtml(tokens[index].label)}”`;
 }
 
 function hypothesisOf(value, column, index) {
@@ -105,11 +121,22 @@ function outputStrip(column, hyp, tokens, extraClass) {
                   state.focus.token === index;
     return `<button type="button" class="lv-tok lv-out ${extraClass}${isForced ? " lv-forced" : ""}` +
            `${focus ? " lv-focus" : ""}" data-column="${column}" data-token="${index}" ` +
+           `tabindex="${index === 0 && column >= 0 ? 0 : -1}" ` +
            `style="background:${cividis(p)};color:${textColourOn(p)}" ` +
            `title="${escapeHtml(token.label)}: p = ${p.toFixed(3)}${isForced ? " (forced)" : ""}; click for alternatives" ` +
            `aria-label="${escapeHtml(token.label)}, probability ${p.toFixed(2)}">` +
            `<span class="lv-word">${escapeHtml(token.label)}</span><span class="lv-p">${p.toFixed(2)}</span></button>`;
   }).join("");
+}
+
+// A text of several sentences: its whole translation, each sentence a button that shows it below
+// (through the page's sentence picker, which asks the server for that sentence's view).
+function paragraphLine(value) {
+  if (!value.paragraph) return "";
+  return `<div class="lv-paragraph" aria-label="the whole translation"><span class="lv-caption">Whole translation ` +
+    `(click a sentence to explain it)</span>${value.paragraph.map((sentence, index) =>
+      `<button type="button" class="lv-sentence${sentence.shown ? " lv-selected" : ""}" data-sentence="${index}" ` +
+      `title="${escapeHtml(sentence.source)}">${escapeHtml(sentence.text)}</button>`).join(" ")}</div>`;
 }
 
 function shownSaliency() {
@@ -150,7 +177,8 @@ function heatmap(matrix, outTokens, srcTokens, focusRow, label) {
       `${escapeHtml(srcTokens[c].label)}: ${matrix[r][c].toFixed(3)}">${matrix[r][c] >= 0.1 ?
         `<span style="color:${textColourOn(matrix[r][c])}">${matrix[r][c].toFixed(1)}</span>` : ""}</td>`).join("") +
     `</tr>`).join("");
-  return `<table class="lv-heatmap" aria-label="${escapeHtml(label)}"><thead><tr><th></th>${head}</tr></thead>` +
+  return `<table class="lv-heatmap" aria-label="${escapeHtml(label)}"><thead><tr><th scope="col">` +
+         `<span class="lv-hidden">output ↓, source →</span></th>${head}</tr></thead>` +
          `<tbody>${body}</tbody></table>`;
 }
 
@@ -161,19 +189,26 @@ function alternativesPanel(value, column, hyp, outTokens, tokenIndex) {
   const alternatives = hyp.alternatives[position] || [];
   if (!alternatives.length) return `<p class="lv-note">No alternatives were recorded (the setting "alternatives" is 0).</p>`;
   const chosen = hyp.ids[position];
-  const bars = alternatives.map((alt) => {
+  // A bare "▁" is no word: the chosen one stands for its word, another is not offered.
+  const shown = alternatives.filter((alt) => alt.id === chosen || pieceLabel(alt.piece) !== "␣");
+  const bars = shown.map((alt) => {
     const p = Math.exp(alt.logprob);
     const isChosen = alt.id === chosen;
+    const altLabel = isChosen && !state.pieces ? token.label : pieceLabel(alt.piece);
     return `<button type="button" class="lv-alt${isChosen ? " lv-alt-chosen" : ""}" data-id="${alt.id}" ` +
            `title="${isChosen ? "the piece in this output" : "re-decode with this piece here"}">` +
-           `<span class="lv-alt-label">${escapeHtml(pieceLabel(alt.piece))}${isChosen ? " ✓" : ""}</span>` +
+           `<span class="lv-alt-label">${escapeHtml(altLabel)}${isChosen ? " ✓" : ""}</span>` +
            `<span class="lv-alt-bar" style="width:${Math.max(1, p * 100).toFixed(1)}%"></span>` +
            `<span class="lv-alt-p">${p.toFixed(3)}</span></button>`;
   }).join("");
   const stepInfo = prunedAt(value, column, hyp, position);
-  return `<div class="lv-alts" aria-label="alternatives"><div class="lv-alts-head">At output position ` +
-         `${position + 1}, after “${escapeHtml(hyp.pieces.slice(0, position).map(pieceLabel).join(" ") || "(start)")}”, ` +
-         `the model's top ${alternatives.length} next pieces:</div>${bars}` +
+  const before = outTokens.slice(0, tokenIndex).map((t) => t.label).join(" ");
+  const firstPiece = token.pieces.length > 1 && !state.pieces ?
+    ` (the alternatives to its first piece “${escapeHtml(pieceLabel(hyp.pieces[position]))}”)` : "";
+  return `<div class="lv-alts" aria-label="alternatives"><div class="lv-alts-head"><button type="button" ` +
+         `class="lv-edit-close lv-unpin" aria-label="close (Escape)" title="close (Escape)">×</button>` +
+         `What else at ${unit()} ${tokenIndex + 1} “${escapeHtml(token.label)}”${firstPiece}, after ` +
+         `“${escapeHtml(before || "(start)")}”: the model's top ${shown.length}:</div>${bars}` +
          `<form class="lv-typed"><input name="word" maxlength="100" placeholder="or type a word" aria-label="word to put here">` +
          `<button type="submit">Re-decode</button></form>${stepInfo}${steerPanel(value, hyp)}</div>`;
 }
@@ -182,7 +217,7 @@ function alternativesPanel(value, column, hyp, outTokens, tokenIndex) {
 // looks at that step (weight spread evenly over their pieces); the output before it is kept.
 function steerPanel(value, hyp) {
   if (!hyp.attention) return `<p class="lv-note">This model has no attention to steer.</p>`;
-  const srcTokens = tokensOf(value.source_pieces, !state.pieces);
+  const srcTokens = tokensOf(sourceOf(value));
   const chosen = [...state.steer].sort((a, b) => a - b).map((i) => srcTokens[i].label);
   const modes = Object.entries(STEER_MODES).map(([mode, label]) =>
     `<option value="${mode}"${mode === state.steerMode ? " selected" : ""}>${escapeHtml(label)}</option>`).join("");
@@ -206,7 +241,7 @@ function prunedAt(value, column, hyp, position) {
   const slot = hyp.parent_slots[position];
   const pruned = trace[position].pruned.filter((c) => c.parent === slot);
   if (!pruned.length) return "";
-  return `<div class="lv-pruned">Scored from this prefix at step ${position + 1} and pruned (score too low to ` +
+  return `<div class="lv-pruned">Scored from this prefix at ${positionLabel(hyp, position)} and pruned (score too low to ` +
          `stay in the beam): ${pruned.map((c) => `<span>${escapeHtml(pieceLabel(c.piece))} ` +
          `<small>${c.score.toFixed(2)}</small></span>`).join(" ")}</div>`;
 }
@@ -380,15 +415,15 @@ function beamTree(column, hyp, upToStep) {
          `(${column.label}): prefixes shared ` +
          `by hypotheses share nodes; the best hypothesis on top, then the branches to the others, then the dropped ` +
          `prefixes; squares end a hypothesis; the selected ` +
-         `hypothesis in orange${upToStep !== null ? `; grown to step ${upToStep + 1}, with the candidates pruned ` +
-         `there faded` : ""}.</div><button type="button" class="lv-download">Download SVG</button></div><svg class="lv-tree" width="${width}" height="${height}" role="img" ` +
+         `hypothesis in orange${upToStep !== null ? `; grown to ${positionLabel(hyp, upToStep)}, with the ` +
+         `candidates pruned there faded` : ""}.</div><button type="button" class="lv-download">Download SVG</button></div><svg class="lv-tree" width="${width}" height="${height}" role="img" ` +
          `aria-label="beam search tree" xmlns="http://www.w3.org/2000/svg"><style>${TREE_STYLE}</style>${edges}${marks}</svg></div>`;
 }
 
 function editsPanel(srcTokens) {
   return state.edits.map((edit, n) => {
     const hyp = edit.sentence.hypotheses[0];
-    const tokens = tokensOf(hyp.pieces, !state.pieces);
+    const tokens = tokensOf(hyp);
     const delta = hyp.normalized_score - edit.original.normalized_score;
     if (edit.scored) {
       const best = edit.original;
@@ -402,7 +437,7 @@ function editsPanel(srcTokens) {
         `${hyp.attention ? `<div class="lv-matrix lv-edit-matrix">${heatmap(tokenMatrix(hyp.attention, tokens, srcTokens),
           tokens, srcTokens, null, "attention while reading your translation")}</div>` : ""}</div>`;
     }
-    const what = edit.steered ? `${escapeHtml(edit.steered)} at step ${edit.sentence.steered[0] + 1}` +
+    const what = edit.steered ? `${escapeHtml(edit.steered)} at ${positionLabel(hyp, edit.sentence.steered[0])}` +
       (edit.sentence.prefix ? ` after “${escapeHtml(edit.sentence.prefix)}”` : "") :
       `forced “${escapeHtml(edit.sentence.prefix)}”`;
     const steeredRow = edit.sentence.steered.length ?
@@ -444,7 +479,7 @@ function render() {
   }
   const columns = value.columns.map((col, c) => {
     const h = columnHyp(c);
-    const tokens = tokensOf(h.pieces, !state.pieces);
+    const tokens = tokensOf(h);
     const nbest = col.hypotheses.length > 1 ? `<ol class="lv-nbest" aria-label="n-best list">` +
       col.hypotheses.map((x, i) => `<li><button type="button" class="lv-nbest-row${c === state.column &&
         i === state.hypothesis ? " lv-selected" : ""}" data-column="${c}" data-hypothesis="${i}">` +
@@ -453,16 +488,16 @@ function render() {
     const prefixNote = col.prefix ? `<div class="lv-note">Forced prefix “${escapeHtml(col.prefix)}” applied here ` +
                                     `(underlined pieces).</div>` : "";
     return `<section class="lv-col${c === state.column ? " lv-col-active" : ""}" data-column="${c}">` +
-      `<h3>${escapeHtml(col.label)} <small>#${(c === state.column ? state.hypothesis : 0) + 1} · score ` +
-      `${h.normalized_score.toFixed(3)} · log-prob ${h.score.toFixed(2)}</small></h3>${prefixNote}` +
+      `<h2>${escapeHtml(col.label)} <small>#${(c === state.column ? state.hypothesis : 0) + 1} · score ` +
+      `${h.normalized_score.toFixed(3)} · log-prob ${h.score.toFixed(2)}</small></h2>${prefixNote}` +
       `<div class="lv-strip">${outputStrip(c, h, tokens, "")}</div>${nbest}</section>`;
   }).join("");
   const pinned = state.pinned && state.pinned.column === state.column ? state.pinned.token : null;
   const steps = outTokens.length;
   const saliencyShown = Object.keys(SALIENCY_METHODS).some((m) => state.saliency.has(saliencyKey(m)));
-  // Two columns: the outputs, and under them every answer to a click on them (alternatives, edits,
-  // steering, a scored translation); beside them the heatmap (and saliency, side by side).
-  root.innerHTML =
+  // Two columns: the outputs; beside them the answers to clicks and the heatmap (and saliency, side
+  // by side).
+  root.innerHTML = paragraphLine(value) +
     `<div class="lv-bar"><span class="lv-verdict">${verdictLine(value)}</span>` +
     `<label><input type="checkbox" class="lv-pieces"${state.pieces ? " checked" : ""}> pieces</label>` +
     `<label title="</s> is the end-of-sentence token; attention often rests on it"><input type="checkbox" ` +
@@ -470,18 +505,20 @@ function render() {
     `<div class="lv-main${saliencyShown ? " lv-main-wide" : ""}"><div class="lv-left">` +
     `<div class="lv-source-line"><span class="lv-caption">Source</span>${sourceStrip(srcTokens, sourceWeights, salientWeights)}</div>` +
     `<div class="lv-cols">${columns}</div>` +
-    `<div class="lv-step"><label>Step <input type="range" class="lv-step-range" min="0" max="${steps - 1}" ` +
+    `<div class="lv-step"><label>${state.pieces ? "Piece" : "Word"} <input type="range" class="lv-step-range" min="0" max="${steps - 1}" ` +
     `value="${pinned ?? 0}" aria-label="output step"></label><span class="lv-step-label">${pinned === null ? "hover a word to see where it looks; " +
       "click it (or move the slider) for what else the model could have said there" :
-      `step ${pinned + 1} of ${steps}: “${escapeHtml(outTokens[pinned].label)}”`}</span></div>` +
+      `${unit()} ${pinned + 1} of ${steps}: “${escapeHtml(outTokens[pinned].label)}”`}</span></div>` +
     `<form class="lv-score"><input name="target" maxlength="5000" placeholder="Type your own translation to see how ` +
     `the model scores it" aria-label="your translation"><button type="submit">Score my translation</button></form>` +
-    // Answers to a click stay in view: in place under the outputs, or stuck to the window's bottom edge.
+    `</div>` +
+    // Every answer to a click (alternatives, edits, steering, a scored translation) comes here: above
+    // the heatmap, beside the words clicked; under the outputs on a narrow window.
     `<div class="lv-answer" aria-live="polite">${state.busy ? `<p class="lv-note">Re-decoding…</p>` : ""}` +
     `${state.message ? `<p class="lv-error">${escapeHtml(state.message)}</p>` : ""}` +
     `${editsPanel(srcTokens)}` +
     `${pinned === null ? "" : alternativesPanel(value, state.column, hyp, outTokens, pinned)}</div>` +
-    `</div><div class="lv-right"><div class="lv-right-head">${matrix ? `<span class="lv-caption">Attention ` +
+    `<div class="lv-right"><div class="lv-right-head">${matrix ? `<span class="lv-caption">Attention ` +
       `<button type="button" class="lv-export" data-format="svg" title="download this heatmap as SVG">SVG</button>` +
       `<button type="button" class="lv-export" data-format="png" title="download this heatmap as PNG">PNG</button>` +
       `</span>` : ""}${saliencyBar(matrix)}</div><div class="lv-matrices"><div class="lv-matrix">` +
@@ -489,6 +526,11 @@ function render() {
     `${saliencyMatrix(outTokens, srcTokens, focusRow)}</div></div></div>` + treeFor(value, outTokens, pinned);
   revealSelectedBranch(root);
   highlightFromSource(null);
+  if (state.focusAlternatives) {
+    state.focusAlternatives = false;
+    const first = root.querySelector(".lv-alt");
+    if (first) first.focus();
+  }
 }
 
 // A redrawn tree is scrolled to its top left; where the selected hypothesis's own branch (the
@@ -508,9 +550,9 @@ function revealSelectedBranch(root) {
 
 // The selected hypothesis and its word- (or piece-) level attention, as every view shows it.
 function currentView(value) {
-  const srcTokens = tokensOf(value.source_pieces, !state.pieces);
+  const srcTokens = tokensOf(sourceOf(value));
   const hyp = hypothesisOf(value, state.column, state.hypothesis);
-  const outTokens = tokensOf(hyp.pieces, !state.pieces);
+  const outTokens = tokensOf(hyp);
   return { srcTokens, hyp, outTokens, matrix: tokenMatrix(hyp.attention, outTokens, srcTokens),
            label: `attention of ${value.columns[state.column].label} hypothesis ${state.hypothesis + 1}: ${hyp.text}` };
 }
@@ -574,8 +616,8 @@ function highlightFromSource(sourceToken) {
   const value = viewValue();
   if (!value) return;
   const hyp = hypothesisOf(value, state.column, state.hypothesis);
-  const srcTokens = tokensOf(value.source_pieces, !state.pieces);
-  const outTokens = tokensOf(hyp.pieces, !state.pieces);
+  const srcTokens = tokensOf(sourceOf(value));
+  const outTokens = tokensOf(hyp);
   const matrix = tokenMatrix(hyp.attention, outTokens, srcTokens);
   element.querySelectorAll(`.lv-col[data-column="${state.column}"] .lv-out`).forEach((node) => {
     const row = Number(node.dataset.token);
@@ -599,7 +641,7 @@ function selectThroughNode(id) {
   if (index < 0) return false;
   state.column = beam;
   state.hypothesis = index;
-  const tokens = tokensOf(value.columns[beam].hypotheses[index].pieces, !state.pieces);
+  const tokens = tokensOf(value.columns[beam].hypotheses[index]);
   const token = tokens.findIndex((t) => t.pieces.includes(step));
   state.pinned = { kind: "out", column: beam, token };
   state.focus = state.pinned;
@@ -612,10 +654,10 @@ function selectThroughNode(id) {
 async function redecode(change) {
   const value = viewValue();
   const hyp = hypothesisOf(value, state.column, state.hypothesis);
-  const outTokens = tokensOf(hyp.pieces, !state.pieces);
+  const outTokens = tokensOf(hyp);
   const position = outTokens[state.pinned.token].pieces[0];
   const column = value.columns[state.column];
-  const srcTokens = tokensOf(value.source_pieces, !state.pieces);
+  const srcTokens = tokensOf(sourceOf(value));
   const chosenWords = [...state.steer].sort((a, b) => a - b).map((i) => srcTokens[i].label).join(" ");
   const phrase = { only: "looked only at", boost: "looked 3× more at", remove: "looked away from" }[state.steerMode];
   const steered = change.steer || change.weights ? `${phrase} “${chosenWords}”` : "";
@@ -654,6 +696,35 @@ element.addEventListener("mouseover", (event) => {
   }
 });
 
+function unpin() {
+  state.pinned = null;
+  state.steer.clear();
+}
+
+// Keyboard: one Tab stop per output strip, arrow keys between its words, Enter (a click) opens a
+// word's alternatives with the focus in them, Escape closes them and returns to the word.
+element.addEventListener("keydown", (event) => {
+  const out = event.target.closest(".lv-out:not(.lv-edited)");
+  if (event.key === "Escape" && state.pinned) {
+    const { column, token } = state.pinned;
+    unpin();
+    render();
+    const back = element.querySelector(`.lv-out[data-column="${column}"][data-token="${token}"]`);
+    if (back) back.focus();
+    event.preventDefault();
+  } else if (out && (event.key === "ArrowRight" || event.key === "ArrowLeft")) {
+    const words = [...out.parentElement.querySelectorAll(".lv-out")];
+    const next = words[words.indexOf(out) + (event.key === "ArrowRight" ? 1 : -1)];
+    if (next) next.focus();
+    event.preventDefault();
+  } else if (event.target.closest(".lv-alt") && (event.key === "ArrowDown" || event.key === "ArrowUp")) {
+    const options = [...element.querySelectorAll(".lv-alt")];
+    const next = options[options.indexOf(event.target.closest(".lv-alt")) + (event.key === "ArrowDown" ? 1 : -1)];
+    if (next) next.focus();
+    event.preventDefault();
+  }
+});
+
 element.addEventListener("mouseout", (event) => {
   if (event.target.closest(".lv-src")) highlightFromSource(null);
 });
@@ -666,6 +737,12 @@ element.addEventListener("click", (event) => {
   const close = target.closest(".lv-edit-close");
   const node = target.closest(".lv-node");
   const method = target.closest(".lv-saliency-go");
+  const sentence = target.closest(".lv-sentence");
+  if (sentence) {
+    const choice = document.querySelectorAll("#sentence-picker label")[Number(sentence.dataset.sentence)];
+    if (choice) choice.click();
+    return;
+  }
   if (method) {
     if (!state.saliency.has(saliencyKey(method.dataset.method))) computeSaliency(method.dataset.method);
     return;
@@ -701,17 +778,18 @@ element.addEventListener("click", (event) => {
     state.pinned = state.pinned && state.pinned.token === token && state.pinned.column === column ? null :
       { kind: "out", column, token };
     state.focus = state.pinned;
+    state.focusAlternatives = state.pinned !== null && event.detail === 0;  // opened from the keyboard
   } else if (alt && !alt.classList.contains("lv-alt-chosen") && !state.busy) {
     redecode({ replacement: Number(alt.dataset.id) });
     return;
   } else if (target.closest(".lv-steer-go") && state.steer.size && !state.busy) {
-    const srcTokens = tokensOf(viewValue().source_pieces, !state.pieces);
+    const srcTokens = tokensOf(sourceOf(viewValue()));
     const pieces = [...state.steer].flatMap((i) => srcTokens[i].pieces);
     if (state.steerMode === "only") {
       redecode({ steer: pieces });
     } else {  // the model's own weights at this step, scaled at the chosen pieces
       const hyp = hypothesisOf(viewValue(), state.column, state.hypothesis);
-      const position = tokensOf(hyp.pieces, !state.pieces)[state.pinned.token].pieces[0];
+      const position = tokensOf(hyp)[state.pinned.token].pieces[0];
       const factor = state.steerMode === "boost" ? 3 : 0;
       redecode({ weights: hyp.attention[position].map((w, j) => (pieces.includes(j) ? w * factor : w)) });
     }
@@ -719,6 +797,8 @@ element.addEventListener("click", (event) => {
   } else if (target.closest(".lv-src") && state.pinned) {
     const index = Number(target.closest(".lv-src").dataset.token);
     if (state.steer.has(index)) state.steer.delete(index); else state.steer.add(index);
+  } else if (close && close.classList.contains("lv-unpin")) {
+    unpin();
   } else if (close) {
     state.edits.splice(Number(close.dataset.edit), 1);
   } else if (target.closest(".lv-col") && !target.closest("button")) {

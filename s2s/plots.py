@@ -18,7 +18,7 @@ import plotly.graph_objects as go
 
 from .tokenizer import BYTE_PIECE, EOS_PIECE, merge_pieces
 
-COLOR_SCALE = "Blues"
+COLOR_SCALE = "Cividis"  # the linked view's colour-blind-safe scale
 WINNER_COLOR = "#d62728"
 # Figures sit on the page's own background, light or dark: transparent, with text and grid lines
 # in greys that read on both (the server does not know which theme the page shows).

@@ -98,19 +98,46 @@ class Tokenizer:
         return self.processor.decode([int(i) for i in ids if int(i) > EOS_ID])
 
 
-def merge_pieces(pieces: Sequence[str]) -> list[tuple[str, list[int]]]:
-    """Group pieces into words: a new word starts at a piece beginning with ▁ and at </s>.
+# Sentence punctuation: a piece made only of these is a word of its own ("café," is two words).
+PUNCTUATION = set('.,!?;:…"«»()[]{}¡¿“”')
 
-    Returns (word, piece indices) pairs. Byte-fallback pieces are joined back into their
-    UTF-8 characters, so an emoji split into four byte pieces reads as the emoji.
+
+def _is_punctuation(piece: str) -> bool:
+    label = piece.replace(WORD_START, "")
+    return bool(label) and all(character in PUNCTUATION for character in label)
+
+
+def merge_pieces(pieces: Sequence[str]) -> list[tuple[str, list[int]]]:
+    """Group pieces into words, the one rule every view uses (the server sends it to the page as
+    each hypothesis's ``words``). Returns (word, piece indices) pairs.
+
+    A new word starts at a piece beginning with ▁ (unless the word so far is only a bare ▁, which
+    joins the piece after it: "▁" + "à" is the word "à"), at sentence punctuation (a word of its
+    own), after it, and at </s> (a word of its own). Byte-fallback pieces are joined back into
+    their UTF-8 characters, so an emoji split into four byte pieces reads as the emoji.
     """
     groups: list[tuple[list[str], list[int]]] = []
     for index, piece in enumerate(pieces):
-        if not groups or piece.startswith(WORD_START) or piece == EOS_PIECE or groups[-1][0][-1] == EOS_PIECE:
+        previous = groups[-1][0] if groups else None
+        bare_start = previous is not None and "".join(previous) == WORD_START
+        starts = (previous is None or piece == EOS_PIECE or previous[-1] == EOS_PIECE
+                  or (piece.startswith(WORD_START) and not bare_start)
+                  or _is_punctuation(piece) or (_is_punctuation(previous[-1]) and not bare_start))
+        if starts:
             groups.append(([], []))
         groups[-1][0].append(piece)
         groups[-1][1].append(index)
+    for position in range(len(groups) - 1, 0, -1):  # a bare ▁ left alone (before </s>) joins the word before
+        if "".join(groups[position][0]) == WORD_START:
+            word_pieces, indices = groups.pop(position)
+            groups[position - 1][0].extend(word_pieces)
+            groups[position - 1][1].extend(indices)
     return [(_join_word(word_pieces), indices) for word_pieces, indices in groups]
+
+
+def word_spans(pieces: Sequence[str]) -> list[dict[str, object]]:
+    """The words of ``pieces`` as JSON: ``{"text": word, "pieces": [piece indices]}`` each."""
+    return [{"text": word, "pieces": indices} for word, indices in merge_pieces(pieces)]
 
 
 def _join_word(pieces: list[str]) -> str:

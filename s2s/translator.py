@@ -30,7 +30,7 @@ from .familiarity import unfamiliar_notes
 from .model import Seq2Seq, evaluating
 from .saliency import rank_correlation, source_saliency
 from .search import BeamStep, Hypothesis
-from .tokenizer import EOS_ID, EOS_PIECE, Tokenizer
+from .tokenizer import EOS_ID, EOS_PIECE, Tokenizer, word_spans
 
 STRATEGIES = ("greedy", "beam", "sample")
 MAX_BEAM_SIZE = 64
@@ -174,9 +174,10 @@ class Translator:
         and the results come back in input order.
 
         Each result: ``source``, ``text`` (the best output of each sentence, joined),
-        ``sentences`` (each with ``source``, ``source_pieces`` (</s> included), ``hypotheses``
+        ``sentences`` (each with ``source``, ``source_pieces`` (</s> included), ``source_words``, ``hypotheses``
         and ``trace``), ``settings``, ``warnings``, ``message``, ``time_ms``. A hypothesis has
-        ``text``, ``pieces``, ``ids``, ``token_logprobs``, ``score``, ``normalized_score``,
+        ``text``, ``pieces``, ``words`` (each ``{text, pieces}``: the piece indices of each word,
+        by ``tokenizer.merge_pieces``, the one rule every view groups by), ``ids``, ``token_logprobs``, ``score``, ``normalized_score``,
         ``attention`` [len(pieces)][len(source_pieces)] or None, ``finished``, ``parent_slots``
         (beam search's back-pointer of each piece: the beam slot its prefix held after the previous
         step, see ``search.Hypothesis``; empty for other strategies), ``alternatives`` (per position, the model's top pieces as ``{id, piece, logprob}``) and
@@ -390,6 +391,7 @@ class Translator:
                 ids = ids[:limit]
             result["sentences"].append({"source": source, "ids": ids,
                                         "source_pieces": self.tokenizer.pieces(ids + [EOS_ID]),
+                                        "source_words": word_spans(self.tokenizer.pieces(ids + [EOS_ID])),
                                         "hypotheses": [], "trace": None, "prefix": settings.prefix.strip()})
         if not result["sentences"]:
             return result | {"message": EMPTY_MESSAGE, "warnings": []}
@@ -435,9 +437,11 @@ class Translator:
     def hypothesis_dict(self, hypothesis: Hypothesis, forced: int = 0) -> dict[str, Any]:
         """JSON form of a hypothesis, with pieces and detokenised text; its first ``forced``
         pieces were forced, not chosen by the search."""
+        pieces = self.tokenizer.pieces(hypothesis.ids)
         return {
             "text": self.tokenizer.decode(hypothesis.ids),
-            "pieces": self.tokenizer.pieces(hypothesis.ids),
+            "pieces": pieces,
+            "words": word_spans(pieces),
             "ids": hypothesis.ids,
             "token_logprobs": hypothesis.token_logprobs,
             "score": hypothesis.score,

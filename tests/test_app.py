@@ -14,6 +14,7 @@ import pytest
 from s2s.catalog import ModelCatalog
 from s2s.checkpoint import save_model
 from s2s.plots import merge_attention
+from s2s.tokenizer import word_spans
 from s2s.translator import Translator
 from s2s.ui import explorer
 from tests.conftest import random_model
@@ -60,7 +61,7 @@ def heatmap_trace(figure: go.Figure) -> go.Heatmap:
 
 
 def test_explore_returns_real_figures_of_the_right_shape(page: explorer.Page) -> None:
-    out = explore(page, "the big cat runs")
+    out = explore(page, "the big cat runs", merge_words=False)  # piece level: one cell per attention weight
     view = out["state"]
     for figure, result in ((out["greedy_heatmap"], view.greedy), (out["second_heatmap"], view.second)):
         (sentence,) = result["sentences"]
@@ -362,3 +363,25 @@ def test_the_page_s_redecode_takes_scaled_weights_too(page: explorer.Page) -> No
     assert edited["attention"][1][0] == 0.0
     assert edited["attention"][1] == pytest.approx([w / sum(scaled) for w in scaled], abs=1e-6)
     assert "not all zero" in answered(page.linked.redecode)(request | {"weights": [0.0] * len(own)})["error"]
+
+
+@pytest.mark.parametrize("pieces, words", [
+    (["▁café", ",", "▁oui", "</s>"], ["café", ",", "oui", "</s>"]),  # punctuation is a word of its own
+    (["▁Ma", "▁grand", "-", "mère", "▁", "à", "▁lettre", "s", "."], ["Ma", "grand-mère", "à", "lettres", "."]),
+    (["▁", "<0xF0>", "<0x9F>", "<0x98>", "<0x80>", "▁x", "</s>"], ["😀", "x", "</s>"]),  # bytes joined
+    (["▁a", "▁", "</s>"], ["a", "</s>"]),  # a bare ▁ is never a word
+    (["▁«", "▁oui", "▁»", "!", "!"], ["«", "oui", "»", "!", "!"]),
+])
+def test_one_rule_groups_pieces_into_words_for_every_view(pieces: list[str], words: list[str]) -> None:
+    spans = word_spans(pieces)
+    assert [span["text"] for span in spans] == words
+    assert [i for span in spans for i in span["pieces"]] == list(range(len(pieces)))  # each piece once, in order
+
+
+def test_every_hypothesis_carries_its_words(page: explorer.Page) -> None:
+    linked = explore(page, "the big cat runs. A dog!")["linked"]
+    assert linked["source_words"] == word_spans(linked["source_pieces"])
+    for column in linked["columns"]:
+        for hypothesis in column["hypotheses"]:
+            assert hypothesis["words"] == word_spans(hypothesis["pieces"])
+    assert [s["shown"] for s in linked["paragraph"]] == [True, False]

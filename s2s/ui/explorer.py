@@ -17,6 +17,7 @@ import dataclasses
 import json
 import math
 import os
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -207,7 +208,7 @@ class Page:
     def __init__(self) -> None:
         self.controls: dict[str, gr.components.Component] = {}
 
-    def explore_values(self, model: str, text: str, reference: str = "", merge_words: bool = False,
+    def explore_values(self, model: str, text: str, reference: str = "", merge_words: bool = True,
                        classic: bool = False, **settings: Any) -> dict:
         """The Translate click's inputs as the page sends them: every control at its default but
         the ``settings`` named (for scripts and tests that call the handlers directly); ``classic``:
@@ -229,7 +230,8 @@ def render(view: View, merge_words: bool, classic: bool, page: Page) -> dict:
     drawing and sending them costs more than the linked view, which shows the same and more."""
     greedy_sentence, second_sentence = sentence_of(view.greedy, view.sentence), sentence_of(view.second, view.sentence)
     count = len(view.second["sentences"])
-    choices = [f"{i + 1}. {sentence['source'][:48]}" for i, sentence in enumerate(view.second["sentences"])]
+    choices = [f"{i + 1}. {textwrap.shorten(sentence['source'], 60, placeholder=' …')}"
+               for i, sentence in enumerate(view.second["sentences"])]
     # Which strategy scored better is said in the linked view, for the sentence shown.
     verdict = f"Sentence {view.sentence + 1} of {count} below." if count > 1 else ""
     shown = {
@@ -290,7 +292,7 @@ def build_app(max_batch: int = 32, concurrency: int = 8, queue_size: int = 256) 
     first = names[0] if names else None
     page = Page()
     with gr.Blocks(title="s2s explorer") as demo:
-        gr.Markdown("**s2s explorer** · type a sentence or a paragraph, compare **greedy** with **beam search**, "
+        gr.Markdown("# **s2s explorer** · type a sentence or a paragraph, compare **greedy** with **beam search**, "
                     "hover and click the output words to see why", elem_id="title")
         with gr.Tabs(elem_id="tabs"):
             with gr.Tab("Explore", id="explore"):
@@ -337,9 +339,9 @@ def build_app(max_batch: int = 32, concurrency: int = 8, queue_size: int = 256) 
                         page.control("split_sentences", gr.Checkbox, label="Translate a paragraph sentence by sentence")
                         page.control("alternatives", gr.Slider, 0, 20, value=UI_ALTERNATIVES, step=1,
                                      label="Alternatives kept per output word (click a word to see them)")
-                        merge_words = gr.Checkbox(False, label="Merge pieces into words in the Plotly heatmaps of the "
-                                                               "classic views (sum over source pieces, mean over output "
-                                                               "pieces)")
+                        merge_words = gr.Checkbox(True, label="Words, not pieces, in the Plotly heatmaps of the "
+                                                              "classic views and the Compare tab (sum over source "
+                                                              "pieces, mean over output pieces)")
                     with gr.Accordion("Reference translation", open=False, elem_id="reference-box"):
                         reference = gr.Textbox(label="Reference translation (optional): sentence BLEU and chrF of "
                                                      "every output", lines=1, elem_id="reference")

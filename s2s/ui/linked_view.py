@@ -26,6 +26,16 @@ from . import ASSETS
 MAX_REPLACEMENT_CHARS = 100
 
 
+def paragraph(result: dict[str, Any], shown: int) -> list[dict[str, Any]] | None:
+    """The whole translation of a text of several sentences, sentence by sentence (``source``,
+    ``text`` of the best output, ``shown``), for the page to show above the sentence it explains;
+    None for one sentence."""
+    if len(result["sentences"]) < 2:
+        return None
+    return [{"source": sentence["source"], "text": sentence["hypotheses"][0]["text"], "shown": index == shown}
+            for index, sentence in enumerate(result["sentences"])]
+
+
 def view_value(model: str, sentence_index: int, columns: list[tuple[str, dict[str, Any]]],
                selected: int) -> str:
     """What the browser draws, as JSON text ("" = nothing): the sentence ``sentence_index`` of each
@@ -42,7 +52,9 @@ def view_value(model: str, sentence_index: int, columns: list[tuple[str, dict[st
         "model": model,
         "source": first["source"],
         "source_pieces": first["source_pieces"],
+        "source_words": first["source_words"],
         "selected": selected,
+        "paragraph": paragraph(columns[-1][1], sentence_index),
         "columns": [{"label": label, "settings": result["settings"], "prefix": sentence["prefix"],
                      "hypotheses": sentence["hypotheses"], "trace": sentence["trace"]}
                     for (label, sentence), (_, result) in zip(sentences, columns)],
