@@ -11,11 +11,16 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # offline: no usage reporting
 
 from s2s.ui.explorer import ASSETS, build_app  # noqa: E402  (gradio reads the setting above at import)
+from s2s.saliency import DEFAULT_MEMORY_BUDGET  # noqa: E402
+from s2s.ui.guard import web_protections  # noqa: E402
+from s2s.uploads import MAX_UPLOAD_BYTES  # noqa: E402
 
 
 def read_logins(path: Path | None, variable: str | None) -> list[tuple[str, str]] | None:
@@ -42,11 +47,25 @@ def main() -> None:
     parser.add_argument("--session-capacity", type=int, default=500,
                         help="sessions whose last results the server keeps (Gradio keeps every output of a "
                              "session; the least recently used beyond this are dropped, bounding memory)")
+    parser.add_argument("--saliency-memory-mb", type=int, default=DEFAULT_MEMORY_BUDGET // 2**20,
+                        help="memory one saliency request may hold at once; a longer sentence is refused "
+                             "up front with a message")
+    parser.add_argument("--allow-framing", action="store_true",
+                        help="let other sites put the explorer in a frame (default: same origin only)")
     args = parser.parse_args()
     logins = read_logins(args.auth_file, os.environ.get("S2S_AUTH"))
-    demo = build_app(max_batch=args.max_batch, concurrency=args.concurrency, queue_size=args.queue_size)
+    demo = build_app(max_batch=args.max_batch, concurrency=args.concurrency, queue_size=args.queue_size,
+                     saliency_memory_mb=args.saliency_memory_mb)
+    # A service manager's stop (SIGTERM) cleans up as Ctrl-C does (the export folder, the jobs' state).
+    signal.signal(signal.SIGTERM, stop)
     demo.launch(server_name=args.host, server_port=args.port, css_paths=[ASSETS / "style.css"],
-                footer_links=["api"], auth=logins, state_session_capacity=args.session_capacity)
+                footer_links=["api"], auth=logins, state_session_capacity=args.session_capacity,
+                max_file_size=MAX_UPLOAD_BYTES,
+                app_kwargs={"middleware": web_protections(allow_framing=args.allow_framing)})
+
+
+def stop(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":

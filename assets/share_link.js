@@ -15,5 +15,19 @@
   if (selected && selected.dataset.hypothesis !== "0") query.set("sel", selected.dataset.hypothesis);
   const link = `${window.location.origin}${window.location.pathname}?${query.toString()}`;
   window.history.replaceState(null, "", link);
-  if (navigator.clipboard && window.isSecureContext) navigator.clipboard.writeText(link).catch(() => {});
+  // Say what happened, on the button itself: copied, or (no clipboard on a plain-http address) where
+  // the link is.
+  const button = document.querySelector("#share-button");
+  const said = (text) => {
+    if (!button) return;
+    const before = button.dataset.label || button.textContent;
+    button.dataset.label = before;
+    button.textContent = text;
+    setTimeout(() => { button.textContent = before; }, 2500);
+  };
+  if (navigator.clipboard && window.isSecureContext) {
+    navigator.clipboard.writeText(link).then(() => said("Link copied ✓"), () => said("Link in the address bar ✓"));
+  } else {
+    said("Link in the address bar ✓");
+  }
 }

@@ -66,4 +66,5 @@ class ModelCatalog:
             "evaluation": metrics.get("evaluation", {}),
             "training_profile": metrics.get("training_profile", {}),
             "source_language": source_language(name, metrics),
+            "toy_task": metrics.get("toy_task"),
         }

@@ -117,6 +117,9 @@ def load_model(folder: Path) -> tuple[Seq2Seq, Tokenizer]:
         state = load_file(str(weights_path))
     except (SafetensorError, OSError, ValueError) as error:
         raise ValueError(f"corrupt weights file {weights_path}: {error}") from error
+    for name, tensor in state.items():
+        if tensor.is_floating_point() and not bool(tensor.float().isfinite().all()):
+            raise ValueError(f"corrupt weights file {weights_path}: tensor {name} holds NaN or infinite values")
     model = Seq2Seq(config)
     try:
         model.load_state_dict({k: v.float() for k, v in state.items()}, strict=False)

@@ -17,6 +17,7 @@ DEVICES = ("auto", "cpu", "cuda")  # auto = CUDA when PyTorch sees a GPU
 PRECISIONS = ("fp32", "bf16")  # bf16 = forward passes under bfloat16 autocast
 
 MAX_PROBE_CHARS = 500
+MIN_VOCAB_SIZE = 5  # the four special pieces and one more: sentencepiece fails below (3 did)
 T = TypeVar("T")
 # Upper bounds of the integer sizes: far above any model this project trains, low enough that a
 # corrupt or hostile config.json cannot ask for an absurd allocation.
@@ -53,7 +54,7 @@ class ModelConfig:
             value = getattr(self, name)
             _require(isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= high,
                      f"{name} must be an integer in [1, {high}], got {value!r}")
-        _require(self.vocab_size >= 5, f"vocab_size must be >= 5, got {self.vocab_size}")
+        _require(self.vocab_size >= MIN_VOCAB_SIZE, f"vocab_size must be >= {MIN_VOCAB_SIZE}, got {self.vocab_size}")
         _require(self.rnn_type in RNN_TYPES, f"rnn_type must be one of {RNN_TYPES}, got {self.rnn_type!r}")
         _require(self.attention in ATTENTION_TYPES,
                  f"attention must be one of {ATTENTION_TYPES}, got {self.attention!r}")
@@ -100,6 +101,10 @@ class TrainConfig:
     probe: str = ""  # a sentence whose greedy output and attention are recorded at every validation
 
     def validate(self) -> "TrainConfig":
+        _require(isinstance(self.vocab_size, int) and MIN_VOCAB_SIZE <= self.vocab_size
+                 <= MODEL_SIZE_LIMITS["vocab_size"], f"vocab_size must be an integer in [{MIN_VOCAB_SIZE}, "
+                 f"{MODEL_SIZE_LIMITS['vocab_size']}] (sentencepiece needs room for the special pieces; a "
+                 f"vocabulary smaller than the data's characters and bytes grows to fit), got {self.vocab_size!r}")
         _require(self.lr > 0, f"lr must be > 0, got {self.lr}")
         _require(self.batch_tokens >= 1, f"batch_tokens must be >= 1, got {self.batch_tokens}")
         _require(self.max_len >= 2, f"max_len must be >= 2, got {self.max_len}")
@@ -137,8 +142,8 @@ def read_json(path: Path) -> dict[str, Any]:
         values = json.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise FileNotFoundError(f"missing file: {path}") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ValueError(f"corrupt JSON in {path}: {error}") from error
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:  # RecursionError: deep nesting
+        raise ValueError(f"corrupt JSON in {path}: {type(error).__name__}: {error}") from None
     if not isinstance(values, dict):
         raise ValueError(f"corrupt JSON in {path}: expected an object")
     return values

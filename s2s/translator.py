@@ -28,9 +28,9 @@ from .checkpoint import load_model, read_metrics
 from .data import pad
 from .familiarity import unfamiliar_notes
 from .model import Seq2Seq, evaluating
-from .saliency import rank_correlation, source_saliency
+from .saliency import DEFAULT_MEMORY_BUDGET, rank_correlation, source_saliency
 from .search import BeamStep, Hypothesis
-from .tokenizer import EOS_ID, EOS_PIECE, Tokenizer, word_spans
+from .tokenizer import EOS_ID, EOS_PIECE, Tokenizer, merge_pieces, word_spans
 
 STRATEGIES = ("greedy", "beam", "sample")
 MAX_BEAM_SIZE = 64
@@ -103,6 +103,15 @@ def looks_like_text(text: str) -> bool:
     """Whether ``text`` has a visible character: not only whitespace and invisible format
     characters (zero-width space and joiner, byte-order mark, direction marks: category Cf)."""
     return any(not character.isspace() and unicodedata.category(character) != "Cf" for character in text)
+
+
+def without_control_characters(text: str) -> tuple[str, str | None]:
+    """``text`` without control and invisible format characters (NUL, escape, zero-width...), and
+    a note saying so when any were removed (None otherwise): for a word a person types."""
+    kept = "".join(c for c in text if unicodedata.category(c) not in ("Cc", "Cf") or c in " \t")
+    if kept == text:
+        return text, None
+    return kept, f"{len(text) - len(kept)} control or invisible character(s) were removed from the typed word."
 
 
 def source_language(name: str, metrics: dict[str, Any]) -> str:
@@ -198,7 +207,7 @@ class Translator:
             outputs = self._decode([s["ids"] for s in chunk], prefix_ids, settings, generator)
             for sentence, (hypotheses, trace) in zip(chunk, outputs):
                 sentence["hypotheses"] = [self.hypothesis_dict(h, forced=len(prefix_ids)) for h in hypotheses]
-                sentence["trace"] = None if trace is None else [self._step_dict(step) for step in trace]
+                sentence["trace"] = self.trace_dicts(trace)
         elapsed_ms = (time.perf_counter() - started) * 1000.0
         for result in results:
             for sentence in result["sentences"]:
@@ -234,7 +243,7 @@ class Translator:
         ((hypotheses, trace),) = self._decode([sentence.pop("ids")], prefix_ids, settings,
                                               sampling_generator(settings), steered)
         sentence["hypotheses"] = [self.hypothesis_dict(h, forced=len(prefix_ids)) for h in hypotheses]
-        sentence["trace"] = None if trace is None else [self._step_dict(step) for step in trace]
+        sentence["trace"] = self.trace_dicts(trace)
         sentence["prefix"] = self.tokenizer.decode(prefix_ids)
         sentence["steered"] = sorted(steering or {})
         return sentence
@@ -307,7 +316,7 @@ class Translator:
         return sentence
 
     def saliency(self, source: str, ids: list[int], method: str = "integrated_gradients",
-                 steps: int = 32) -> dict[str, Any]:
+                 steps: int = 32, memory_budget: int = DEFAULT_MEMORY_BUDGET) -> dict[str, Any]:
         """Which source pieces each piece of the output ``ids`` (of sentence ``source``) depends
         on, by gradients (see ``s2s.saliency``), beside the attention the model computes while
         reading the same output. Returns ``source_pieces``, ``pieces``, ``relevance`` and
@@ -315,7 +324,9 @@ class Translator:
         ``agreement`` (share of output pieces whose most relevant source piece is also the most
         attended one) and ``rank_correlation`` (per output piece, Spearman's between its saliency
         and attention rows), both None without attention, ``method``, ``steps`` and, for integrated
-        gradients, ``convergence`` (per piece, how far the row's sum is from the exact change)."""
+        gradients, ``convergence`` (per piece, how far the row's sum is from the exact change).
+        ``memory_budget`` (bytes) bounds what the attribution holds at once; a sentence too long for
+        it is refused before any work starts."""
         if not isinstance(ids, list) or not ids or not all(
                 isinstance(i, int) and not isinstance(i, bool) and 0 <= i < self.tokenizer.vocab_size for i in ids):
             raise ValueError("ids must be the output's piece ids")
@@ -326,7 +337,7 @@ class Translator:
             raise ValueError(result["message"])
         (sentence,) = result["sentences"]
         source_ids = sentence["ids"] + [EOS_ID]
-        scores = source_saliency(self.model, source_ids, ids, method, steps)
+        scores = source_saliency(self.model, source_ids, ids, method, steps, memory_budget)
         with evaluating(self.model):
             (forced,) = search.force_decode(self.model, torch.tensor([source_ids]), torch.tensor([len(source_ids)]),
                                             [ids])
@@ -350,6 +361,7 @@ class Translator:
         if not isinstance(position, int) or not 0 <= position < len(ids):
             raise ValueError(f"position must be an output position in [0, {len(ids) - 1}], got {position!r}")
         if isinstance(replacement, str):
+            replacement, _ = without_control_characters(replacement)
             if not replacement.strip():
                 raise ValueError("type a word to put at this position")
             replacement_ids = self.tokenizer.encode(replacement.strip())
@@ -455,17 +467,36 @@ class Translator:
             "forced": forced,
         }
 
-    def _step_dict(self, step: BeamStep) -> dict[str, Any]:
-        return {
-            "step": step.step,
-            "alive": [{"slot": slot, "token": token, "piece": self.tokenizer.pieces([token])[0],
-                       "parent": parent, "score": score} for slot, token, parent, score in step.alive],
-            "finished": [{"parent": parent, "piece": EOS_PIECE, "score": score, "normalized_score": normalized}
-                         for parent, score, normalized in step.finished],
-            "pruned": [{"token": token, "piece": piece, "parent": parent, "score": score}
-                       for (token, parent, score), piece in zip(step.pruned,
-                                                                self.tokenizer.pieces([t for t, _, _ in step.pruned]))],
-        }
+    def trace_dicts(self, trace: list[BeamStep] | None) -> list[dict[str, Any]] | None:
+        """JSON form of a beam trace. Each candidate also says whether its piece ``starts_word``
+        after its own prefix (by ``merge_pieces``, the rule every view groups words by), so the
+        page can draw the tree in words."""
+        if trace is None:
+            return None
+        prefixes: dict[int, list[str]] = {0: []}  # the pieces of the prefix in each slot after the last step
+
+        def starts_word(parent: int, piece: str) -> bool:
+            prefix = prefixes.get(parent, [])
+            return len(merge_pieces(prefix + [piece])) > len(merge_pieces(prefix))
+
+        steps = []
+        for step in trace:
+            alive_pieces = self.tokenizer.pieces([token for _, token, _, _ in step.alive])
+            pruned_pieces = self.tokenizer.pieces([token for token, _, _ in step.pruned])
+            steps.append({
+                "step": step.step,
+                "alive": [{"slot": slot, "token": token, "piece": piece, "parent": parent, "score": score,
+                           "starts_word": starts_word(parent, piece)}
+                          for (slot, token, parent, score), piece in zip(step.alive, alive_pieces)],
+                "finished": [{"parent": parent, "piece": EOS_PIECE, "score": score, "normalized_score": normalized,
+                              "starts_word": True} for parent, score, normalized in step.finished],
+                "pruned": [{"token": token, "piece": piece, "parent": parent, "score": score,
+                            "starts_word": starts_word(parent, piece)}
+                           for (token, parent, score), piece in zip(step.pruned, pruned_pieces)],
+            })
+            prefixes = {slot: prefixes.get(parent, []) + [piece]
+                        for (slot, _, parent, _), piece in zip(step.alive, alive_pieces)}
+        return steps
 
 
 def load(folder: str | Path) -> Translator:

@@ -13,15 +13,21 @@ import zlib
 from pathlib import Path
 from typing import Iterator, Sequence
 
-MAX_UPLOAD_BYTES = 50 * 2**20
+MAX_UPLOAD_BYTES = 50 * 2**20  # per file as uploaded (compressed or not)
+MAX_UNPACKED_BYTES = 50 * 2**20  # per file once unpacked
+MAX_LINE_BYTES = 10_000  # one sentence pair: far above any real one
 MAX_UPLOAD_LINES = 1_000_000
 MIN_PAIRS = 100
-LIMITS_TEXT = (f"UTF-8 text, at most {MAX_UPLOAD_BYTES // 2**20} MB and {MAX_UPLOAD_LINES:,} lines per file, "
+LIMITS_TEXT = (f"UTF-8 text, at most {MAX_UPLOAD_BYTES // 2**20} MB (also unpacked) and {MAX_UPLOAD_LINES:,} lines "
+               f"of at most {MAX_LINE_BYTES:,} bytes per file, "
                f"at least {MIN_PAIRS} pairs; one TSV (source<TAB>target) or two line-aligned files; .gz accepted")
 
 
 def _lines(path: Path) -> Iterator[tuple[int, str]]:
-    """(line number, text without its line break) of a UTF-8 file, gzip-compressed when it ends in .gz."""
+    """(line number, text without its line break) of a UTF-8 file, gzip-compressed when it ends in
+    .gz. Read a bounded line at a time and decompressed as it is read, so that a small .gz that
+    unpacks to gigabytes (or one endless line) is refused as soon as a limit is passed, with the
+    memory of one line."""
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"{path.name}: no such file")
@@ -29,14 +35,20 @@ def _lines(path: Path) -> Iterator[tuple[int, str]]:
         raise ValueError(f"{path.name}: larger than {MAX_UPLOAD_BYTES // 2**20} MB")
     raw = gzip.open(path, "rb") if path.name.endswith(".gz") else open(path, "rb")
     with raw as reader:
-        read = 0
+        read, number = 0, 0
         try:
-            for number, line in enumerate(reader, start=1):
+            while line := reader.readline(MAX_LINE_BYTES + 2):  # room for the line break
+                number += 1
                 read += len(line)
-                if number > MAX_UPLOAD_LINES or read > 4 * MAX_UPLOAD_BYTES:
-                    raise ValueError(f"{path.name}: more than {MAX_UPLOAD_LINES:,} lines (or too large unpacked)")
+                text = line.rstrip(b"\r\n")
+                if len(text) > MAX_LINE_BYTES:
+                    raise ValueError(f"{path.name}, line {number}: longer than {MAX_LINE_BYTES:,} bytes")
+                if number > MAX_UPLOAD_LINES:
+                    raise ValueError(f"{path.name}: more than {MAX_UPLOAD_LINES:,} lines")
+                if read > MAX_UNPACKED_BYTES:
+                    raise ValueError(f"{path.name}: more than {MAX_UNPACKED_BYTES // 2**20} MB unpacked")
                 try:
-                    yield number, line.decode("utf-8").rstrip("\r\n")
+                    yield number, text.decode("utf-8")
                 except UnicodeDecodeError:
                     raise ValueError(f"{path.name}, line {number}: not UTF-8 text") from None
         except (OSError, EOFError, zlib.error) as error:  # a corrupt .gz

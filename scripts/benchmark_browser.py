@@ -38,7 +38,7 @@ WATCH_EDITS = """() => { window.__edit = {};
   new MutationObserver(() => { if (!window.__edit.drawn && document.querySelector('#linked-view .lv-edit'))
     window.__edit.drawn = performance.now(); }).observe(document.body, { subtree: true, childList: true }); }"""
 SELECT = """(row) => { const started = performance.now(); row.click();
-  const ok = document.querySelector('#linked-view .lv-col[data-column="1"] h3').innerText.includes('#' + (Number(row.dataset.hypothesis) + 1));
+  const ok = document.querySelector('#linked-view .lv-col[data-column="1"] h2').innerText.includes('#' + (Number(row.dataset.hypothesis) + 1));
   return ok ? performance.now() - started : -1; }"""
 
 

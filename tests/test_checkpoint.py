@@ -49,7 +49,7 @@ def test_missing_file_is_named(folder: Path, name: str) -> None:
 
 @pytest.mark.parametrize("name, content", [
     ("config.json", b"{not json"), ("config.json", b'{"attention": "psychic"}'), ("config.json", b'[1, 2]'),
-    ("config.json", b'{"hidden_everything": 3}'),
+    ("config.json", b'{"hidden_everything": 3}'), ("config.json", b"[" * 100_000),
     ("model.safetensors", b"\x00" * 100), ("spm.model", b"garbage bytes"),
 ])
 def test_corrupt_file_is_named(folder: Path, name: str, content: bytes) -> None:
@@ -109,3 +109,13 @@ def test_a_config_that_disagrees_with_the_stored_shapes_names_the_tensor(folder:
             as error:
         s2s.load(folder)
     assert "model.safetensors" in str(error.value) and "config.json" in str(error.value)
+
+
+def test_weights_with_nan_or_infinity_are_refused_with_the_tensor_s_name(folder: Path) -> None:
+    from safetensors.torch import load_file, save_file
+    state = load_file(str(folder / "model.safetensors"))
+    name = sorted(state)[0]
+    state[name][0] = float("nan")
+    save_file(state, str(folder / "model.safetensors"))
+    with pytest.raises(ValueError, match=f"tensor {name} holds NaN"):
+        s2s.load(folder)

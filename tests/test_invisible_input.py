@@ -10,7 +10,9 @@ from pathlib import Path
 import gradio as gr
 import pytest
 
+from s2s.admission import Gate
 from s2s.checkpoint import save_model
+from s2s.saliency import DEFAULT_MEMORY_BUDGET
 from s2s.cli import main
 from s2s.translator import EMPTY_MESSAGE, Translator
 from s2s.ui import explorer
@@ -45,7 +47,7 @@ def test_every_odd_input_is_translated_or_gets_a_message(translator: Translator,
 
 @pytest.mark.parametrize("text", INVISIBLE + ODD)
 def test_the_what_if_endpoints_answer_or_refuse_with_a_message(translator: Translator, text: str) -> None:
-    what_if = WhatIf(lambda name: translator)
+    what_if = WhatIf(lambda name: translator, Gate())
     calls = [lambda: what_if.alternatives("m", text), lambda: what_if.redecode("m", text, 0, "cat"),
              lambda: what_if.override("m", text, 0), lambda: what_if.saliency("m", text, "input_x_gradient"),
              lambda: what_if.score("m", text, "the dog")]
@@ -70,8 +72,10 @@ def test_the_page_answers_odd_input(translator: Translator, tmp_path: Path, monk
         assert any(isinstance(v, str) and "Empty input" in v for v in outputs.values())
     request = {"model": "m", "source": text, "ids": [5, 6, 2], "position": 0, "replacement": "cat",
                "settings": {"strategy": "greedy"}, "target": "the dog", "method": "input_x_gradient"}
-    for server_function in (redecoder(lambda name: translator), saliency_server(lambda name: translator),
-                            scorer(lambda name: translator)):
+    gate = Gate()
+    for server_function in (redecoder(lambda name: translator, gate),
+                            saliency_server(lambda name: translator, gate, DEFAULT_MEMORY_BUDGET),
+                            scorer(lambda name: translator, gate)):
         answer = json.loads(server_function(request))
         assert ("error" in answer and answer["error"]) or ("sentence" in answer or "saliency" in answer)
 

@@ -17,6 +17,7 @@ import gradio as gr
 import pytest
 
 from s2s import jobs
+from s2s.admission import Gate
 from s2s.catalog import ModelCatalog
 from s2s.cli import build_parser
 from s2s.config import TrainConfig
@@ -33,7 +34,7 @@ class Tab:
         self.catalog = ModelCatalog(root)
         with gr.Blocks():
             self.picker = gr.Dropdown(choices=[], label="Model")
-            self.handlers = build_train_tab(self.catalog, [self.picker])
+            self.handlers = build_train_tab(self.catalog, [self.picker], Gate())
         self.status, self.progress, self.curves, self.animation, self.log, self.seen, self.timer = \
             self.handlers["outputs"][:7]
         self.signature: tuple = ()
@@ -79,6 +80,7 @@ def test_a_toy_task_trains_in_its_own_process_to_a_model_the_catalog_lists(tmp_p
     final = tab.wait()
     assert "finished" in final[tab.status] and "model picker" in final[tab.status]
     assert "step " in final[tab.progress] and "trained of 0.333 minutes" in final[tab.progress]
+    assert final[tab.progress].startswith("100%")  # done, even when it stopped before its budget
     curves = tab.last[tab.curves]
     assert {trace.name for trace in curves.data} >= {"training loss", "dev loss", "dev BLEU", "alignment accuracy"}
     losses = next(trace.y for trace in curves.data if trace.name == "training loss")
@@ -88,6 +90,7 @@ def test_a_toy_task_trains_in_its_own_process_to_a_model_the_catalog_lists(tmp_p
     assert frames[-1].data[0].z.shape[1] == 6  # the probe's words: the 4th of March 1998 </s>
     assert final[tab.picker].choices == [("dates-20s", "dates-20s")]
     assert tab.catalog.names() == ["dates-20s"]
+    assert tab.catalog.summary("dates-20s")["toy_task"] == "dates"  # the explorer offers dates as examples
     result = tab.catalog.get("dates-20s").translate("the 4th of March 1998")
     assert result["text"]
     card = (tmp_path / "dates-20s" / "README.md").read_text()

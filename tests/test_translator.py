@@ -9,7 +9,7 @@ import torch
 
 from s2s.search import length_penalty
 from s2s.tokenizer import EOS_ID
-from s2s.translator import MAX_INPUT_CHARS, Translator
+from s2s.translator import MAX_INPUT_CHARS, Translator, without_control_characters
 from tests.conftest import assert_same_sentences, only_sentence, random_model
 
 
@@ -324,3 +324,13 @@ def test_the_translator_decodes_without_dropout_and_leaves_the_model_s_mode_alon
     assert_same_sentences(first["sentences"], translator.translate("the big cat runs", strategy="beam",
                                                                     beam_size=3)["sentences"])
     assert scored["hypotheses"][0]["score"] == pytest.approx(first["sentences"][0]["hypotheses"][0]["score"], abs=1e-4)
+
+
+def test_control_characters_typed_in_a_word_are_removed_and_never_reach_the_output(translator: Translator) -> None:
+    typed = "c\x00a\x1bt\u200b"
+    assert translator.edited_prefix([5, 6, EOS_ID], 1, typed) == translator.edited_prefix([5, 6, EOS_ID], 1, "cat")
+    assert without_control_characters(typed) == ("cat", "3 control or invisible character(s) were removed from "
+                                                         "the typed word.")
+    assert without_control_characters("chat noir") == ("chat noir", None)
+    with pytest.raises(ValueError, match="type a word"):
+        translator.edited_prefix([5, 6, EOS_ID], 1, "\x00\x07")

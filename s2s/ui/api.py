@@ -11,14 +11,27 @@ sentence is asked about) and defaults for everything else.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import inspect
 import typing
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import gradio as gr
 
-from ..translator import DecodeSettings, Translator, make_settings
+from ..admission import Busy, Gate
+from ..saliency import DEFAULT_MEMORY_BUDGET
+from ..translator import DecodeSettings, Translator, make_settings, without_control_characters
+
+
+@contextlib.contextmanager
+def admitted(gate: Gate, kind: str) -> Iterator[None]:
+    """``gate.admit(kind)`` for a Gradio handler: a busy server is a gr.Error that says so."""
+    try:
+        with gate.admit(kind):
+            yield
+    except Busy as busy:
+        raise gr.Error(str(busy)) from None
 
 
 def whole(value: Any) -> Any:
@@ -67,16 +80,19 @@ def _parameter(name: str, annotation: Any, default: Any) -> inspect.Parameter:
 
 
 class WhatIf:
-    """The what-if endpoints, over ``translator_for(name)`` (a loaded model or a gr.Error)."""
+    """The what-if endpoints, over ``translator_for(name)`` (a loaded model or a gr.Error), each
+    admitted by ``gate``; saliency holds at most ``saliency_budget`` bytes at once."""
 
-    def __init__(self, translator_for: Callable[[str], Translator]) -> None:
-        self.translator_for = translator_for
+    def __init__(self, translator_for: Callable[[str], Translator], gate: Gate,
+                 saliency_budget: int = DEFAULT_MEMORY_BUDGET) -> None:
+        self.translator_for, self.gate, self.saliency_budget = translator_for, gate, saliency_budget
 
     def _best(self, model: str, text: str, settings: dict[str, Any]) -> tuple[Translator, dict, dict, DecodeSettings]:
         """The translator, the text's first sentence, its best hypothesis and the settings."""
         translator = self.translator_for(model)
         decode = settings_from(settings)
-        result = translator.translate(text if isinstance(text, str) else "", decode)
+        with admitted(self.gate, "decode"):
+            result = translator.translate(text if isinstance(text, str) else "", decode)
         if result["message"]:
             raise gr.Error(result["message"])
         sentence = result["sentences"][0]
@@ -102,7 +118,9 @@ class WhatIf:
                                      "position (and alternatives >= 2)")
                 replacement = options[1]["id"]
             prefix = translator.edited_prefix(best["ids"], position, replacement)
-            return translator.redecode(sentence["source"], prefix, decode)
+            note = without_control_characters(replacement)[1] if isinstance(replacement, str) else None
+            with admitted(self.gate, "decode"):
+                return translator.redecode(sentence["source"], prefix, decode) | ({"note": note} if note else {})
         except ValueError as error:
             raise gr.Error(str(error)) from None
 
@@ -117,7 +135,8 @@ class WhatIf:
             if not isinstance(step, int) or not 0 <= step < len(best["ids"]):
                 raise ValueError(f"step must be an output position in [0, {len(best['ids']) - 1}], got {step!r}")
             steering = {step: [1.0 / width] * width if weights is None else weights}
-            return translator.redecode(sentence["source"], best["ids"][:step], decode, steering)
+            with admitted(self.gate, "decode"):
+                return translator.redecode(sentence["source"], best["ids"][:step], decode, steering)
         except ValueError as error:
             raise gr.Error(str(error)) from None
 
@@ -127,7 +146,8 @@ class WhatIf:
         attention; see ``Translator.saliency``."""
         translator, sentence, best, _ = self._best(model, text, settings)
         try:
-            return translator.saliency(sentence["source"], best["ids"], method, whole(steps))
+            with admitted(self.gate, "saliency"):
+                return translator.saliency(sentence["source"], best["ids"], method, whole(steps), self.saliency_budget)
         except ValueError as error:
             raise gr.Error(str(error)) from None
 
@@ -136,7 +156,8 @@ class WhatIf:
         beside the model's own best output (``best``)."""
         translator, sentence, best, decode = self._best(model, text, settings)
         try:
-            scored = translator.score(sentence["source"], target, decode)
+            with admitted(self.gate, "decode"):
+                scored = translator.score(sentence["source"], target, decode)
         except ValueError as error:
             raise gr.Error(str(error)) from None
         return scored | {"best": best}

@@ -24,13 +24,16 @@ from typing import Any
 import gradio as gr
 from gradio.utils import get_upload_folder
 
+from ..admission import Gate
 from ..batching import RequestBatcher
 from ..catalog import ModelCatalog
 from ..evaluate import sentence_scores
 from ..plots import attention_heatmap, beam_tree, empty_figure, piece_label
+from ..toy import TASKS, generate
+from ..saliency import DEFAULT_MEMORY_BUDGET
 from ..translator import DecodeSettings
 from . import ASSETS, ROOT
-from .api import WhatIf, settings_from, signature_from_settings, whole
+from .api import WhatIf, admitted, settings_from, signature_from_settings, whole
 from .exports import ExportFolder
 from .linked_view import linked_view, view_value
 from .share import PAGE_FIELDS, restored_values, share_script
@@ -39,12 +42,14 @@ DEFAULT_MODEL = "en-fr"
 UI_MAX_BEAM = 16
 UI_NBEST = 5  # the page lists the whole beam of 5 by default; the library returns 1
 UI_ALTERNATIVES = 10  # the page shows ten alternatives per word; the library records 5
+TOY_EXAMPLES = 6  # example inputs shown for a model trained on a toy task
 STATE_TTL_SECONDS = 3600  # a page's last result is dropped an hour after its last use
 PROBABILITY_BANDS = [(0.9, "p ≥ 0.9"), (0.5, "0.5 ≤ p < 0.9"), (0.2, "0.2 ≤ p < 0.5"), (0.0, "p < 0.2")]
 BAND_COLORS = {"p ≥ 0.9": "#4caf50", "0.5 ≤ p < 0.9": "#cddc39", "0.2 ≤ p < 0.5": "#ff9800", "p < 0.2": "#f44336"}
 
 catalog = ModelCatalog(Path(os.environ.get("S2S_CHECKPOINTS", ROOT / "checkpoints")), default=DEFAULT_MODEL)
 batcher = RequestBatcher()
+gate = Gate()  # every model call of the page and the API is admitted here (s2s.admission)
 exports = ExportFolder(parent=Path(get_upload_folder()))  # inside Gradio's cache: served, never copied
 EXAMPLES: dict[str, list[str]] = json.loads((ASSETS / "examples.json").read_text(encoding="utf-8"))
 
@@ -79,9 +84,12 @@ def model_markdown(name: str | None) -> str:
 
 
 def example_samples(name: str | None) -> list[list[str]]:
-    """The examples in the model's source language (English when there are none)."""
-    language = catalog.summary(name).get("source_language", "en") if name else "en"
-    return [[text] for text in EXAMPLES.get(language, EXAMPLES["en"])]
+    """The examples in the model's source language (English when there are none); for a model
+    trained on a toy task, inputs of that task."""
+    summary = catalog.summary(name) if name else {}
+    if summary.get("toy_task") in TASKS:
+        return [[pair.source] for pair in generate(summary["toy_task"], TOY_EXAMPLES, seed=3)]
+    return [[text] for text in EXAMPLES.get(summary.get("source_language", "en"), EXAMPLES["en"])]
 
 
 def token_highlights(hypothesis: dict[str, Any] | None) -> list[tuple[str, str]]:
@@ -174,8 +182,9 @@ def translate_all(jobs: list[tuple[str, Any, DecodeSettings]]) -> list[dict[str,
     """Translations (model name, text, settings) through the request batcher, asked together so
     that they decode at the same time (and with concurrent requests)."""
     try:
-        return batcher.translate_all([(_translator(model), text if isinstance(text, str) else "", settings)
-                                      for model, text, settings in jobs])
+        with admitted(gate, "decode"):
+            return batcher.translate_all([(_translator(model), text if isinstance(text, str) else "", settings)
+                                          for model, text, settings in jobs])
     except ValueError as error:
         raise gr.Error(str(error)) from None
 
@@ -280,11 +289,12 @@ def unchanged(components: list[gr.components.Component]) -> dict:
     return {component: gr.skip() for component in components}
 
 
-def build_app(max_batch: int = 32, concurrency: int = 8, queue_size: int = 256) -> gr.Blocks:
+def build_app(max_batch: int = 32, concurrency: int = 8, queue_size: int = 256,
+              saliency_memory_mb: int = DEFAULT_MEMORY_BUDGET // 2**20) -> gr.Blocks:
     """The page. ``max_batch`` concurrent requests are decoded together (1 = each alone);
     ``concurrency`` page events run at once (``/translate``: up to ``max_batch`` if more, so that
     they can share a batch); at most ``queue_size`` requests wait, further ones are told the
-    queue is full."""
+    queue is full. Saliency holds at most ``saliency_memory_mb`` MB per request."""
     global batcher
     if max_batch != batcher.max_batch:
         batcher = RequestBatcher(max_batch=max_batch)
@@ -353,7 +363,7 @@ def build_app(max_batch: int = 32, concurrency: int = 8, queue_size: int = 256) 
                 page.sentence = gr.Radio(choices=[], type="index", label="Sentence shown below", visible=False,
                                          elem_id="sentence-picker")
                 page.verdict = gr.Markdown(elem_id="verdict")
-                page.linked = linked_view(catalog.get)
+                page.linked = linked_view(catalog.get, gate, saliency_memory_mb * 2**20)
                 with gr.Row():
                     page.reference_scores = gr.Markdown(elem_id="reference-scores")
                     with gr.Column():
@@ -414,7 +424,7 @@ def build_app(max_batch: int = 32, concurrency: int = 8, queue_size: int = 256) 
                                 gr.Plot(label=f"Model {side} attention (sentence 1)", show_label=False,
                                         elem_id=f"compare-{side.lower()}-heatmap")]
             with gr.Tab("Train your own", id="train"):
-                train = build_train_tab(catalog, [model, compare_a, compare_b])
+                train = build_train_tab(catalog, [model, compare_a, compare_b], gate)
 
         def explore(values: dict) -> dict:
             """Greedy and the chosen strategy on one input, with everything the page shows."""
@@ -530,7 +540,7 @@ def build_app(max_batch: int = 32, concurrency: int = 8, queue_size: int = 256) 
         gr.api(signature_from_settings(translate_api), api_name="translate",
                concurrency_limit=max(max_batch, concurrency))
         gr.api(models_api, api_name="models")
-        WhatIf(_translator).register()
+        WhatIf(_translator, gate, saliency_memory_mb * 2**20).register()
     page.inputs = {"model": model, "text": text, "reference": reference, "merge_words": merge_words,
                    "classic": classic_open}
     page.handlers = {"explore": explore, "select_sentence": select_sentence, "select_hypothesis": select_hypothesis,

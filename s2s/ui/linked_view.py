@@ -1,4 +1,5 @@
-"""The linked view: one sentence's results drawn in the browser by ``assets/linked_view.js``.
+"""The linked view: one sentence's results drawn in the browser by ``assets/lv_*.js`` and
+``assets/linked_view.js`` (one file per view, joined in the order of ``VIEW_FILES``).
 
 The server sends the result once (``view_value``); hovering, selecting an n-best row, switching
 between words and pieces, opening a word's alternatives and stepping through the output then
@@ -20,10 +21,13 @@ from typing import Any, Callable
 
 import gradio as gr
 
-from ..translator import make_settings
+from ..admission import Busy, Gate
+from ..translator import make_settings, without_control_characters
 from . import ASSETS
 
 MAX_REPLACEMENT_CHARS = 100
+# The browser code, one file per view around one selection state (lv_core.js), joined in this order.
+VIEW_FILES = ("lv_core.js", "lv_words.js", "lv_heatmap.js", "lv_tree.js", "lv_answer.js", "linked_view.js")
 
 
 def paragraph(result: dict[str, Any], shown: int) -> list[dict[str, Any]] | None:
@@ -70,7 +74,7 @@ def answer(function: Callable[[dict[str, Any]], dict[str, Any]]) -> Callable[[An
             if not isinstance(request, dict):
                 raise ValueError("the request must be an object")
             result = function(request)
-        except (ValueError, TypeError, gr.Error) as error:
+        except (ValueError, TypeError, gr.Error, Busy) as error:
             result = {"error": str(error)}
         return json.dumps(result, ensure_ascii=False)
 
@@ -79,9 +83,9 @@ def answer(function: Callable[[dict[str, Any]], dict[str, Any]]) -> Callable[[An
     return server_function
 
 
-def redecoder(translator_for: Callable[[str], Any]) -> Callable[[Any], str]:
+def redecoder(translator_for: Callable[[str], Any], gate: Gate) -> Callable[[Any], str]:
     """The server function behind "pick an alternative / type a word": ``translator_for(name)``
-    gives the loaded model."""
+    gives the loaded model; ``gate`` admits the decode."""
 
     @answer
     def redecode(request: dict[str, Any]) -> dict[str, Any]:
@@ -111,27 +115,33 @@ def redecoder(translator_for: Callable[[str], Any]) -> Callable[[Any], str]:
                         even_weights(request["steer"], request.get("source_pieces"))}
         else:
             prefix = translator.edited_prefix(ids, position, replacement)
-        return {"sentence": translator.redecode(request.get("source"), prefix, make_settings(**settings), steering)}
+        note = without_control_characters(replacement)[1] if isinstance(replacement, str) else None
+        with gate.admit("decode"):
+            return {"sentence": translator.redecode(request.get("source"), prefix, make_settings(**settings), steering),
+                    "note": note}
 
     return redecode
 
 
-def saliency_server(translator_for: Callable[[str], Any]) -> Callable[[Any], str]:
+def saliency_server(translator_for: Callable[[str], Any], gate: Gate, budget: int) -> Callable[[Any], str]:
     """The server function behind "Saliency": attributions of one hypothesis (see
-    ``Translator.saliency``)."""
+    ``Translator.saliency``), admitted by ``gate``, holding at most ``budget`` bytes at once."""
 
     @answer
     def saliency(request: dict[str, Any]) -> dict[str, Any]:
         """request: ``model``, ``source`` (one sentence), ``ids`` (the output) and ``method``."""
         translator = translator_for(str(request.get("model")))
-        return {"saliency": translator.saliency(request.get("source"), request.get("ids"),
-                                                request.get("method", "integrated_gradients"))}
+        with gate.admit("saliency"):
+            return {"saliency": translator.saliency(request.get("source"), request.get("ids"),
+                                                    request.get("method", "integrated_gradients"),
+                                                    memory_budget=budget)}
 
     return saliency
 
 
-def scorer(translator_for: Callable[[str], Any]) -> Callable[[Any], str]:
-    """The server function behind "Score my translation" (see ``Translator.score``)."""
+def scorer(translator_for: Callable[[str], Any], gate: Gate) -> Callable[[Any], str]:
+    """The server function behind "Score my translation" (see ``Translator.score``), admitted by
+    ``gate``."""
 
     @answer
     def score(request: dict[str, Any]) -> dict[str, Any]:
@@ -143,7 +153,9 @@ def scorer(translator_for: Callable[[str], Any]) -> Callable[[Any], str]:
         target = request.get("target")
         if not isinstance(target, str):
             raise ValueError("target must be the translation to score, as text")
-        return {"sentence": translator.score(request.get("source"), target, make_settings(**request["settings"]))}
+        with gate.admit("decode"):
+            return {"sentence": translator.score(request.get("source"), target,
+                                                 make_settings(**request["settings"]))}
 
     return score
 
@@ -158,13 +170,15 @@ def even_weights(pieces: Any, source_length: Any) -> list[float]:
     return [1.0 / len(set(pieces)) if index in set(pieces) else 0.0 for index in range(source_length)]
 
 
-def linked_view(translator_for: Callable[[str], Any]) -> gr.HTML:
-    """The component: an empty container that the browser code fills from its value."""
+def linked_view(translator_for: Callable[[str], Any], gate: Gate, saliency_budget: int) -> gr.HTML:
+    """The component: an empty container that the browser code fills from its value. Its server
+    functions bypass Gradio's queue, so ``gate`` admits each of their model calls."""
     return gr.HTML(
         value=None, elem_id="linked-view",
         html_template='<div class="lv" role="region" aria-label="Linked view of the translation"></div>',
         css_template=(ASSETS / "linked_view.css").read_text(encoding="utf-8"),
-        js_on_load=(ASSETS / "linked_view.js").read_text(encoding="utf-8"),
-        server_functions=[redecoder(translator_for), saliency_server(translator_for), scorer(translator_for)],
+        js_on_load="\n".join((ASSETS / name).read_text(encoding="utf-8") for name in VIEW_FILES),
+        server_functions=[redecoder(translator_for, gate), saliency_server(translator_for, gate, saliency_budget),
+                          scorer(translator_for, gate)],
         apply_default_css=False,
     )

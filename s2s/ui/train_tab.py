@@ -9,16 +9,19 @@ refreshed.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from pathlib import Path
 from typing import Any, Sequence
 
 import gradio as gr
 import plotly.graph_objects as go
+from gradio.utils import get_upload_folder
 from tqdm import tqdm
 
+from ..admission import Busy, Gate
 from ..catalog import ModelCatalog
-from ..config import ATTENTION_TYPES, RNN_TYPES
+from ..config import ATTENTION_TYPES, MIN_VOCAB_SIZE, RNN_TYPES
 from ..jobs import RUNNING, Job, JobBoard
 from ..toy import TASK_EXAMPLES
 from ..train import LOG_FILE, PROBE_FILE
@@ -68,12 +71,14 @@ def _progress_line(job: Job, records: Sequence[dict[str, Any]], running: bool) -
     steps, speed and the best score."""
     budget = float(job.spec()["budget_seconds"])
     trained = min(job.trained_seconds(records), budget)
+    # A finished job is done (100%), whether it used its whole budget or stopped early.
+    total = budget if running else max(trained, 1.0)
     train = [r for r in records if r.get("event") == "train"]
     valid = [r for r in records if r.get("event") == "validation"]
     step = train[-1]["step"] if train else 0
     speed = f"{train[-1]['tokens_per_second']:,.0f} target tokens/s" if train else "starting"
     best = max(valid, key=lambda r: r["bleu"], default=None)
-    meter = tqdm.format_meter(n=round(trained), total=round(budget), elapsed=trained, ncols=60,
+    meter = tqdm.format_meter(n=round(trained), total=round(total), elapsed=trained, ncols=60,
                               bar_format="{percentage:3.0f}%|{bar}| {elapsed} trained"
                               + (", {remaining} left" if running else f" of {budget / 60:.3g} minutes"))
     return (f"{meter} · step {step} · {speed}"
@@ -98,8 +103,9 @@ def job_view(board: JobBoard, seen: tuple = ()) -> TrainView | None:
                      log="\n".join(job.log_tail(15)), running=running, signature=signature)
 
 
-def start_job(board: JobBoard, values: dict[str, Any]) -> str:
-    """Start a job from the tab's values; returns the status line, or the reason nothing started."""
+def start_job(board: JobBoard, values: dict[str, Any], gate: Gate) -> str:
+    """Start a job from the tab's values (reading an upload once ``gate`` admits it); returns the
+    status line, or the reason nothing started."""
     toy = values["data"] == TOY
     sizes = {"embedding_dim": values["embedding_dim"], "encoder_hidden": values["hidden"],
              "decoder_hidden": 2 * (values["hidden"] or 0)}  # the encoder is bidirectional
@@ -107,19 +113,35 @@ def start_job(board: JobBoard, values: dict[str, Any]) -> str:
              **{key: int(value) for key, value in sizes.items() if value}}  # 0 = what fits the data
     train = {"max_time": 60.0 * float(values["minutes"] or 0), "probe": (values["probe"] or "").strip(),
              **({"vocab_size": int(values["vocab_size"])} if values["vocab_size"] else {})}
+    uploaded = _paths(values["uploads"]) + _paths(values["dev_upload"])
     try:
-        job = board.start(values["name"], task=values["task"] if toy else "",
-                          uploads=[] if toy else _paths(values["uploads"]),
-                          dev_upload=(_paths(values["dev_upload"]) or [None])[0] if not toy else None,
-                          model=model, train=train, overwrite=bool(values["overwrite"]))
-    except (TypeError, ValueError) as error:
+        with gate.admit("upload"):
+            job = board.start(values["name"], task=values["task"] if toy else "",
+                              uploads=[] if toy else _paths(values["uploads"]),
+                              dev_upload=(_paths(values["dev_upload"]) or [None])[0] if not toy else None,
+                              model=model, train=train, overwrite=bool(values["overwrite"]))
+    except (TypeError, ValueError, Busy) as error:
         return f"**Not started:** {error}"
+    finally:
+        discard_uploads(uploaded)
     return f"**Job `{job.name}` started.**"
 
 
-def build_train_tab(catalog: ModelCatalog, pickers: Sequence[gr.Dropdown]) -> dict[str, Any]:
+def discard_uploads(paths: Sequence[Path]) -> None:
+    """Delete the files Gradio received for this request, once read (the job keeps its own copy of
+    the data, a refused upload keeps nothing); files outside Gradio's upload folder are left alone."""
+    folder = Path(get_upload_folder()).resolve()
+    for path in paths:
+        path = Path(path).resolve()
+        if folder in path.parents:
+            path.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):  # Gradio puts each upload in a folder of its own
+                path.parent.rmdir()
+
+
+def build_train_tab(catalog: ModelCatalog, pickers: Sequence[gr.Dropdown], gate: Gate) -> dict[str, Any]:
     """The tab's components and events; ``pickers`` are the model dropdowns to refresh when a job
-    ends. Returns the handlers by name (the tests call them)."""
+    ends; ``gate`` admits reading an upload. Returns the handlers by name (the tests call them)."""
     board = JobBoard(catalog.root)
     gr.Markdown(INTRO)
     with gr.Row():
@@ -137,7 +159,8 @@ def build_train_tab(catalog: ModelCatalog, pickers: Sequence[gr.Dropdown]) -> di
             with gr.Row():
                 embedding_dim = gr.Number(0, precision=0, minimum=0, maximum=1024, label="Embedding size (0 = fit)")
                 hidden = gr.Number(0, precision=0, minimum=0, maximum=1024, label="Hidden size (0 = fit)")
-                vocab_size = gr.Number(0, precision=0, minimum=0, maximum=32000, label="Vocabulary (0 = fit)")
+                vocab_size = gr.Number(0, precision=0, minimum=0, maximum=32000,
+                                       label=f"Vocabulary (0 = fit; else {MIN_VOCAB_SIZE}–32000 pieces)")
         with gr.Column(scale=2):
             with gr.Row():
                 name = gr.Textbox(label="Model name", value="my-dates", elem_id="train-name")
@@ -178,7 +201,7 @@ def build_train_tab(catalog: ModelCatalog, pickers: Sequence[gr.Dropdown]) -> di
         return updates
 
     def on_start(values: dict) -> dict:
-        return refresh((), start_job(board, {key: values[component] for key, component in fields.items()}))
+        return refresh((), start_job(board, {key: values[component] for key, component in fields.items()}, gate))
 
     def on_stop(signature: tuple) -> dict:
         job = board.latest()
