@@ -95,7 +95,7 @@ function saliencyMatrix(outTokens, srcTokens, focusRow) {
   const [method, result] = entries[entries.length - 1];
   if (result === "pending") {
     const hyp = hypothesisOf(viewValue(), state.column, state.hypothesis);
-    const work = method === "integrated_gradients" ? `${hyp.ids.length} output pieces × 32 steps` :
+    const work = method === "integrated_gradients" ? `${hyp.ids.length} output pieces × its steps` :
       `${hyp.ids.length} output pieces`;
     return `<p class="lv-note" role="status">Computing ${SALIENCY_METHODS[method]} (${work}): ` +
       `<span class="lv-elapsed">0</span> s…</p>`;

@@ -28,7 +28,7 @@ from .checkpoint import load_model, read_metrics
 from .data import pad
 from .familiarity import unfamiliar_notes
 from .model import Seq2Seq, evaluating
-from .saliency import DEFAULT_MEMORY_BUDGET, rank_correlation, source_saliency
+from .saliency import DEFAULT_MEMORY_BUDGET, DEFAULT_STEPS, rank_correlation, source_saliency
 from .search import BeamStep, Hypothesis
 from .tokenizer import EOS_ID, EOS_PIECE, Tokenizer, merge_pieces, word_spans
 
@@ -316,7 +316,7 @@ class Translator:
         return sentence
 
     def saliency(self, source: str, ids: list[int], method: str = "integrated_gradients",
-                 steps: int = 32, memory_budget: int = DEFAULT_MEMORY_BUDGET) -> dict[str, Any]:
+                 steps: int = DEFAULT_STEPS, memory_budget: int = DEFAULT_MEMORY_BUDGET) -> dict[str, Any]:
         """Which source pieces each piece of the output ``ids`` (of sentence ``source``) depends
         on, by gradients (see ``s2s.saliency``), beside the attention the model computes while
         reading the same output. Returns ``source_pieces``, ``pieces``, ``relevance`` and

@@ -20,7 +20,7 @@ from typing import Any, Callable, Iterator
 import gradio as gr
 
 from ..admission import Busy, Gate
-from ..saliency import DEFAULT_MEMORY_BUDGET
+from ..saliency import DEFAULT_MEMORY_BUDGET, DEFAULT_STEPS
 from ..translator import DecodeSettings, Translator, make_settings, without_control_characters
 
 
@@ -140,7 +140,7 @@ class WhatIf:
         except ValueError as error:
             raise gr.Error(str(error)) from None
 
-    def saliency(self, model: str, text: str, method: str = "integrated_gradients", steps: int = 32,
+    def saliency(self, model: str, text: str, method: str = "integrated_gradients", steps: int = DEFAULT_STEPS,
                  **settings: Any) -> dict:
         """Which source pieces each piece of the best output depends on (Captum), beside its
         attention; see ``Translator.saliency``."""
@@ -171,5 +171,5 @@ class WhatIf:
                                                        _parameter("weights", typing.Optional[list[float]], None))),
                api_name="override")
         gr.api(signature_from_settings(self.saliency, (_parameter("method", str, "integrated_gradients"),
-                                                       _parameter("steps", int, 32))), api_name="saliency")
+                                                       _parameter("steps", int, DEFAULT_STEPS))), api_name="saliency")
         gr.api(signature_from_settings(self.score, (_parameter("target", str, ""),)), api_name="score")
