@@ -68,12 +68,13 @@ function render() {
     `${state.message ? `<p class="lv-error">${escapeHtml(state.message)}</p>` : ""}` +
     `${editsPanel(srcTokens)}` +
     `${pinned === null ? "" : alternativesPanel(value, state.column, hyp, outTokens, pinned)}</div>` +
-    `<div class="lv-right"><div class="lv-right-head">${matrix ? `<span class="lv-caption">Attention ` +
+    `<div class="lv-right"><div class="lv-matrices"><div class="lv-matrix" tabindex="0">` +
+    `${heatmap(matrix, outTokens, srcTokens, focusRow, label)}</div>` +
+    `${saliencyMatrix(outTokens, srcTokens, focusRow)}</div>` +
+    `<div class="lv-right-head">${matrix ? `<span class="lv-caption">Attention ` +
       `<button type="button" class="lv-export" data-format="svg" title="download this heatmap as SVG">SVG</button>` +
       `<button type="button" class="lv-export" data-format="png" title="download this heatmap as PNG">PNG</button>` +
-      `</span>` : ""}${saliencyBar(matrix)}</div><div class="lv-matrices"><div class="lv-matrix" tabindex="0">` +
-    `${heatmap(matrix, outTokens, srcTokens, focusRow, label)}</div>` +
-    `${saliencyMatrix(outTokens, srcTokens, focusRow)}</div></div></div>` + treeFor(value, outTokens, pinned);
+      `</span>` : ""}${saliencyBar(matrix)}</div></div></div>` + treeFor(value, outTokens, pinned);
   revealSelectedBranch(root);
   highlightFromSource(null);
   if (state.focusAlternatives) {

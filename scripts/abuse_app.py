@@ -4,7 +4,7 @@
 
 Starts ``app.py`` on a free 127.0.0.1 port with its own Gradio cache folder, then prints one
 figure per problem of the hardening issue:
-1. saliency (integrated gradients, 32 steps) of a 20-word sentence through the page's own server
+1. saliency (integrated gradients, the default steps) of a 20-word sentence through the page's own server
    function: seconds and the server's resident memory before and at its peak;
 2. ``--burst`` saliency calls sent at once through the page's server function while a client
    calls ``/translate`` ``--translations`` times: the translations' median and 90th percentile,

@@ -10,7 +10,10 @@ Starts ``app.py`` (en-fr, every control at its default: greedy + beam 5, n-best 
 - re-decode: click a word, pick its runner-up alternative, until the edited output is drawn;
   also timed inside the page ("re-decode in page": from the click event to the edit in the DOM,
   without Playwright's own click and wait).
-Prints the median and 90th percentile of each, over the runs after one warm-up.
+Prints the median and 90th percentile of each, over the runs after one warm-up; then the first
+screen as a class sees it: the bare page load until the text box takes input, and its error badges;
+after the first translation, whether the outputs, the n-best list and the heatmap lie inside
+1280x720; whether a clicked word's alternatives appear in view; axe-core's serious violations.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from playwright.sync_api import sync_playwright
 
 from scripts.benchmark_app import SENTENCE
 from scripts.local_server import running_app
+from scripts.page_checks import FIRST_SCREEN, box, error_badges, in_view, inside, serious_violations
 
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--no-first-run"]
@@ -59,8 +63,13 @@ def main() -> None:
         page = browser.new_page(viewport={"width": 1280, "height": 720})
         requests: list[str] = []
         page.on("request", lambda request: requests.append(request.url))
+        started = time.perf_counter()
         page.goto(url)
         page.wait_for_selector("#source-text textarea", timeout=60_000)
+        load_ms = (time.perf_counter() - started) * 1000
+        page.wait_for_timeout(3_000)  # the page's load events have run
+        first_screen = [f"bare page load until the text box takes input: {load_ms:.0f} ms; error badges: "
+                        f"{error_badges(page)}"]
         page.evaluate(WATCH_EDITS)
         for run in range(args.runs + 1):
             # An unchanged result is not redrawn, so runs alternate between two 15-word sentences.
@@ -72,12 +81,18 @@ def main() -> None:
             page.wait_for_function(LINKED_VIEW_DRAWN, timeout=60_000, polling="raf")
             translate_ms = (time.perf_counter() - started) * 1000
             page.wait_for_timeout(300)  # let the rest of the page settle before the next timing
+            if run == 0:
+                first_screen += [f"{selector}: {box(page, selector)} inside 1280x720: "
+                                 f"{inside(box(page, selector), 1280, 720)}" for selector in FIRST_SCREEN]
+                first_screen.append(f"axe-core serious or critical violations: {serious_violations(page)}")
             sent = len(requests)
             row = page.locator('#linked-view .lv-nbest-row[data-hypothesis="2"]').element_handle()
             select_ms = page.evaluate(SELECT, row)
             assert select_ms >= 0, "the n-best click did not update the view"
             assert len(requests) == sent, "selecting an n-best row sent a request"
             page.locator('#linked-view .lv-col[data-column="1"] .lv-out').nth(1).click()
+            if run == 0:
+                first_screen.append(f"a clicked word's alternatives in view: {in_view(box(page, '#linked-view .lv-alts'), 720)}")
             started = time.perf_counter()
             page.locator("#linked-view .lv-alt:not(.lv-alt-chosen)").first.click()
             page.wait_for_selector("#linked-view .lv-edit", timeout=60_000)
@@ -92,6 +107,7 @@ def main() -> None:
     print(f"en-fr, {len(SENTENCE.split())}-word sentence, greedy + beam 5 (n-best 5), 1280x720, headless Chromium")
     for name, values in times.items():
         print(summary(name, values))
+    print("\n".join(first_screen))
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@
 
 Times, after one warm-up, the median and 90th percentile of: an attention override re-decode
 (greedy + beam 5 are not re-run: one beam-5 re-decode steered at step 3), an alternative
-re-decode (beam 5), integrated gradients (32 steps) and input x gradient of the beam-5 output,
+re-decode (beam 5), integrated gradients (the default steps) and input x gradient of the beam-5 output,
 and scoring a translation (force-decoding the beam output).
 """
 
@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Callable
 
 import s2s
+from s2s.saliency import DEFAULT_STEPS
 from scripts.benchmark_app import SENTENCE
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -46,7 +47,8 @@ def main() -> None:
                                                                    steering={3: [1.0 / width] * width}),
         "alternative re-decode (beam 5)": lambda: translator.redecode(
             SENTENCE, translator.edited_prefix(best["ids"], 1, best["alternatives"][1][1]["id"])),
-        "integrated gradients, 32 steps": lambda: translator.saliency(SENTENCE, best["ids"], "integrated_gradients"),
+        f"integrated gradients, {DEFAULT_STEPS} steps": lambda: translator.saliency(SENTENCE, best["ids"],
+                                                                                 "integrated_gradients"),
         "input x gradient": lambda: translator.saliency(SENTENCE, best["ids"], "input_x_gradient"),
         "score a translation": lambda: translator.score(SENTENCE, best["text"]),
     }

@@ -17,6 +17,7 @@ from typing import Any, Iterator
 import pytest
 
 from scripts.local_server import RunningApp, running_app
+from scripts.page_checks import FIRST_SCREEN, box, error_badges, in_view, inside, serious_violations
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "tests" / "artifacts"
@@ -59,31 +60,12 @@ def server(app: RunningApp) -> str:
 SENTENCE = "The meeting was postponed until next Thursday afternoon because the manager was sick."
 
 
-def error_badges(page: Any) -> int:
-    """Gradio's red "Error" badges on the page's components."""
-    return page.locator(".error:visible").count() + page.get_by_text("Error", exact=True).count()
-
-
-def box_inside(page: Any, selector: str, width: int, height: int) -> dict:
-    """The first element's bounding box, asserted to lie inside the window (no scrolling needed)."""
-    box = page.locator(selector).first.bounding_box()
-    assert box is not None, selector
-    assert box["x"] >= 0 and box["y"] >= 0 and box["x"] + box["width"] <= width + 1 and \
-        box["y"] + box["height"] <= height + 1, (selector, box)
-    return box
-
-
-def in_view(page: Any, selector: str, height: int) -> bool:
-    box = page.locator(selector).first.bounding_box()
-    return box is not None and box["y"] < height and box["y"] + box["height"] > 0
-
-
 @pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="chromium is not installed (CI installs it)")
 def test_the_first_screen_from_a_bare_page_load(app: RunningApp) -> None:
     # A class's first minute at 1280 x 720: the bare page has no error, Enter translates, and the
     # outputs, the n-best list and the whole heatmap are on screen; a click's answer appears in view.
     playwright = pytest.importorskip("playwright.sync_api")
-    axe = pytest.importorskip("axe_playwright_python.sync_playwright")
+    pytest.importorskip("axe_playwright_python.sync_playwright")
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     with playwright.sync_playwright() as driver:
         browser = driver.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
@@ -99,19 +81,17 @@ def test_the_first_screen_from_a_bare_page_load(app: RunningApp) -> None:
             page.wait_for_selector("#linked-view .lv-col", timeout=60_000)
             assert page.input_value("#source-text textarea") == SENTENCE
             page.screenshot(path=str(ARTIFACTS / "first_screen_translated.png"))
-            for selector in ("#linked-view .lv-col[data-column='0']", "#linked-view .lv-col[data-column='1']",
-                             "#linked-view .lv-nbest", "#linked-view .lv-heatmap"):
-                box_inside(page, selector, 1280, 720)
+            for selector in FIRST_SCREEN:
+                assert inside(box(page, selector), 1280, 720), (selector, box(page, selector))
             assert "▁" not in page.locator("#linked-view .lv-main").inner_text()  # words, never pieces
-            violations = [v for v in axe.Axe().run(page).response["violations"] if v["impact"] in ("serious", "critical")]
-            assert not violations, [(v["id"], [n["target"] for n in v["nodes"][:3]]) for v in violations]
+            assert not serious_violations(page), serious_violations(page)
             # Keyboard: Enter on a word opens its alternatives with the focus in them; Escape closes.
             page.locator("#linked-view .lv-col[data-column='1'] .lv-out").first.focus()
             page.keyboard.press("ArrowRight")
             page.keyboard.press("Enter")
             page.wait_for_selector("#linked-view .lv-alts", timeout=10_000)
             assert page.evaluate("document.activeElement.classList.contains('lv-alt')")
-            assert in_view(page, "#linked-view .lv-alts", 720)
+            assert in_view(box(page, "#linked-view .lv-alts"), 720)
             assert "word 2" in page.locator("#linked-view .lv-alts-head").first.inner_text()
             page.keyboard.press("Escape")
             page.wait_for_selector("#linked-view .lv-alts", state="detached", timeout=10_000)
@@ -120,15 +100,15 @@ def test_the_first_screen_from_a_bare_page_load(app: RunningApp) -> None:
             page.locator("#linked-view .lv-col[data-column='1'] .lv-out").nth(1).click()
             page.locator("#linked-view .lv-alt:not(.lv-alt-chosen)").first.click()
             page.wait_for_selector("#linked-view .lv-edit", timeout=60_000)
-            assert in_view(page, "#linked-view .lv-edit", 720)
+            assert in_view(box(page, "#linked-view .lv-edit"), 720)
             page.screenshot(path=str(ARTIFACTS / "first_screen_edit.png"))
             assert error_badges(page) == 0
             for width, height in ((1920, 1080), (800, 900)):
                 page.set_viewport_size({"width": width, "height": height})
                 page.wait_for_timeout(300)
                 assert page.evaluate("document.documentElement.scrollWidth") <= width  # nothing off to the side
-                box_inside(page, "#linked-view .lv-col[data-column='1']", width, 10_000)
-                box_inside(page, "#linked-view .lv-heatmap", width, 10_000)
+                for selector in ("#linked-view .lv-col[data-column='1']", "#linked-view .lv-heatmap"):
+                    assert inside(box(page, selector), width, 10_000), (width, selector, box(page, selector))
             page.screenshot(path=str(ARTIFACTS / "first_screen_narrow.png"), full_page=True)
         finally:
             browser.close()

@@ -330,7 +330,9 @@ def build_app(max_batch: int = 32, concurrency: int = 8, queue_size: int = 256,
                         page.control("seed", gr.Number, precision=0, label="Sampling seed (empty = new samples each time)")
                         resample_button = gr.Button("Resample (a fresh seed)", elem_id="resample-button", size="sm")
                 with gr.Row(elem_id="options-band"):
-                    with gr.Accordion("Examples (click one to translate)", open=False, elem_id="examples-box"):
+                    # Open on a bare page (something to click first), folded by the first translation.
+                    with gr.Accordion("Examples (click one to translate)", open=True,
+                                      elem_id="examples-box") as examples_box:
                         examples = gr.Dataset(components=[text], samples=example_samples(first), label="Examples",
                                               show_label=False, samples_per_page=6)
                     with gr.Accordion("More decoding settings", open=False, elem_id="settings-box"):
@@ -359,11 +361,12 @@ def build_app(max_batch: int = 32, concurrency: int = 8, queue_size: int = 256,
                         card = gr.Markdown(model_markdown(first), elem_classes="model-card", elem_id="model-card")
                 missing = {field.name for field in dataclasses.fields(DecodeSettings)} - set(page.controls)
                 assert not missing, f"settings without a control: {missing}"
-                page.status = gr.Markdown(elem_id="status")
-                page.sentence = gr.Radio(choices=[], type="index", label="Sentence shown below", visible=False,
-                                         elem_id="sentence-picker")
-                page.verdict = gr.Markdown(elem_id="verdict")
-                page.linked = linked_view(catalog.get, gate, saliency_memory_mb * 2**20)
+                with gr.Column(elem_id="results"):  # no gaps around the notes while they are empty
+                    page.status = gr.Markdown(elem_id="status")
+                    page.sentence = gr.Radio(choices=[], type="index", label="Sentence shown below", visible=False,
+                                             elem_id="sentence-picker")
+                    page.verdict = gr.Markdown(elem_id="verdict")
+                    page.linked = linked_view(catalog.get, gate, saliency_memory_mb * 2**20)
                 with gr.Row():
                     page.reference_scores = gr.Markdown(elem_id="reference-scores")
                     with gr.Column():
@@ -438,7 +441,7 @@ def build_app(max_batch: int = 32, concurrency: int = 8, queue_size: int = 256,
             return {**render(view, values[merge_words], values[classic_open], page), state: view,
                     reference_scores_view: reference_markdown(reference_scores(values[reference],
                                                                           reference_outputs(view))),
-                    export_file: gr.update(value=None, visible=False)}
+                    export_file: gr.update(value=None, visible=False), examples_box: gr.update(open=False)}
 
         def select_sentence(view: View | None, merge: bool, classic: bool, index: int | None) -> dict:
             if not view or index is None:
@@ -494,7 +497,7 @@ def build_app(max_batch: int = 32, concurrency: int = 8, queue_size: int = 256,
             """A shared link's text translated at once; a bare page load changes nothing."""
             if isinstance(values[text], str) and values[text].strip():
                 return explore(values)
-            return unchanged([*page_outputs, reference_scores_view, export_file])
+            return unchanged(explore_outputs)
 
         def on_model_change(name: str):
             return model_markdown(name), gr.Dataset(samples=example_samples(name))
@@ -506,19 +509,20 @@ def build_app(max_batch: int = 32, concurrency: int = 8, queue_size: int = 256,
                         page.second_tokens, page.verdict, page.nbest, page.greedy_heatmap, page.second_heatmap,
                         page.tree, page.status, page.sentence, page.linked, state]
         classic_open = page.classic_open
+        explore_outputs = [*page_outputs, reference_scores_view, export_file, examples_box]
         explore_inputs = {model, text, reference, merge_words, classic_open, *page.controls.values()}
         for trigger in (translate_button.click, text.submit):
-            trigger(explore, explore_inputs, [*page_outputs, reference_scores_view, export_file],
+            trigger(explore, explore_inputs, explore_outputs,
                     api_visibility="undocumented")
         resample_button.click(lambda: None, None, page.controls["seed"], api_visibility="undocumented").then(
-            explore, explore_inputs, [*page_outputs, reference_scores_view, export_file], api_visibility="undocumented")
+            explore, explore_inputs, explore_outputs, api_visibility="undocumented")
         examples.click(lambda sample: sample[0], examples, text, api_visibility="undocumented").then(
-            explore, explore_inputs, [*page_outputs, reference_scores_view, export_file],
+            explore, explore_inputs, explore_outputs,
             api_visibility="undocumented")
         model.change(on_model_change, model, [card, examples], api_visibility="undocumented")
         share_button.click(None, shared, None, js=share_script(shared_names))
         demo.load(restore, None, shared, api_visibility="undocumented").then(
-            explore_restored, explore_inputs, [*page_outputs, reference_scores_view, export_file],
+            explore_restored, explore_inputs, explore_outputs,
             api_visibility="undocumented")
         demo.load(train["load"], None, train["outputs"], api_visibility="undocumented")
         strategy.change(on_strategy_change, strategy, [sampling, page.controls["beam_size"]],
