@@ -47,15 +47,15 @@ def main() -> None:
     parser.add_argument("--session-capacity", type=int, default=500,
                         help="sessions whose last results the server keeps (Gradio keeps every output of a "
                              "session; the least recently used beyond this are dropped, bounding memory)")
-    parser.add_argument("--saliency-memory-mb", type=int, default=DEFAULT_MEMORY_BUDGET // 2**20,
-                        help="memory one saliency request may hold at once; a longer sentence is refused "
-                             "up front with a message")
+    parser.add_argument("--memory-budget-mb", type=int, default=DEFAULT_MEMORY_BUDGET // 2**20,
+                        help="memory one search or saliency request may hold at once: larger batches are "
+                             "split, and a sentence over it is refused up front with a message")
     parser.add_argument("--allow-framing", action="store_true",
                         help="let other sites put the explorer in a frame (default: same origin only)")
     args = parser.parse_args()
     logins = read_logins(args.auth_file, os.environ.get("S2S_AUTH"))
     demo = build_app(max_batch=args.max_batch, concurrency=args.concurrency, queue_size=args.queue_size,
-                     saliency_memory_mb=args.saliency_memory_mb)
+                     memory_budget_mb=args.memory_budget_mb)
     # A service manager's stop (SIGTERM) cleans up as Ctrl-C does (the export folder, the jobs' state).
     signal.signal(signal.SIGTERM, stop)
     demo.launch(server_name=args.host, server_port=args.port, css_paths=[ASSETS / "style.css"],

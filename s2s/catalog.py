@@ -14,13 +14,14 @@ from pathlib import Path
 from typing import Any
 
 from .checkpoint import CONFIG_FILE, WEIGHTS_FILE, read_metrics
-from .translator import Translator, source_language
+from .translator import DEFAULT_DECODE_BUDGET, Translator, source_language
 
 
 class ModelCatalog:
-    def __init__(self, root: Path, default: str | None = None) -> None:
+    def __init__(self, root: Path, default: str | None = None, memory_budget: int = DEFAULT_DECODE_BUDGET) -> None:
         self.root = Path(root)
         self.default = default
+        self.memory_budget = memory_budget  # bytes one search may hold, for every model loaded
         self._loaded: dict[str, tuple[Translator, int]] = {}  # with the weights' mtime
         self._lock = threading.Lock()
 
@@ -44,7 +45,8 @@ class ModelCatalog:
             version = weights.stat().st_mtime_ns if weights.is_file() else None
             if name not in self._loaded or self._loaded[name][1] != version:  # new, or retrained in place
                 try:
-                    self._loaded[name] = (Translator.load(self.root / name), version)
+                    self._loaded[name] = (Translator.load(self.root / name, memory_budget=self.memory_budget),
+                                          version)
                 except (OSError, ValueError) as error:
                     raise ValueError(f"model {name!r} failed to load: {error}") from error
             return self._loaded[name][0]

@@ -18,7 +18,7 @@ import dataclasses
 import time
 import unicodedata
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import sentencex
 import torch
@@ -38,6 +38,7 @@ MAX_SAMPLES = 64
 MAX_INPUT_CHARS = 5000
 MAX_SENTENCES = 50
 MAX_TARGET_LEN = 256  # hard cap on output tokens, whatever the ratio says
+DEFAULT_DECODE_BUDGET = 512 * 2**20  # bytes one search may hold; larger batches are split
 MAX_ALTERNATIVES = 20
 
 
@@ -149,20 +150,24 @@ class Translator:
     eval mode and leaves the model's mode as it found it (training validates with its own model)."""
 
     def __init__(self, model: Seq2Seq, tokenizer: Tokenizer, name: str = "model",
-                 metrics: dict[str, Any] | None = None) -> None:
+                 metrics: dict[str, Any] | None = None, memory_budget: int = DEFAULT_DECODE_BUDGET) -> None:
         self.model = model
+        self.memory_budget = memory_budget  # bytes one search may hold (see decode_bytes)
         self.tokenizer = tokenizer
         self.name = name
         self.metrics = metrics or {}
 
     @classmethod
-    def load(cls, folder: str | Path, bfloat16_output: bool = False) -> "Translator":
+    def load(cls, folder: str | Path, bfloat16_output: bool = False,
+             memory_budget: int = DEFAULT_DECODE_BUDGET) -> "Translator":
         """Load a model folder; ``bfloat16_output`` keeps the output layer in bfloat16 (faster on
-        CPUs with native bfloat16, outputs may differ slightly)."""
+        CPUs with native bfloat16, outputs may differ slightly); ``memory_budget``: bytes one search
+        may hold."""
         model, tokenizer = load_model(Path(folder))
         if bfloat16_output:
             model.use_bfloat16_output()
-        return cls(model, tokenizer, name=Path(folder).name, metrics=read_metrics(Path(folder)))
+        return cls(model, tokenizer, name=Path(folder).name, metrics=read_metrics(Path(folder)),
+                   memory_budget=memory_budget)
 
     @property
     def has_attention(self) -> bool:
@@ -202,8 +207,7 @@ class Translator:
         prefix_ids = self.tokenizer.encode(settings.prefix) if settings.prefix.strip() else []
         generator = sampling_generator(settings)
         order = sorted(sentences, key=lambda s: len(s["ids"]))
-        for start in range(0, len(order), batch_size):
-            chunk = order[start:start + batch_size]
+        for chunk in self._chunks(order, settings, len(prefix_ids), batch_size):
             outputs = self._decode([s["ids"] for s in chunk], prefix_ids, settings, generator)
             for sentence, (hypotheses, trace) in zip(chunk, outputs):
                 sentence["hypotheses"] = [self.hypothesis_dict(h, forced=len(prefix_ids)) for h in hypotheses]
@@ -215,6 +219,42 @@ class Translator:
             result["text"] = " ".join(s["hypotheses"][0]["text"] for s in result["sentences"])
             result["time_ms"] = elapsed_ms
         return results
+
+    def decode_bytes(self, settings: DecodeSettings, sentences: int, source_length: int, prefix_length: int = 0) -> int:
+        """An upper bound on the memory one search holds for ``sentences`` sentences of at most
+        ``source_length`` pieces (</s> included), in bytes, known before it starts: per decoder row
+        (beams or samples of a sentence) the step's log-probabilities over the vocabulary and their
+        constrained and ranked copies, and the histories a hypothesis carries (attention, the top
+        alternatives, ids and log-probabilities) at the longest output allowed, twice over for the
+        reordering copies and the finished hypotheses."""
+        rows = sentences * {"greedy": 1, "beam": settings.beam_size, "sample": settings.nbest}[settings.strategy]
+        steps = max(prefix_length + 1, min(MAX_TARGET_LEN, int(source_length * settings.max_length_ratio
+                                                              + settings.max_length_extra)))
+        config = self.model.config
+        per_step = config.vocab_size * 4
+        history = steps * (source_length + 2 * settings.alternatives + 3) * 2
+        encoder = source_length * (2 * config.encoder_hidden + config.decoder_hidden)
+        return rows * (per_step + history + encoder) * 4
+
+    def _chunks(self, order: list[dict[str, Any]], settings: DecodeSettings, prefix_length: int,
+                batch_size: int) -> Iterator[list[dict[str, Any]]]:
+        """Sentences (sorted by length) in batches of at most ``batch_size`` whose ``decode_bytes``
+        fits ``memory_budget``; a sentence that does not fit alone is refused before any decoding."""
+        chunk: list[dict[str, Any]] = []
+        for sentence in order:
+            length = len(sentence["ids"]) + 1
+            if self.decode_bytes(settings, 1, length, prefix_length) > self.memory_budget:
+                needed = self.decode_bytes(settings, 1, length, prefix_length) / 2**20
+                raise ValueError(f"Decoding a {length - 1}-piece sentence with these settings needs about "
+                                 f"{needed:,.0f} MB, over this server's budget of {self.memory_budget / 2**20:,.0f} "
+                                 "MB: lower the beam size (or samples) or the maximum length, or shorten the sentence.")
+            if chunk and (len(chunk) == batch_size or
+                          self.decode_bytes(settings, len(chunk) + 1, length, prefix_length) > self.memory_budget):
+                yield chunk
+                chunk = []
+            chunk.append(sentence)
+        if chunk:
+            yield chunk
 
     def redecode(self, source: str, prefix_ids: list[int], settings: DecodeSettings | None = None,
                  steering: dict[int, list[float]] | None = None, **overrides: Any) -> dict[str, Any]:
@@ -239,6 +279,7 @@ class Translator:
         if result["message"]:
             raise ValueError(result["message"])
         (sentence,) = result["sentences"]
+        next(self._chunks([sentence], settings, len(prefix_ids), 1))  # refused here if over the budget
         steered = self.steering_tensor(steering or {}, len(sentence["source_pieces"]))
         ((hypotheses, trace),) = self._decode([sentence.pop("ids")], prefix_ids, settings,
                                               sampling_generator(settings), steered)

@@ -110,6 +110,19 @@ def test_the_first_screen_from_a_bare_page_load(app: RunningApp) -> None:
                 for selector in ("#linked-view .lv-col[data-column='1']", "#linked-view .lv-heatmap"):
                     assert inside(box(page, selector), width, 10_000), (width, selector, box(page, selector))
             page.screenshot(path=str(ARTIFACTS / "first_screen_narrow.png"), full_page=True)
+            # Every other load path: each tab, and a model without attention, without an error.
+            page.set_viewport_size({"width": 1280, "height": 720})
+            for tab in ("Compare two models", "Train your own", "Explore"):
+                page.get_by_role("tab", name=tab).click()
+                page.wait_for_timeout(800)
+                assert error_badges(page) == 0, tab
+            page.locator("#model-picker input").click()
+            page.get_by_role("option", name="en-fr-noattn").click()
+            page.fill("#source-text textarea", "Where is the station?")
+            page.press("#source-text textarea", "Enter")
+            page.wait_for_function("document.querySelector('#linked-view .lv') && document.querySelector("
+                                   "'#linked-view .lv').innerText.includes('no attention')", timeout=60_000)
+            assert error_badges(page) == 0
         finally:
             browser.close()
     assert "Traceback" not in app.log(), app.log()[-3000:]

@@ -9,7 +9,7 @@ import torch
 
 from s2s.search import length_penalty
 from s2s.tokenizer import EOS_ID
-from s2s.translator import MAX_INPUT_CHARS, Translator, without_control_characters
+from s2s.translator import MAX_INPUT_CHARS, Translator, make_settings, without_control_characters
 from tests.conftest import assert_same_sentences, only_sentence, random_model
 
 
@@ -334,3 +334,19 @@ def test_control_characters_typed_in_a_word_are_removed_and_never_reach_the_outp
     assert without_control_characters("chat noir") == ("chat noir", None)
     with pytest.raises(ValueError, match="type a word"):
         translator.edited_prefix([5, 6, EOS_ID], 1, "\x00\x07")
+
+
+def test_a_search_over_the_memory_budget_is_split_or_refused_before_it_starts(translator: Translator) -> None:
+    texts = ["the big cat runs", "red bird", "dog eats the small green bird", "the cat"]
+    settings = make_settings(strategy="beam", beam_size=4, nbest=2)
+    whole = translator.translate_batch(texts, settings)
+    longest = max(len(translator.tokenizer.encode(t)) for t in texts) + 1
+    translator.memory_budget = translator.decode_bytes(settings, 1, longest)  # one sentence at a time
+    split = translator.translate_batch(texts, settings)
+    for a, b in zip(split, whole):
+        assert_same_sentences(a["sentences"], b["sentences"])
+    translator.memory_budget = translator.decode_bytes(settings, 1, 2) - 1  # not even the shortest
+    with pytest.raises(ValueError, match="over this server's budget .* lower the beam size"):
+        translator.translate("the big cat runs", settings)
+    with pytest.raises(ValueError, match="over this server's budget"):
+        translator.redecode("the big cat runs", [5], settings)

@@ -290,14 +290,16 @@ def unchanged(components: list[gr.components.Component]) -> dict:
 
 
 def build_app(max_batch: int = 32, concurrency: int = 8, queue_size: int = 256,
-              saliency_memory_mb: int = DEFAULT_MEMORY_BUDGET // 2**20) -> gr.Blocks:
+              memory_budget_mb: int = DEFAULT_MEMORY_BUDGET // 2**20) -> gr.Blocks:
     """The page. ``max_batch`` concurrent requests are decoded together (1 = each alone);
     ``concurrency`` page events run at once (``/translate``: up to ``max_batch`` if more, so that
     they can share a batch); at most ``queue_size`` requests wait, further ones are told the
-    queue is full. Saliency holds at most ``saliency_memory_mb`` MB per request."""
+    queue is full. A search or a saliency request holds at most ``memory_budget_mb`` MB (larger
+    batches are split; a single sentence over it is refused with a message)."""
     global batcher
     if max_batch != batcher.max_batch:
         batcher = RequestBatcher(max_batch=max_batch)
+    catalog.memory_budget = memory_budget_mb * 2**20
     names = catalog.names()
     first = names[0] if names else None
     page = Page()
@@ -366,7 +368,7 @@ def build_app(max_batch: int = 32, concurrency: int = 8, queue_size: int = 256,
                     page.sentence = gr.Radio(choices=[], type="index", label="Sentence shown below", visible=False,
                                              elem_id="sentence-picker")
                     page.verdict = gr.Markdown(elem_id="verdict")
-                    page.linked = linked_view(catalog.get, gate, saliency_memory_mb * 2**20)
+                    page.linked = linked_view(catalog.get, gate, memory_budget_mb * 2**20)
                 with gr.Row():
                     page.reference_scores = gr.Markdown(elem_id="reference-scores")
                     with gr.Column():
@@ -544,7 +546,7 @@ def build_app(max_batch: int = 32, concurrency: int = 8, queue_size: int = 256,
         gr.api(signature_from_settings(translate_api), api_name="translate",
                concurrency_limit=max(max_batch, concurrency))
         gr.api(models_api, api_name="models")
-        WhatIf(_translator, gate, saliency_memory_mb * 2**20).register()
+        WhatIf(_translator, gate, memory_budget_mb * 2**20).register()
     page.inputs = {"model": model, "text": text, "reference": reference, "merge_words": merge_words,
                    "classic": classic_open}
     page.handlers = {"explore": explore, "select_sentence": select_sentence, "select_hypothesis": select_hypothesis,
