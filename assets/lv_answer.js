@@ -106,7 +106,7 @@ async function redecode(change) {
   const steered = change.steer || change.weights ? `${phrase} “${chosenWords}”` : "";
   // The request leaves before the page redraws its busy state, so the two overlap.
   const request = server.redecode({ model: value.model, source: value.source, ids: hyp.ids, position,
-                                    source_pieces: value.source_pieces.length, settings: column.settings, ...change });
+                                    settings: column.settings, ...change });
   state.busy = true;
   state.message = "";
   render();

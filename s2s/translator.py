@@ -289,6 +289,14 @@ class Translator:
         sentence["steered"] = sorted(steering or {})
         return sentence
 
+    def source_pieces(self, source: str) -> list[str]:
+        """The pieces the model reads for ``source`` taken as one sentence (</s> included; cut to
+        the model's ``max_source_len``): what steering weights are given over."""
+        result = self._prepare(source, make_settings(split_sentences=False))
+        if result["message"]:
+            raise ValueError(result["message"])
+        return result["sentences"][0]["source_pieces"]
+
     def is_output_piece(self, piece_id: int) -> bool:
         """Whether a person may put ``piece_id`` in an output: a piece of this vocabulary that
         search can output, </s> aside (it ends the output by itself)."""

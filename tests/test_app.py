@@ -14,6 +14,7 @@ import pytest
 from s2s.catalog import ModelCatalog
 from s2s.checkpoint import save_model
 from s2s.plots import merge_attention
+from s2s.service import Service
 from s2s.tokenizer import word_spans
 from s2s.translator import Translator
 from s2s.ui import explorer
@@ -26,7 +27,7 @@ def catalog(translator: Translator, tmp_path: Path, monkeypatch: pytest.MonkeyPa
     (tmp_path / "broken").mkdir()
     (tmp_path / "broken" / "config.json").write_text("{oops")
     catalog = ModelCatalog(tmp_path, default="en-fr")
-    monkeypatch.setattr(explorer, "catalog", catalog)
+    monkeypatch.setattr(explorer, "service", Service(catalog))
     return catalog
 
 
@@ -340,13 +341,14 @@ def test_the_page_s_redecode_steers_the_attention_at_one_step(page: explorer.Pag
     hypothesis = greedy["hypotheses"][0]
     width = len(linked["source_pieces"])
     request = {"model": "en-fr", "source": linked["source"], "ids": hypothesis["ids"], "position": 1,
-               "steer": [0, 2], "source_pieces": width, "settings": greedy["settings"]}
+               "steer": [0, 2], "settings": greedy["settings"]}
     sentence = answered(page.linked.redecode)(request)["sentence"]
     edited = sentence["hypotheses"][0]
     assert sentence["steered"] == [1] and edited["ids"][0] == hypothesis["ids"][0] and edited["forced"] == 1
     assert edited["attention"][1] == pytest.approx([0.5 if j in (0, 2) else 0.0 for j in range(width)])
+    without_steer = {key: value for key, value in request.items() if key != "steer"}
     for bad, message in [({**request, "steer": []}, "click one or more"), ({**request, "steer": [width]}, "click"),
-                         ({**request, "source_pieces": width + 1}, "weights, one per source piece"),
+                         ({**without_steer, "weights": [1.0] * (width + 1)}, "weights, one per source piece"),
                          ({**request, "position": len(hypothesis["ids"])}, "position")]:
         assert message in answered(page.linked.redecode)(bad)["error"], bad
 

@@ -10,17 +10,23 @@ from pathlib import Path
 import gradio as gr
 import pytest
 
-from s2s.admission import Gate
+from s2s.catalog import ModelCatalog
 from s2s.checkpoint import save_model
-from s2s.saliency import DEFAULT_MEMORY_BUDGET
+from s2s.service import Service
 from s2s.cli import main
 from s2s.translator import EMPTY_MESSAGE, Translator
 from s2s.ui import explorer
 from s2s.ui.api import WhatIf
-from s2s.ui.linked_view import redecoder, saliency_server, scorer
+from s2s.ui.linked_view import server_functions
 
 INVISIBLE = ["\u200b", "\u200d", "\ufeff", "\u200b\u200d\ufeff \u2060\u200e", " \u200b\n\u200b "]
 ODD = ["\u0301", "...", "?!", "</s>", "\u200b. \u200b", "the cat. \u200b", "\u0301\u0301 dog"]
+
+
+def service_of(translator: Translator, folder: Path) -> Service:
+    """A service over one model, "m", saved from ``translator``."""
+    save_model(folder / "m", translator.model, translator.tokenizer)
+    return Service(ModelCatalog(folder, default="m"))
 
 
 def assert_answered(result: dict) -> None:
@@ -46,8 +52,8 @@ def test_every_odd_input_is_translated_or_gets_a_message(translator: Translator,
 
 
 @pytest.mark.parametrize("text", INVISIBLE + ODD)
-def test_the_what_if_endpoints_answer_or_refuse_with_a_message(translator: Translator, text: str) -> None:
-    what_if = WhatIf(lambda name: translator, Gate())
+def test_the_what_if_endpoints_answer_or_refuse_with_a_message(translator: Translator, tmp_path: Path, text: str) -> None:
+    what_if = WhatIf(service_of(translator, tmp_path))
     calls = [lambda: what_if.alternatives("m", text), lambda: what_if.redecode("m", text, 0, "cat"),
              lambda: what_if.override("m", text, 0), lambda: what_if.saliency("m", text, "input_x_gradient"),
              lambda: what_if.score("m", text, "the dog")]
@@ -63,8 +69,8 @@ def test_the_what_if_endpoints_answer_or_refuse_with_a_message(translator: Trans
 @pytest.mark.parametrize("text", INVISIBLE + ODD)
 def test_the_page_answers_odd_input(translator: Translator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                     text: str) -> None:
-    save_model(tmp_path / "m", translator.model, translator.tokenizer)
-    monkeypatch.setattr(explorer, "catalog", explorer.ModelCatalog(tmp_path, default="m"))
+    service = service_of(translator, tmp_path)
+    monkeypatch.setattr(explorer, "service", service)
     page = explorer.build_app().page
     outputs = page.handlers["explore"](page.explore_values("m", text, classic=True))
     assert outputs
@@ -72,12 +78,10 @@ def test_the_page_answers_odd_input(translator: Translator, tmp_path: Path, monk
         assert any(isinstance(v, str) and "Empty input" in v for v in outputs.values())
     request = {"model": "m", "source": text, "ids": [5, 6, 2], "position": 0, "replacement": "cat",
                "settings": {"strategy": "greedy"}, "target": "the dog", "method": "input_x_gradient"}
-    gate = Gate()
-    for server_function in (redecoder(lambda name: translator, gate),
-                            saliency_server(lambda name: translator, gate, DEFAULT_MEMORY_BUDGET),
-                            scorer(lambda name: translator, gate)):
+    for server_function in server_functions(service):
         answer = json.loads(server_function(request))
         assert ("error" in answer and answer["error"]) or ("sentence" in answer or "saliency" in answer)
+        assert "Something went wrong" not in answer.get("error", "")  # a message, never a bug
 
 
 def test_the_command_line_translates_odd_lines_and_warns_on_invisible_ones(

@@ -19,19 +19,20 @@ from typing import Any, Callable, Iterator
 
 import gradio as gr
 
-from ..admission import Busy, Gate
-from ..saliency import DEFAULT_MEMORY_BUDGET, DEFAULT_STEPS
-from ..translator import DecodeSettings, Translator, make_settings, without_control_characters
+from ..admission import Busy
+from ..saliency import DEFAULT_STEPS
+from ..service import RequestError, Service
+from ..service import settings_from as service_settings
+from ..translator import DecodeSettings
 
 
 @contextlib.contextmanager
-def admitted(gate: Gate, kind: str) -> Iterator[None]:
-    """``gate.admit(kind)`` for a Gradio handler: a busy server is a gr.Error that says so."""
+def as_gradio_errors() -> Iterator[None]:
+    """The service's answers to a bad request or a busy server, as the message Gradio shows."""
     try:
-        with gate.admit(kind):
-            yield
-    except Busy as busy:
-        raise gr.Error(str(busy)) from None
+        yield
+    except (RequestError, Busy) as error:
+        raise gr.Error(str(error)) from None
 
 
 def whole(value: Any) -> Any:
@@ -41,15 +42,8 @@ def whole(value: Any) -> Any:
 
 def settings_from(values: dict[str, Any]) -> DecodeSettings:
     """Validated settings from values by setting name (UI or API); errors become a gr.Error."""
-    values = {name: whole(value) for name, value in values.items()}
-    if values.get("seed") == "":
-        values["seed"] = None
-    if values.get("prefix") is None:
-        values["prefix"] = ""
-    try:
-        return make_settings(**values)
-    except ValueError as error:
-        raise gr.Error(f"Invalid setting: {error}") from None
+    with as_gradio_errors():
+        return service_settings(values)
 
 
 def signature_from_settings(function: Callable[..., Any], extra: tuple[inspect.Parameter, ...] = ()) -> Any:
@@ -80,87 +74,46 @@ def _parameter(name: str, annotation: Any, default: Any) -> inspect.Parameter:
 
 
 class WhatIf:
-    """The what-if endpoints, over ``translator_for(name)`` (a loaded model or a gr.Error), each
-    admitted by ``gate``; saliency holds at most ``saliency_budget`` bytes at once."""
+    """The what-if endpoints: thin adapters over ``service`` (its errors become gr.Error)."""
 
-    def __init__(self, translator_for: Callable[[str], Translator], gate: Gate,
-                 saliency_budget: int = DEFAULT_MEMORY_BUDGET) -> None:
-        self.translator_for, self.gate, self.saliency_budget = translator_for, gate, saliency_budget
-
-    def _best(self, model: str, text: str, settings: dict[str, Any]) -> tuple[Translator, dict, dict, DecodeSettings]:
-        """The translator, the text's first sentence, its best hypothesis and the settings."""
-        translator = self.translator_for(model)
-        decode = settings_from(settings)
-        with admitted(self.gate, "decode"):
-            result = translator.translate(text if isinstance(text, str) else "", decode)
-        if result["message"]:
-            raise gr.Error(result["message"])
-        sentence = result["sentences"][0]
-        return translator, sentence, sentence["hypotheses"][0], decode
+    def __init__(self, service: Service) -> None:
+        self.service = service
 
     def alternatives(self, model: str, text: str, **settings: Any) -> dict:
         """The best output of the text's first sentence, with the model's top pieces at each
         position (``alternatives`` setting: how many)."""
-        _, sentence, best, _ = self._best(model, text, settings)
-        return {"source": sentence["source"], "text": best["text"], "pieces": best["pieces"], "ids": best["ids"],
-                "token_logprobs": best["token_logprobs"], "alternatives": best["alternatives"]}
+        with as_gradio_errors():
+            return self.service.alternatives(model, text, service_settings(settings))
 
     def redecode(self, model: str, text: str, position: int = 1, replacement: str = "", **settings: Any) -> dict:
         """Put ``replacement`` (a word; empty = the model's runner-up piece there) at output
         ``position`` of the best output and decode the rest; returns the sentence's result."""
-        translator, sentence, best, decode = self._best(model, text, settings)
-        try:
-            if not replacement:
-                options = best["alternatives"][position] if isinstance(position, int) and \
-                    0 <= position < len(best["alternatives"]) else []
-                if len(options) < 2:
-                    raise ValueError("no runner-up piece is recorded there: give a replacement word or a valid "
-                                     "position (and alternatives >= 2)")
-                replacement = options[1]["id"]
-            prefix = translator.edited_prefix(best["ids"], position, replacement)
-            note = without_control_characters(replacement)[1] if isinstance(replacement, str) else None
-            with admitted(self.gate, "decode"):
-                return translator.redecode(sentence["source"], prefix, decode) | ({"note": note} if note else {})
-        except ValueError as error:
-            raise gr.Error(str(error)) from None
+        with as_gradio_errors():
+            answer = self.service.redecode(model, text, service_settings(settings), position=position,
+                                           replacement=replacement)
+        return {key: value for key, value in answer.items() if key != "note" or value}
 
     def override(self, model: str, text: str, step: int = 0, weights: list[float] | None = None,
                  **settings: Any) -> dict:
         """At output ``step`` of the best output, the decoder looks where ``weights`` (one per
         source piece, </s> included; default: evenly over all) say; the words before are kept and
         the rest decoded again. Returns the sentence's result with ``steered``."""
-        translator, sentence, best, decode = self._best(model, text, settings)
-        width = len(sentence["source_pieces"])
-        try:
-            if not isinstance(step, int) or not 0 <= step < len(best["ids"]):
-                raise ValueError(f"step must be an output position in [0, {len(best['ids']) - 1}], got {step!r}")
-            steering = {step: [1.0 / width] * width if weights is None else weights}
-            with admitted(self.gate, "decode"):
-                return translator.redecode(sentence["source"], best["ids"][:step], decode, steering)
-        except ValueError as error:
-            raise gr.Error(str(error)) from None
+        with as_gradio_errors():
+            return self.service.override(model, text, service_settings(settings), step=step, weights=weights)
 
     def saliency(self, model: str, text: str, method: str = "integrated_gradients", steps: int = DEFAULT_STEPS,
                  **settings: Any) -> dict:
         """Which source pieces each piece of the best output depends on (Captum), beside its
         attention; see ``Translator.saliency``."""
-        translator, sentence, best, _ = self._best(model, text, settings)
-        try:
-            with admitted(self.gate, "saliency"):
-                return translator.saliency(sentence["source"], best["ids"], method, whole(steps), self.saliency_budget)
-        except ValueError as error:
-            raise gr.Error(str(error)) from None
+        with as_gradio_errors():
+            return self.service.saliency(model, text, method=method, steps=whole(steps),
+                                         settings=service_settings(settings))
 
     def score(self, model: str, text: str, target: str = "", **settings: Any) -> dict:
         """The model's score of ``target``, a person's translation of the text's first sentence,
         beside the model's own best output (``best``)."""
-        translator, sentence, best, decode = self._best(model, text, settings)
-        try:
-            with admitted(self.gate, "decode"):
-                scored = translator.score(sentence["source"], target, decode)
-        except ValueError as error:
-            raise gr.Error(str(error)) from None
-        return scored | {"best": best}
+        with as_gradio_errors():
+            return self.service.score(model, text, target, service_settings(settings))
 
     def register(self) -> None:
         """Declare the endpoints on the Blocks being built."""

@@ -5,8 +5,8 @@ scores against a reference, share links, and the classic Plotly views; a paragra
 sentence by sentence and the views show the sentence picked. Compare two models: the same input
 through two models side by side. Train your own: ``train_tab.py``.
 
-A thin layer: translations run through ``Translator.translate`` (via the catalog and the request
-batcher) and the what-if questions through the translator's own methods; every figure is drawn
+A thin layer: translations and the what-if questions run through ``s2s.service`` (the catalog, the
+request batcher and the admission gate, shared with the REST API); every figure is drawn
 from the results they return. Decoding controls are built from ``DecodeSettings`` and read back
 by name.
 """
@@ -16,7 +16,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -24,21 +23,19 @@ from typing import Any
 import gradio as gr
 from gradio.utils import get_upload_folder
 
-from ..admission import Gate
 from ..batching import RequestBatcher
-from ..catalog import ModelCatalog
 from ..evaluate import sentence_scores
 from ..plots import attention_heatmap, beam_tree, empty_figure, piece_label
-from ..toy import TASKS, generate
 from ..saliency import DEFAULT_MEMORY_BUDGET
+from ..service import Service
+from ..toy import TASKS, generate
 from ..translator import DecodeSettings
-from . import ASSETS, ROOT
-from .api import WhatIf, admitted, settings_from, signature_from_settings, whole
+from . import ASSETS
+from .api import WhatIf, as_gradio_errors, settings_from, signature_from_settings, whole
 from .exports import ExportFolder
 from .linked_view import linked_view, view_value
 from .share import PAGE_FIELDS, restored_values, share_script
 from .train_tab import build_train_tab
-DEFAULT_MODEL = "en-fr"
 UI_MAX_BEAM = 16
 UI_NBEST = 5  # the page lists the whole beam of 5 by default; the library returns 1
 UI_ALTERNATIVES = 10  # the page shows ten alternatives per word; the library records 5
@@ -47,9 +44,7 @@ STATE_TTL_SECONDS = 3600  # a page's last result is dropped an hour after its la
 PROBABILITY_BANDS = [(0.9, "p ≥ 0.9"), (0.5, "0.5 ≤ p < 0.9"), (0.2, "0.2 ≤ p < 0.5"), (0.0, "p < 0.2")]
 BAND_COLORS = {"p ≥ 0.9": "#4caf50", "0.5 ≤ p < 0.9": "#cddc39", "0.2 ≤ p < 0.5": "#ff9800", "p < 0.2": "#f44336"}
 
-catalog = ModelCatalog(Path(os.environ.get("S2S_CHECKPOINTS", ROOT / "checkpoints")), default=DEFAULT_MODEL)
-batcher = RequestBatcher()
-gate = Gate()  # every model call of the page and the API is admitted here (s2s.admission)
+service = Service.from_environment()  # the models, the batcher and the admission gate, for every door
 exports = ExportFolder(parent=Path(get_upload_folder()))  # inside Gradio's cache: served, never copied
 EXAMPLES: dict[str, list[str]] = json.loads((ASSETS / "examples.json").read_text(encoding="utf-8"))
 
@@ -60,7 +55,7 @@ def model_markdown(name: str | None) -> str:
     """The card summary shown beside the input: what the model is and what it was trained on."""
     if not name:
         return "No model found in `checkpoints/`."
-    summary = catalog.summary(name)
+    summary = service.catalog.summary(name)
     if "error" in summary:
         return f"**Cannot read this model's card:** {summary['error']}"
     lines = [f"**{summary['title']}**"]
@@ -86,7 +81,7 @@ def model_markdown(name: str | None) -> str:
 def example_samples(name: str | None) -> list[list[str]]:
     """The examples in the model's source language (English when there are none); for a model
     trained on a toy task, inputs of that task."""
-    summary = catalog.summary(name) if name else {}
+    summary = service.catalog.summary(name) if name else {}
     if summary.get("toy_task") in TASKS:
         return [[pair.source] for pair in generate(summary["toy_task"], TOY_EXAMPLES, seed=3)]
     return [[text] for text in EXAMPLES.get(summary.get("source_language", "en"), EXAMPLES["en"])]
@@ -171,26 +166,16 @@ def heatmap_for(sentence: dict[str, Any] | None, index: int, title: str, merge_w
                              title, merge_words)
 
 
-def _translator(name: str):
-    try:
-        return catalog.get(name)
-    except ValueError as error:
-        raise gr.Error(str(error)) from None
-
-
 def translate_all(jobs: list[tuple[str, Any, DecodeSettings]]) -> list[dict[str, Any]]:
-    """Translations (model name, text, settings) through the request batcher, asked together so
-    that they decode at the same time (and with concurrent requests)."""
-    try:
-        with admitted(gate, "decode"):
-            return batcher.translate_all([(_translator(model), text if isinstance(text, str) else "", settings)
-                                          for model, text, settings in jobs])
-    except ValueError as error:
-        raise gr.Error(str(error)) from None
+    """Translations (model name, text, settings) through the service, asked together so that they
+    decode at the same time (and with concurrent requests)."""
+    with as_gradio_errors():
+        return service.translate_all([(model, text if isinstance(text, str) else "", settings)
+                                      for model, text, settings in jobs])
 
 
 def translate(model: str, text: Any, settings: DecodeSettings) -> dict[str, Any]:
-    """One translation through the request batcher (decoded together with concurrent requests)."""
+    """One translation through the service (decoded together with concurrent requests)."""
     return translate_all([(model, text, settings)])[0]
 
 
@@ -278,7 +263,7 @@ def translate_api(model: str, text: str, **settings: Any) -> dict:
 
 def models_api() -> list[dict]:
     """Every model folder with its card summary."""
-    return [catalog.summary(name) for name in catalog.names()]
+    return service.models()
 
 
 # ---------------------------------------------------------------- layout and events
@@ -296,11 +281,10 @@ def build_app(max_batch: int = 32, concurrency: int = 8, queue_size: int = 256,
     they can share a batch); at most ``queue_size`` requests wait, further ones are told the
     queue is full. A search or a saliency request holds at most ``memory_budget_mb`` MB (larger
     batches are split; a single sentence over it is refused with a message)."""
-    global batcher
-    if max_batch != batcher.max_batch:
-        batcher = RequestBatcher(max_batch=max_batch)
-    catalog.memory_budget = memory_budget_mb * 2**20
-    names = catalog.names()
+    if max_batch != service.batcher.max_batch:
+        service.batcher = RequestBatcher(max_batch=max_batch)
+    service.memory_budget = service.catalog.memory_budget = memory_budget_mb * 2**20
+    names = service.catalog.names()
     first = names[0] if names else None
     page = Page()
     with gr.Blocks(title="s2s explorer") as demo:
@@ -368,7 +352,7 @@ def build_app(max_batch: int = 32, concurrency: int = 8, queue_size: int = 256,
                     page.sentence = gr.Radio(choices=[], type="index", label="Sentence shown below", visible=False,
                                              elem_id="sentence-picker")
                     page.verdict = gr.Markdown(elem_id="verdict")
-                    page.linked = linked_view(catalog.get, gate, memory_budget_mb * 2**20)
+                    page.linked = linked_view(service)
                 with gr.Row():
                     page.reference_scores = gr.Markdown(elem_id="reference-scores")
                     with gr.Column():
@@ -429,7 +413,7 @@ def build_app(max_batch: int = 32, concurrency: int = 8, queue_size: int = 256,
                                 gr.Plot(label=f"Model {side} attention (sentence 1)", show_label=False,
                                         elem_id=f"compare-{side.lower()}-heatmap")]
             with gr.Tab("Train your own", id="train"):
-                train = build_train_tab(catalog, [model, compare_a, compare_b], gate)
+                train = build_train_tab(service.catalog, [model, compare_a, compare_b], service.gate)
 
         def explore(values: dict) -> dict:
             """Greedy and the chosen strategy on one input, with everything the page shows."""
@@ -546,7 +530,7 @@ def build_app(max_batch: int = 32, concurrency: int = 8, queue_size: int = 256,
         gr.api(signature_from_settings(translate_api), api_name="translate",
                concurrency_limit=max(max_batch, concurrency))
         gr.api(models_api, api_name="models")
-        WhatIf(_translator, gate, memory_budget_mb * 2**20).register()
+        WhatIf(service).register()
     page.inputs = {"model": model, "text": text, "reference": reference, "merge_words": merge_words,
                    "classic": classic_open}
     page.handlers = {"explore": explore, "select_sentence": select_sentence, "select_hypothesis": select_hypothesis,

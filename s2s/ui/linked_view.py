@@ -17,15 +17,17 @@ walk every number of the attention and alternatives, which cost more than the de
 from __future__ import annotations
 
 import json
+import logging
+import uuid
 from typing import Any, Callable
 
 import gradio as gr
 
-from ..admission import Busy, Gate
-from ..translator import make_settings, without_control_characters
+from ..admission import Busy
+from ..service import RequestError, Service, settings_from
 from . import ASSETS
 
-MAX_REPLACEMENT_CHARS = 100
+LOG = logging.getLogger(__name__)
 # The browser code, one file per view around one selection state (lv_core.js), joined in this order.
 VIEW_FILES = ("lv_core.js", "lv_words.js", "lv_heatmap.js", "lv_tree.js", "lv_answer.js", "linked_view.js")
 
@@ -66,16 +68,21 @@ def view_value(model: str, sentence_index: int, columns: list[tuple[str, dict[st
 
 
 def answer(function: Callable[[dict[str, Any]], dict[str, Any]]) -> Callable[[Any], str]:
-    """A server function from ``function(request) -> answer``: the answer as JSON text, and a bad
-    request (ValueError, TypeError, gr.Error) as ``{"error": message}``, never a crash."""
+    """A server function from ``function(request) -> answer``: the answer as JSON text; a bad
+    request or a busy server as ``{"error": message}``; anything else is a bug, logged with its
+    traceback and answered with an id to find it in the log."""
 
     def server_function(request: Any) -> str:
         try:
             if not isinstance(request, dict):
-                raise ValueError("the request must be an object")
+                raise RequestError("the request must be an object")
             result = function(request)
-        except (ValueError, TypeError, gr.Error, Busy) as error:
+        except (RequestError, Busy) as error:
             result = {"error": str(error)}
+        except Exception:  # noqa: BLE001  (logged, and the page says so)
+            incident = uuid.uuid4().hex[:8]
+            LOG.exception("linked view %s failed (error %s)", function.__name__, incident)
+            result = {"error": f"Something went wrong on the server (error {incident}); it is in the server's log."}
         return json.dumps(result, ensure_ascii=False)
 
     server_function.__name__ = function.__name__  # the page calls it by this name
@@ -83,9 +90,8 @@ def answer(function: Callable[[dict[str, Any]], dict[str, Any]]) -> Callable[[An
     return server_function
 
 
-def redecoder(translator_for: Callable[[str], Any], gate: Gate) -> Callable[[Any], str]:
-    """The server function behind "pick an alternative / type a word": ``translator_for(name)``
-    gives the loaded model; ``gate`` admits the decode."""
+def server_functions(service: Service) -> list[Callable[[Any], str]]:
+    """The page's server functions (they bypass Gradio's queue; the service admits each model call)."""
 
     @answer
     def redecode(request: dict[str, Any]) -> dict[str, Any]:
@@ -94,91 +100,47 @@ def redecoder(translator_for: Callable[[str], Any], gate: Gate) -> Callable[[Any
         ``replacement`` (a piece id or a word to put there), ``steer`` (source piece indices the
         decoder looks at there, weight spread evenly) or ``weights`` (one per source piece, e.g.
         its own attention scaled); with ``steer`` or ``weights`` the output before it is kept.
-        Answers ``{"sentence": ...}``."""
-        replacement = request.get("replacement")
-        if isinstance(replacement, str) and len(replacement) > MAX_REPLACEMENT_CHARS:
-            raise ValueError(f"type at most {MAX_REPLACEMENT_CHARS} characters")
-        settings = request.get("settings")
-        if not isinstance(settings, dict):
-            raise ValueError("settings must be an object of decoding settings")
-        translator = translator_for(str(request.get("model")))
+        Answers ``{"sentence": ..., "note": ...}``."""
+        settings = settings_from(request.get("settings"))
         ids = request.get("ids")
-        if not isinstance(ids, list):
-            raise ValueError("ids must be the list of the output's piece ids")
-        position = request.get("position")
-        steering = None
+        if ids is None:
+            raise RequestError("ids must be the list of the output's piece ids")
         if "steer" in request or "weights" in request:
-            if not isinstance(position, int) or not 0 <= position < len(ids):
-                raise ValueError(f"position must be an output position in [0, {len(ids) - 1}]")
-            prefix = list(ids[:position])
-            steering = {position: request["weights"] if "weights" in request else
-                        even_weights(request["steer"], request.get("source_pieces"))}
-        else:
-            prefix = translator.edited_prefix(ids, position, replacement)
-        note = without_control_characters(replacement)[1] if isinstance(replacement, str) else None
-        with gate.admit("decode"):
-            return {"sentence": translator.redecode(request.get("source"), prefix, make_settings(**settings), steering),
-                    "note": note}
-
-    return redecode
-
-
-def saliency_server(translator_for: Callable[[str], Any], gate: Gate, budget: int) -> Callable[[Any], str]:
-    """The server function behind "Saliency": attributions of one hypothesis (see
-    ``Translator.saliency``), admitted by ``gate``, holding at most ``budget`` bytes at once."""
+            sentence = service.override(request.get("model"), request.get("source"), settings, ids=ids,
+                                        step=request.get("position"), weights=request.get("weights"),
+                                        steer=request.get("steer"))
+            return {"sentence": sentence}
+        sentence = service.redecode(request.get("model"), request.get("source"), settings, ids=ids,
+                                    position=request.get("position"), replacement=request.get("replacement"))
+        return {"sentence": sentence, "note": sentence.pop("note")}
 
     @answer
     def saliency(request: dict[str, Any]) -> dict[str, Any]:
         """request: ``model``, ``source`` (one sentence), ``ids`` (the output) and ``method``."""
-        translator = translator_for(str(request.get("model")))
-        with gate.admit("saliency"):
-            return {"saliency": translator.saliency(request.get("source"), request.get("ids"),
-                                                    request.get("method", "integrated_gradients"),
-                                                    memory_budget=budget)}
-
-    return saliency
-
-
-def scorer(translator_for: Callable[[str], Any], gate: Gate) -> Callable[[Any], str]:
-    """The server function behind "Score my translation" (see ``Translator.score``), admitted by
-    ``gate``."""
+        ids = request.get("ids")
+        if ids is None:
+            raise RequestError("ids must be the output's piece ids")
+        return {"saliency": service.saliency(request.get("model"), request.get("source"), ids=ids,
+                                             method=request.get("method", "integrated_gradients"))}
 
     @answer
     def score(request: dict[str, Any]) -> dict[str, Any]:
         """request: ``model``, ``source`` (one sentence), ``target`` (the person's translation) and
         ``settings`` (those of the column it is compared with)."""
-        if not isinstance(request.get("settings"), dict):
-            raise ValueError("the request must be an object with the column's settings")
-        translator = translator_for(str(request.get("model")))
-        target = request.get("target")
-        if not isinstance(target, str):
-            raise ValueError("target must be the translation to score, as text")
-        with gate.admit("decode"):
-            return {"sentence": translator.score(request.get("source"), target,
-                                                 make_settings(**request["settings"]))}
+        return {"sentence": service.score(request.get("model"), request.get("source"), request.get("target"),
+                                          settings_from(request.get("settings")), beside_best=False)}
 
-    return score
+    return [redecode, saliency, score]
 
 
-def even_weights(pieces: Any, source_length: Any) -> list[float]:
-    """Weights over ``source_length`` source pieces, spread evenly over the indices ``pieces``."""
-    if not isinstance(source_length, int) or source_length < 1:
-        raise ValueError("source_pieces must be the number of source pieces")
-    if not isinstance(pieces, list) or not pieces or not all(
-            isinstance(i, int) and not isinstance(i, bool) and 0 <= i < source_length for i in pieces):
-        raise ValueError("click one or more source words to steer the attention to")
-    return [1.0 / len(set(pieces)) if index in set(pieces) else 0.0 for index in range(source_length)]
-
-
-def linked_view(translator_for: Callable[[str], Any], gate: Gate, saliency_budget: int) -> gr.HTML:
-    """The component: an empty container that the browser code fills from its value. Its server
-    functions bypass Gradio's queue, so ``gate`` admits each of their model calls."""
+def linked_view(service: Service) -> gr.HTML:
+    """The component: an empty container that the browser code fills from its value, with the
+    server functions over ``service``."""
     return gr.HTML(
         value=None, elem_id="linked-view",
         html_template='<div class="lv" role="region" aria-label="Linked view of the translation"></div>',
         css_template=(ASSETS / "linked_view.css").read_text(encoding="utf-8"),
         js_on_load="\n".join((ASSETS / name).read_text(encoding="utf-8") for name in VIEW_FILES),
-        server_functions=[redecoder(translator_for, gate), saliency_server(translator_for, gate, saliency_budget),
-                          scorer(translator_for, gate)],
+        server_functions=server_functions(service),
         apply_default_css=False,
     )

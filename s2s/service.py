@@ -1,0 +1,206 @@
+"""The questions a person or a program asks of the models, answered once for every door: the
+page's events and server functions, the named Gradio endpoints, and the REST API (``s2s.rest``).
+
+``Service`` holds the model catalog, the request batcher (concurrent translations decoded
+together) and the admission gate (``s2s.admission``), and imports no web framework, so a
+REST-only server uses it without Gradio. Each question validates its request once and raises
+``RequestError`` (``UnknownModel`` for a model that is not there) for a bad one; ``Busy`` when the
+server is at its limit; anything else is a bug, for the adapter to log. The adapters map them:
+Gradio to ``gr.Error``, the page to ``{"error": ...}``, REST to HTTP 422 / 404 / 503.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+from typing import Any, Iterator
+
+from .admission import Gate
+from .batching import RequestBatcher
+from .catalog import ModelCatalog
+from .saliency import DEFAULT_MEMORY_BUDGET, DEFAULT_STEPS
+from .translator import DecodeSettings, Translator, make_settings, without_control_characters
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_MODEL = "en-fr"
+MAX_REPLACEMENT_CHARS = 100
+
+
+class RequestError(ValueError):
+    """A request that cannot be answered as asked; its message says why, for the person asking."""
+
+
+class UnknownModel(RequestError):
+    """A model name that is not in the catalog (or a folder that fails to load)."""
+
+
+@contextlib.contextmanager
+def as_request_errors() -> Iterator[None]:
+    """The library's ValueError (bad settings, ids, text) as the service's RequestError."""
+    try:
+        yield
+    except RequestError:
+        raise
+    except ValueError as error:
+        raise RequestError(str(error)) from None
+
+
+def settings_from(values: dict[str, Any] | None) -> DecodeSettings:
+    """Validated settings from values by setting name (page, endpoint or REST body): sliders and
+    number boxes send floats (5.0 -> 5), an empty seed is None."""
+    if values is not None and not isinstance(values, dict):
+        raise RequestError("settings must be an object of decoding settings")
+    values = {name: int(v) if isinstance(v, float) and v.is_integer() else v for name, v in (values or {}).items()}
+    if values.get("seed") == "":
+        values["seed"] = None
+    if "prefix" in values and values["prefix"] is None:
+        values["prefix"] = ""
+    try:
+        return make_settings(**values)
+    except ValueError as error:
+        raise RequestError(f"Invalid setting: {error}") from None
+
+
+def _ids(value: Any, what: str = "ids") -> list[int]:
+    if not isinstance(value, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in value):
+        raise RequestError(f"{what} must be the list of the output's piece ids")
+    return value
+
+
+def _text(value: Any, what: str = "text") -> str:
+    if not isinstance(value, str):
+        raise RequestError(f"{what} must be text")
+    return value
+
+
+class Service:
+    def __init__(self, catalog: ModelCatalog, batcher: RequestBatcher | None = None, gate: Gate | None = None,
+                 memory_budget: int = DEFAULT_MEMORY_BUDGET) -> None:
+        self.catalog, self.batcher, self.gate = catalog, batcher or RequestBatcher(), gate or Gate()
+        self.memory_budget = memory_budget  # bytes a search or a saliency request may hold
+        catalog.memory_budget = memory_budget
+
+    @classmethod
+    def from_environment(cls) -> "Service":
+        """The models in ``$S2S_CHECKPOINTS`` (default: the project's ``checkpoints/``)."""
+        return cls(ModelCatalog(Path(os.environ.get("S2S_CHECKPOINTS", ROOT / "checkpoints")), default=DEFAULT_MODEL))
+
+    def translator(self, model: Any) -> Translator:
+        if not isinstance(model, str) or model not in self.catalog.names():
+            raise UnknownModel(f"unknown model {model!r}; available: {', '.join(self.catalog.names()) or 'none'}")
+        try:
+            return self.catalog.get(model)
+        except ValueError as error:
+            raise UnknownModel(str(error)) from None
+
+    def models(self) -> list[dict[str, Any]]:
+        """Every model's card summary (name, languages, title, data, scores)."""
+        return [self.catalog.summary(name) for name in self.catalog.names()]
+
+    # ------------------------------------------------------------------------ translation
+
+    def translate_all(self, jobs: list[tuple[str, Any, DecodeSettings]]) -> list[dict[str, Any]]:
+        """Translations of (model, text, settings), asked together so that they decode at the same
+        time, and with concurrent requests (the batcher)."""
+        requests = [(self.translator(model), _text(text), settings) for model, text, settings in jobs]
+        with self.gate.admit("decode"), as_request_errors():
+            return self.batcher.translate_all(requests)
+
+    def translate(self, model: str, texts: list[str], settings: DecodeSettings) -> list[dict[str, Any]]:
+        """The results of several texts with one model and settings, in order."""
+        return self.translate_all([(model, text, settings) for text in texts])
+
+    def best(self, model: str, text: Any, settings: DecodeSettings) -> tuple[Translator, dict, dict]:
+        """The translator, the text's first sentence and its best hypothesis; an empty-looking
+        text gets the message empty text gets."""
+        translator = self.translator(model)
+        (result,) = self.translate_all([(model, text, settings)])
+        if result["message"]:
+            raise RequestError(result["message"])
+        sentence = result["sentences"][0]
+        return translator, sentence, sentence["hypotheses"][0]
+
+    # ------------------------------------------------------------------------ what if
+
+    def alternatives(self, model: str, text: Any, settings: DecodeSettings) -> dict[str, Any]:
+        """The best output of the text's first sentence, with the model's top pieces at each position."""
+        _, sentence, best = self.best(model, text, settings)
+        return {"source": sentence["source"], "text": best["text"], "pieces": best["pieces"], "ids": best["ids"],
+                "token_logprobs": best["token_logprobs"], "alternatives": best["alternatives"]}
+
+    def _output(self, model: str, source: Any, ids: Any, settings: DecodeSettings) -> tuple[Translator, str, list[int], dict]:
+        """The sentence asked about and the output edited: ``ids`` as given, or (None) the best
+        output of the source's first sentence."""
+        if ids is None:
+            translator, sentence, best = self.best(model, source, settings)
+            return translator, sentence["source"], best["ids"], best
+        return self.translator(model), _text(source, "source"), _ids(ids), {}
+
+    def redecode(self, model: str, source: Any, settings: DecodeSettings, ids: Any = None, position: Any = 1,
+                 replacement: Any = "") -> dict[str, Any]:
+        """Put ``replacement`` (a piece id, a typed word, or "" for the model's runner-up piece
+        there) at output ``position`` of ``ids`` (None: the best output) and decode the rest.
+        Returns the sentence's result, with a ``note`` when control characters were removed."""
+        translator, source, ids, best = self._output(model, source, ids, settings)
+        if isinstance(replacement, str) and len(replacement) > MAX_REPLACEMENT_CHARS:
+            raise RequestError(f"type at most {MAX_REPLACEMENT_CHARS} characters")
+        with as_request_errors():
+            if replacement == "" and best:
+                options = best["alternatives"][position] if isinstance(position, int) and \
+                    0 <= position < len(best["alternatives"]) else []
+                if len(options) < 2:
+                    raise RequestError("no runner-up piece is recorded there: give a replacement word or a valid "
+                                       "position (and alternatives >= 2)")
+                replacement = options[1]["id"]
+            prefix = translator.edited_prefix(ids, position, replacement)
+            with self.gate.admit("decode"):
+                sentence = translator.redecode(source, prefix, settings)
+        note = without_control_characters(replacement)[1] if isinstance(replacement, str) else None
+        return sentence | {"note": note}
+
+    def override(self, model: str, source: Any, settings: DecodeSettings, ids: Any = None, step: Any = 0,
+                 weights: Any = None, steer: Any = None) -> dict[str, Any]:
+        """At output ``step`` of ``ids`` (None: the best output) the decoder looks where ``weights``
+        say (one per source piece, </s> included), or evenly over the source pieces ``steer``, or
+        (neither) evenly over the whole source; the output before it is kept and the rest decoded
+        again. Returns the sentence's result with ``steered``."""
+        translator, source, ids, _ = self._output(model, source, ids, settings)
+        if not isinstance(step, int) or isinstance(step, bool) or not 0 <= step < len(ids):
+            raise RequestError(f"step must be an output position in [0, {len(ids) - 1}], got {step!r}")
+        with as_request_errors():
+            if weights is None:
+                width = len(translator.source_pieces(source))
+                weights = even_weights(steer if steer is not None else list(range(width)), width)
+            with self.gate.admit("decode"):
+                return translator.redecode(source, ids[:step], settings, {step: weights})
+
+    def saliency(self, model: str, source: Any, ids: Any = None, method: Any = "integrated_gradients",
+                 steps: Any = DEFAULT_STEPS, settings: DecodeSettings | None = None) -> dict[str, Any]:
+        """Which source pieces each piece of ``ids`` (None: the best output) depends on, beside its
+        attention (see ``Translator.saliency``)."""
+        translator, source, ids, _ = self._output(model, source, ids, settings or make_settings())
+        with as_request_errors(), self.gate.admit("saliency"):
+            return translator.saliency(source, ids, method, steps, self.memory_budget)
+
+    def score(self, model: str, source: Any, target: Any, settings: DecodeSettings,
+              beside_best: bool = True) -> dict[str, Any]:
+        """The model's score of ``target``, a person's translation of the source (its first
+        sentence when ``beside_best``, which also returns the model's own best output as ``best``;
+        else the source as one sentence, as the page asks about the sentence it shows)."""
+        if beside_best:
+            translator, sentence, best = self.best(model, source, settings)
+            source = sentence["source"]
+        else:
+            translator, source, best = self.translator(model), _text(source, "source"), None
+        with as_request_errors(), self.gate.admit("decode"):
+            scored = translator.score(source, _text(target, "target"), settings)
+        return scored | ({"best": best} if beside_best else {})
+
+
+def even_weights(pieces: Any, source_length: int) -> list[float]:
+    """Weights over ``source_length`` source pieces, spread evenly over the indices ``pieces``."""
+    if not isinstance(pieces, list) or not pieces or not all(
+            isinstance(i, int) and not isinstance(i, bool) and 0 <= i < source_length for i in pieces):
+        raise RequestError("click one or more source words to steer the attention to")
+    return [1.0 / len(set(pieces)) if index in set(pieces) else 0.0 for index in range(source_length)]
