@@ -1,10 +1,11 @@
-"""Start the s2s explorer (Gradio) with the models in ``checkpoints/``, offline, on the CPU.
+"""Start the s2s explorer (Gradio) with the models in ``checkpoints/``, offline, on the CPU, and
+the REST API (``/v1/``, LibreTranslate's ``/translate`` and ``/languages``) on the same port.
 
     python app.py [--host 127.0.0.1] [--port 7860]
 
 To serve a class on the local network: ``--host 0.0.0.0``; with ``--auth-file FILE`` (lines of
-``user:password``) or ``S2S_AUTH=user:password`` everyone logs in first (Gradio's own login).
-The page lives in ``s2s/ui/``.
+``user:password``) or ``S2S_AUTH=user:password`` everyone logs in first (Gradio's own login;
+HTTP Basic for the REST API). The page lives in ``s2s/ui/``, the REST API in ``s2s/rest.py``.
 """
 
 from __future__ import annotations
@@ -12,25 +13,21 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import sys
 from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # offline: no usage reporting
 
-from s2s.ui.explorer import ASSETS, build_app  # noqa: E402  (gradio reads the setting above at import)
+import gradio as gr  # noqa: E402  (gradio reads the setting above at import)
+import uvicorn  # noqa: E402
+
+from s2s.logins import read_logins  # noqa: E402
+from s2s.rest import create_app  # noqa: E402
 from s2s.saliency import DEFAULT_MEMORY_BUDGET  # noqa: E402
+from s2s.ui import explorer  # noqa: E402
 from s2s.ui.guard import web_protections  # noqa: E402
 from s2s.uploads import MAX_UPLOAD_BYTES  # noqa: E402
-
-
-def read_logins(path: Path | None, variable: str | None) -> list[tuple[str, str]] | None:
-    """``user:password`` pairs from a file (one per line) and/or an environment variable value."""
-    lines = (path.read_text(encoding="utf-8").splitlines() if path else []) + ([variable] if variable else [])
-    logins = [tuple(line.strip().split(":", 1)) for line in lines if line.strip() and not line.startswith("#")]
-    bad = [pair[0] for pair in logins if len(pair) != 2 or not all(pair)]
-    if bad:
-        raise SystemExit(f"error: a login must be user:password, got {bad[0]!r}")
-    return logins or None  # type: ignore[return-value]
 
 
 def main() -> None:
@@ -54,18 +51,23 @@ def main() -> None:
                         help="let other sites put the explorer in a frame (default: same origin only)")
     args = parser.parse_args()
     logins = read_logins(args.auth_file, os.environ.get("S2S_AUTH"))
-    demo = build_app(max_batch=args.max_batch, concurrency=args.concurrency, queue_size=args.queue_size,
-                     memory_budget_mb=args.memory_budget_mb)
-    # A service manager's stop (SIGTERM) cleans up as Ctrl-C does (the export folder, the jobs' state).
-    signal.signal(signal.SIGTERM, stop)
-    demo.launch(server_name=args.host, server_port=args.port, css_paths=[ASSETS / "style.css"],
-                footer_links=["api"], auth=logins, state_session_capacity=args.session_capacity,
-                max_file_size=MAX_UPLOAD_BYTES,
-                app_kwargs={"middleware": web_protections(allow_framing=args.allow_framing)})
+    demo = explorer.build_app(max_batch=args.max_batch, concurrency=args.concurrency, queue_size=args.queue_size,
+                              memory_budget_mb=args.memory_budget_mb)
+    demo.state_session_capacity = args.session_capacity
+    # The REST API is the outer app (one service with the page); the page is mounted under it.
+    app = create_app(explorer.service, logins, middleware=web_protections(allow_framing=args.allow_framing))
+    app = gr.mount_gradio_app(app, demo, path="", auth=logins, max_file_size=MAX_UPLOAD_BYTES,
+                              css_paths=[explorer.ASSETS / "style.css"], footer_links=["api"])
+    print(f"* Running on local URL:  http://{args.host}:{args.port}  (REST API: /v1/docs)", flush=True)
+    # uvicorn stops on SIGTERM (a service manager's stop) as on Ctrl-C, answering the requests in
+    # flight, then hands the signal to the handler that was there before it: exit normally, so
+    # that the export folder is removed (atexit).
+    signal.signal(signal.SIGTERM, exit_cleanly)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", timeout_graceful_shutdown=30)
 
 
-def stop(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt
+def exit_cleanly(signum: int, frame: Any) -> None:
+    sys.exit(0)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Command line: ``python -m s2s {train,translate,evaluate,toy-data,card} --help``.
+"""Command line: ``python -m s2s {train,translate,evaluate,toy-data,serve,card} --help``.
 
 A thin layer: every command parses its arguments and calls the library.
 """
@@ -9,6 +9,7 @@ import argparse
 import dataclasses
 import json
 import shlex
+import signal
 import sys
 from pathlib import Path
 from typing import Any, Sequence
@@ -102,6 +103,15 @@ def build_parser() -> argparse.ArgumentParser:
     toy.add_argument("--train-size", type=int, default=TRAIN_PAIRS)
     toy.add_argument("--dev-size", type=int, default=DEV_PAIRS)
     toy.add_argument("--seed", type=int, default=1)
+
+    serve = commands.add_parser("serve", help="serve the REST API alone (no web page): /v1/, LibreTranslate's routes",
+                                description="Serve the REST API (s2s.rest) with uvicorn. Stateless: run any number of "
+                                            "workers or replicas behind a load balancer. Models: $S2S_CHECKPOINTS; "
+                                            "logins (HTTP Basic): --auth-file or $S2S_AUTH=user:password.")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=1, help="processes, each with its own copy of the models")
+    serve.add_argument("--auth-file", type=Path, help="file of user:password lines")
 
     card = commands.add_parser("card", help="set a model card's text fields and re-render its README.md",
                                description="Re-render README.md from metrics.json, after setting the given fields.")
@@ -212,6 +222,23 @@ def run_card(args: argparse.Namespace) -> None:
     update_metrics(args.model, {key: value for key, value in fields.items() if value is not None})
 
 
+def run_serve(args: argparse.Namespace) -> None:
+    import os
+
+    import uvicorn
+
+    if args.workers < 1:
+        raise ValueError(f"--workers must be at least 1, got {args.workers}")
+    if args.auth_file:
+        if not args.auth_file.is_file():
+            raise FileNotFoundError(f"no such file: {args.auth_file}")
+        os.environ["S2S_AUTH_FILE"] = str(args.auth_file.resolve())  # read by every worker
+    # After its graceful stop uvicorn re-sends SIGTERM to the handler before it: exit with 0.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
+    uvicorn.run("s2s.rest:create_app_from_environment", factory=True, host=args.host, port=args.port,
+                workers=args.workers, log_level="warning", timeout_graceful_shutdown=30)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
@@ -224,6 +251,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             run_evaluate(args)
         elif args.command == "toy-data":
             run_toy_data(args)
+        elif args.command == "serve":
+            run_serve(args)
         else:
             run_card(args)
     except (ValueError, FileNotFoundError, FileExistsError) as error:

@@ -12,6 +12,7 @@ Gradio to ``gr.Error``, the page to ``{"error": ...}``, REST to HTTP 422 / 404 /
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 from pathlib import Path
 from typing import Any, Iterator
@@ -33,6 +34,15 @@ class RequestError(ValueError):
 
 class UnknownModel(RequestError):
     """A model name that is not in the catalog (or a folder that fails to load)."""
+
+
+class SettingError(RequestError):
+    """A decoding setting out of range or unknown; ``field`` names it (None when it cannot)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(f"Invalid setting: {message}")
+        first = message.split(" ", 1)[0]
+        self.field = first if first in {f.name for f in dataclasses.fields(DecodeSettings)} else None
 
 
 @contextlib.contextmanager
@@ -59,7 +69,7 @@ def settings_from(values: dict[str, Any] | None) -> DecodeSettings:
     try:
         return make_settings(**values)
     except ValueError as error:
-        raise RequestError(f"Invalid setting: {error}") from None
+        raise SettingError(str(error)) from None
 
 
 def _ids(value: Any, what: str = "ids") -> list[int]:

@@ -8,8 +8,10 @@ decoded alone, two at a time: ``--max-batch 1 --concurrency 2``) and with its de
 makes ``--rounds`` calls one after another (beam 5, short sentences) on its own kept-alive
 connection, and the script prints requests per second and p50/p95 latency, twice: with clients
 that keep their session (a browser tab, ``gradio_client``) and with clients that start a new
-server session at every call (``curl``). The clients run on the same machine, so they take some
-of its CPU from the server. Loopback only; bounded in count and time (``--max-minutes``).
+server session at every call (``curl``). The batched server is also called through the REST API
+(``POST /v1/translate``, a new connection per call, as ``curl`` makes), in the same run. The
+clients run on the same machine, so they take some of its CPU from the server. Loopback only;
+bounded in count and time (``--max-minutes``).
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ import argparse
 import statistics
 import time
 from concurrent.futures import ThreadPoolExecutor
+
+import httpx
 
 from scripts.local_server import ApiClient, api_defaults, running_app
 
@@ -31,10 +35,27 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
+class RestClient:
+    """One-off calls of ``POST /v1/translate``: a new connection for every call, as ``curl`` makes."""
+
+    def __init__(self, base: str) -> None:
+        self.base = base
+
+    def translate(self, model: str, text: str) -> float:
+        started = time.perf_counter()
+        answer = httpx.post(f"{self.base}/v1/translate", json={"model": model, "text": text}, timeout=300)
+        answer.raise_for_status()
+        return time.perf_counter() - started
+
+    def close(self) -> None:
+        pass
+
+
 def load(base: str, defaults: list, model: str, clients: int, rounds: int,
-         keep_session: bool) -> tuple[float, list[float]]:
-    """``clients`` clients at once, each making ``rounds`` calls; returns (seconds, latencies)."""
-    users = [ApiClient(base, defaults, keep_session) for _ in range(clients)]
+         door: str) -> tuple[float, list[float]]:
+    """``clients`` clients at once, each making ``rounds`` calls through ``door`` ("kept", "new per
+    call" or "rest"); returns (seconds, latencies)."""
+    users = [RestClient(base) if door == "rest" else ApiClient(base, defaults, door == "kept") for _ in range(clients)]
 
     def calls(number: int) -> list[float]:
         return [users[number].translate(model, SENTENCES[(number + n) % len(SENTENCES)]) for n in range(rounds)]
@@ -55,20 +76,23 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=4, help="calls per client at each level")
     parser.add_argument("--model", default="en-fr")
     parser.add_argument("--max-minutes", type=float, default=20.0)
+    parser.add_argument("--servers", nargs="+", choices=["each alone", "batched"], default=["each alone", "batched"])
     args = parser.parse_args()
     deadline = time.monotonic() + args.max_minutes * 60
-    print(f"{'server':>10} {'sessions':>12} {'clients':>7} {'calls':>5} {'req/s':>7} {'p50 ms':>7} {'p95 ms':>7}")
+    print(f"{'server':>10} {'door':>12} {'clients':>7} {'calls':>5} {'req/s':>7} {'p50 ms':>7} {'p95 ms':>7}")
     for label, options in (("each alone", ["--max-batch", "1", "--concurrency", "2"]), ("batched", [])):
+        if label not in args.servers:
+            continue
         with running_app(*options) as (base, _, _):
             defaults = api_defaults(base)
-            load(base, defaults, args.model, 1, 1, True)  # load the model
-            for keep_session in (True, False):
+            load(base, defaults, args.model, 1, 1, "kept")  # load the model
+            for door in ("kept", "new per call") + (("rest",) if label == "batched" else ()):
                 for clients in args.clients:
                     if time.monotonic() > deadline:
                         print("time limit reached")
                         return
-                    seconds, latencies = load(base, defaults, args.model, clients, args.rounds, keep_session)
-                    print(f"{label:>10} {'kept' if keep_session else 'new per call':>12} {clients:>7} "
+                    seconds, latencies = load(base, defaults, args.model, clients, args.rounds, door)
+                    print(f"{label:>10} {door:>12} {clients:>7} "
                           f"{len(latencies):>5} {len(latencies) / seconds:>7.1f} "
                           f"{statistics.median(latencies) * 1000:>7.0f} {percentile(latencies, 95) * 1000:>7.0f}",
                           flush=True)

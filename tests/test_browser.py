@@ -528,3 +528,15 @@ def test_a_person_compares_two_models_in_their_own_tab(server: str) -> None:
                                timeout=60_000)
         page.wait_for_selector("#compare-b-heatmap .main-svg", timeout=60_000)  # no attention: a message
         page.screenshot(path=str(ARTIFACTS / "compare_tab.png"), full_page=True)
+
+
+def test_libretranslate_clients_work_unchanged(server: str) -> None:
+    # libretranslatepy, as browser extensions, CAT tools and chat bots use the API (form-encoded).
+    libretranslatepy = pytest.importorskip("libretranslatepy")
+    client = libretranslatepy.LibreTranslateAPI(server)
+    assert client.translate("Where is the station?", "en", "fr").strip()
+    assert client.translate("Ein Mann fährt Fahrrad.", "de", "en").strip()
+    languages = {language["code"]: language["targets"] for language in client.languages()}
+    assert {"fr", "es"} <= set(languages["en"]) and "en" in languages["de"]
+    rest = __import__("httpx").post(f"{server}/v1/translate", json={"text": ["Hello.", "Thank you."]}, timeout=60)
+    assert rest.status_code == 200 and len(rest.json()) == 2

@@ -79,12 +79,13 @@ def model_markdown(name: str | None) -> str:
 
 
 def example_samples(name: str | None) -> list[list[str]]:
-    """The examples in the model's source language (English when there are none); for a model
-    trained on a toy task, inputs of that task."""
+    """The model's own examples (``assets/examples.json`` by model name), else those of its source
+    language (English when there are none); for a model trained on a toy task, inputs of that task."""
     summary = service.catalog.summary(name) if name else {}
     if summary.get("toy_task") in TASKS:
         return [[pair.source] for pair in generate(summary["toy_task"], TOY_EXAMPLES, seed=3)]
-    return [[text] for text in EXAMPLES.get(summary.get("source_language", "en"), EXAMPLES["en"])]
+    shown = EXAMPLES.get(name or "") or EXAMPLES.get(summary.get("source_language", "en")) or EXAMPLES["en"]
+    return [[text] for text in shown]
 
 
 def token_highlights(hypothesis: dict[str, Any] | None) -> list[tuple[str, str]]:
