@@ -214,8 +214,12 @@ def train(model_config: ModelConfig, config: TrainConfig, train_paths: Sequence[
     config.validate()
     cluster = start_cluster(config.device)
     try:
-        return _train(cluster, model_config, config, train_paths, dev_paths, Path(out), resume, command, show_progress,
-                      dev_alignments)
+        metrics = _train(cluster, model_config, config, train_paths, dev_paths, Path(out), resume, command,
+                         show_progress, dev_alignments)
+        # Every process is done before any tears the group down: a rank leaving while the other
+        # still talks to it was seen to abort ("terminate called without an active exception").
+        cluster.barrier()
+        return metrics
     finally:
         stop_cluster(cluster)
 
