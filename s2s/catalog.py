@@ -14,11 +14,12 @@ from pathlib import Path
 from typing import Any
 
 from .checkpoint import CONFIG_FILE, WEIGHTS_FILE, read_metrics
-from .translator import DEFAULT_DECODE_BUDGET, Translator, source_language
+from .saliency import DEFAULT_MEMORY_BUDGET
+from .translator import Translator, source_language
 
 
 class ModelCatalog:
-    def __init__(self, root: Path, default: str | None = None, memory_budget: int = DEFAULT_DECODE_BUDGET) -> None:
+    def __init__(self, root: Path, default: str | None = None, memory_budget: int = DEFAULT_MEMORY_BUDGET) -> None:
         self.root = Path(root)
         self.default = default
         self.memory_budget = memory_budget  # bytes one search may hold, for every model loaded

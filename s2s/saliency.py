@@ -30,7 +30,7 @@ MAX_STEPS = 256
 # Integrated gradients' steps: on en-fr's 15-word sentence the largest completeness error
 # (convergence delta) was 1.2e-5 at 16 steps and 1.1e-5 at 32 (8.4e-3 at 8), so 16 lose nothing.
 DEFAULT_STEPS = 16
-DEFAULT_MEMORY_BUDGET = 512 * 2**20  # bytes one saliency request may hold at once
+DEFAULT_MEMORY_BUDGET = 512 * 2**20  # bytes one request (a search or a saliency question) may hold at once
 
 
 def rank_correlation(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

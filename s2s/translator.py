@@ -38,7 +38,6 @@ MAX_SAMPLES = 64
 MAX_INPUT_CHARS = 5000
 MAX_SENTENCES = 50
 MAX_TARGET_LEN = 256  # hard cap on output tokens, whatever the ratio says
-DEFAULT_DECODE_BUDGET = 512 * 2**20  # bytes one search may hold; larger batches are split
 MAX_ALTERNATIVES = 20
 
 
@@ -150,7 +149,7 @@ class Translator:
     eval mode and leaves the model's mode as it found it (training validates with its own model)."""
 
     def __init__(self, model: Seq2Seq, tokenizer: Tokenizer, name: str = "model",
-                 metrics: dict[str, Any] | None = None, memory_budget: int = DEFAULT_DECODE_BUDGET) -> None:
+                 metrics: dict[str, Any] | None = None, memory_budget: int = DEFAULT_MEMORY_BUDGET) -> None:
         self.model = model
         self.memory_budget = memory_budget  # bytes one search may hold (see decode_bytes)
         self.tokenizer = tokenizer
@@ -159,7 +158,7 @@ class Translator:
 
     @classmethod
     def load(cls, folder: str | Path, bfloat16_output: bool = False,
-             memory_budget: int = DEFAULT_DECODE_BUDGET) -> "Translator":
+             memory_budget: int = DEFAULT_MEMORY_BUDGET) -> "Translator":
         """Load a model folder; ``bfloat16_output`` keeps the output layer in bfloat16 (faster on
         CPUs with native bfloat16, outputs may differ slightly); ``memory_budget``: bytes one search
         may hold."""

@@ -302,7 +302,7 @@ def build_app(max_batch: int = 32, concurrency: int = 8, queue_size: int = 256,
                     text = gr.Textbox(label="Source text · Enter translates, Shift+Enter: new line",
                                       lines=1, max_lines=8,
                                       elem_id="source-text", scale=5,
-                                      placeholder="Type a sentence, or open Examples below")
+                                      placeholder="Type a sentence, or click an example below")
                     translate_button = gr.Button("Translate", variant="primary", elem_id="translate-button",
                                                  scale=0, min_width=110)
                     strategy = page.control("strategy", gr.Dropdown, ["beam", "sample"], label="Compare greedy with",
