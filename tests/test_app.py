@@ -387,3 +387,8 @@ def test_every_hypothesis_carries_its_words(page: explorer.Page) -> None:
         for hypothesis in column["hypotheses"]:
             assert hypothesis["words"] == word_spans(hypothesis["pieces"])
     assert [s["shown"] for s in linked["paragraph"]] == [True, False]
+
+
+def test_a_model_s_own_examples_come_before_its_language_s(page: explorer.Page) -> None:
+    assert explorer.example_samples("en-de")[0] == ["I will call you tomorrow."]  # German at work
+    assert explorer.example_samples("en-fr") == [[text] for text in explorer.EXAMPLES["en"]]
