@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import logging
 import os
 import secrets
@@ -282,8 +283,6 @@ async def _body(request: Request) -> dict[str, Any]:
     if len(raw) > MAX_BODY_BYTES:
         raise RequestError(f"the request body is over {MAX_BODY_BYTES // 2**20} MB")
     if request.headers.get("content-type", "").startswith("application/json"):
-        import json
-
         try:
             values = json.loads(raw or b"{}")
         except ValueError:
