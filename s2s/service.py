@@ -56,12 +56,17 @@ def as_request_errors() -> Iterator[None]:
         raise RequestError(str(error)) from None
 
 
+def whole(value: Any) -> Any:
+    """Sliders and number boxes send floats: 5.0 -> 5."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
 def settings_from(values: dict[str, Any] | None) -> DecodeSettings:
-    """Validated settings from values by setting name (page, endpoint or REST body): sliders and
-    number boxes send floats (5.0 -> 5), an empty seed is None."""
+    """Validated settings from values by setting name (page, endpoint or REST body): floats that
+    are whole numbers become integers, an empty seed is None."""
     if values is not None and not isinstance(values, dict):
         raise RequestError("settings must be an object of decoding settings")
-    values = {name: int(v) if isinstance(v, float) and v.is_integer() else v for name, v in (values or {}).items()}
+    values = {name: whole(value) for name, value in (values or {}).items()}
     if values.get("seed") == "":
         values["seed"] = None
     if "prefix" in values and values["prefix"] is None:
@@ -97,10 +102,9 @@ class Service:
         return cls(ModelCatalog(Path(os.environ.get("S2S_CHECKPOINTS", ROOT / "checkpoints")), default=DEFAULT_MODEL))
 
     def translator(self, model: Any) -> Translator:
-        if not isinstance(model, str) or model not in self.catalog.names():
-            raise UnknownModel(f"unknown model {model!r}; available: {', '.join(self.catalog.names()) or 'none'}")
+        """The loaded model; the catalog's error (which names the models there are) otherwise."""
         try:
-            return self.catalog.get(model)
+            return self.catalog.get(model if isinstance(model, str) else repr(model))
         except ValueError as error:
             raise UnknownModel(str(error)) from None
 
@@ -213,4 +217,5 @@ def even_weights(pieces: Any, source_length: int) -> list[float]:
     if not isinstance(pieces, list) or not pieces or not all(
             isinstance(i, int) and not isinstance(i, bool) and 0 <= i < source_length for i in pieces):
         raise RequestError("click one or more source words to steer the attention to")
-    return [1.0 / len(set(pieces)) if index in set(pieces) else 0.0 for index in range(source_length)]
+    chosen = set(pieces)
+    return [1.0 / len(chosen) if index in chosen else 0.0 for index in range(source_length)]

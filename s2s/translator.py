@@ -235,6 +235,14 @@ class Translator:
         encoder = source_length * (2 * config.encoder_hidden + config.decoder_hidden)
         return rows * (per_step + history + encoder) * 4
 
+    def check_budget(self, settings: DecodeSettings, source_length: int, prefix_length: int = 0) -> None:
+        """Refuse, before any decoding, one sentence whose search would not fit ``memory_budget``."""
+        needed = self.decode_bytes(settings, 1, source_length, prefix_length)
+        if needed > self.memory_budget:
+            raise ValueError(f"Decoding a {source_length - 1}-piece sentence with these settings needs about "
+                             f"{needed / 2**20:,.0f} MB, over this server's budget of {self.memory_budget / 2**20:,.0f} "
+                             "MB: lower the beam size (or samples) or the maximum length, or shorten the sentence.")
+
     def _chunks(self, order: list[dict[str, Any]], settings: DecodeSettings, prefix_length: int,
                 batch_size: int) -> Iterator[list[dict[str, Any]]]:
         """Sentences (sorted by length) in batches of at most ``batch_size`` whose ``decode_bytes``
@@ -242,11 +250,7 @@ class Translator:
         chunk: list[dict[str, Any]] = []
         for sentence in order:
             length = len(sentence["ids"]) + 1
-            if self.decode_bytes(settings, 1, length, prefix_length) > self.memory_budget:
-                needed = self.decode_bytes(settings, 1, length, prefix_length) / 2**20
-                raise ValueError(f"Decoding a {length - 1}-piece sentence with these settings needs about "
-                                 f"{needed:,.0f} MB, over this server's budget of {self.memory_budget / 2**20:,.0f} "
-                                 "MB: lower the beam size (or samples) or the maximum length, or shorten the sentence.")
+            self.check_budget(settings, length, prefix_length)
             if chunk and (len(chunk) == batch_size or
                           self.decode_bytes(settings, len(chunk) + 1, length, prefix_length) > self.memory_budget):
                 yield chunk
@@ -278,7 +282,7 @@ class Translator:
         if result["message"]:
             raise ValueError(result["message"])
         (sentence,) = result["sentences"]
-        next(self._chunks([sentence], settings, len(prefix_ids), 1))  # refused here if over the budget
+        self.check_budget(settings, len(sentence["ids"]) + 1, len(prefix_ids))
         steered = self.steering_tensor(steering or {}, len(sentence["source_pieces"]))
         ((hypotheses, trace),) = self._decode([sentence.pop("ids")], prefix_ids, settings,
                                               sampling_generator(settings), steered)

@@ -21,7 +21,7 @@ import gradio as gr
 
 from ..admission import Busy
 from ..saliency import DEFAULT_STEPS
-from ..service import RequestError, Service
+from ..service import RequestError, Service, whole
 from ..service import settings_from as service_settings
 from ..translator import DecodeSettings
 
@@ -33,11 +33,6 @@ def as_gradio_errors() -> Iterator[None]:
         yield
     except (RequestError, Busy) as error:
         raise gr.Error(str(error)) from None
-
-
-def whole(value: Any) -> Any:
-    """Sliders and number boxes send floats: 5.0 -> 5."""
-    return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
 def settings_from(values: dict[str, Any]) -> DecodeSettings:
