@@ -38,6 +38,7 @@ MAX_SAMPLES = 64
 MAX_INPUT_CHARS = 5000
 MAX_SENTENCES = 50
 MAX_TARGET_LEN = 256  # hard cap on output tokens, whatever the ratio says
+WORD_WINDOW = 4  # pieces before a candidate that decide whether it starts a word (trace_dicts)
 MAX_ALTERNATIVES = 20
 
 
@@ -528,8 +529,10 @@ class Translator:
         prefixes: dict[int, list[str]] = {0: []}  # the pieces of the prefix in each slot after the last step
 
         def starts_word(parent: int, piece: str) -> bool:
-            prefix = prefixes.get(parent, [])
-            return len(merge_pieces(prefix + [piece])) > len(merge_pieces(prefix))
+            # Only the last few pieces decide (the word so far, a bare ▁, punctuation), so the rule
+            # runs on a window of them: the trace stays linear in the output's length.
+            tail = prefixes.get(parent, [])[-WORD_WINDOW:]
+            return len(merge_pieces(tail + [piece])) > len(merge_pieces(tail))
 
         steps = []
         for step in trace:
