@@ -51,10 +51,8 @@ SETTINGS = schema.settings_fields()
 
 def _request_model(name: str, doc: str, fields: dict[str, Any], example: dict[str, Any]) -> type[BaseModel]:
     """A request body: ``fields`` and then every decoding setting with its default."""
-    model = create_model(name, __doc__=doc, __config__=ConfigDict(extra="forbid",
-                                                                     json_schema_extra={"examples": [example]}),
-                         **fields, **SETTINGS)
-    return model
+    return create_model(name, __doc__=doc, __config__=ConfigDict(extra="forbid", json_schema_extra={"examples": [example]}),
+                        **fields, **SETTINGS)
 
 
 TranslateRequest = _request_model(

@@ -267,6 +267,92 @@ def models_api() -> list[dict]:
     return service.models()
 
 
+def build_classic_views(page: "Page") -> gr.Accordion:
+    """The closed section of the classic views (outputs as text, probability bands, the n-best
+    table, the Plotly figures), its components set on ``page``; drawn only while it is open."""
+    with gr.Accordion("Classic views: the outputs as text, the n-best table, and Plotly figures (attention with "
+                      "coverage, the beam tree by slot) to export as PNG", open=False, elem_id="classic") as classic:
+        with gr.Row():
+            with gr.Column():
+                page.greedy_text = gr.Textbox(label="Greedy", interactive=False, elem_id="greedy-output")
+                page.greedy_score = gr.Markdown()
+                page.greedy_tokens = gr.HighlightedText(label="Greedy tokens by probability",
+                                                        color_map=BAND_COLORS, show_legend=True,
+                                                        show_inline_category=False)
+            with gr.Column():
+                page.second_text = gr.Textbox(label="Beam search / sampling (best)", interactive=False,
+                                              elem_id="beam-output")
+                page.second_score = gr.Markdown()
+                page.second_tokens = gr.HighlightedText(label="Selected hypothesis tokens by probability",
+                                                        color_map=BAND_COLORS, show_legend=True,
+                                                        show_inline_category=False)
+        page.nbest = gr.Dataframe(headers=["#", "hypothesis", "log-prob", "normalised", "tokens"],
+                                  datatype=["number", "str", "number", "number", "number"], interactive=False,
+                                  label="n-best list: click a row to see its attention", elem_id="nbest")
+        with gr.Row():
+            # The figures carry their own titles; Gradio's label would cover them.
+            page.greedy_heatmap = gr.Plot(label="Greedy attention", show_label=False, elem_id="greedy-heatmap")
+            page.second_heatmap = gr.Plot(label="Selected hypothesis attention", show_label=False,
+                                          elem_id="beam-heatmap")
+        page.tree = gr.Plot(label="Beam tree", show_label=False, elem_id="beam-tree")
+    return classic
+
+
+def compare_models(model_a: str, model_b: str, source: str, beam_size: float, alpha: float, merge: bool) -> list:
+    """The same input through two models with beam search; outputs and attention side by side."""
+    settings = settings_from({"strategy": "beam", "beam_size": beam_size, "alpha": alpha})
+    outputs: list[Any] = []
+    results = translate_all([(name, source, settings) for name in (model_a, model_b)])
+    for name, result in zip((model_a, model_b), results):
+        best = best_of(sentence_of(result, 0))
+        outputs += [result["text"] or status_markdown(result), score_line(best),
+                    heatmap_for(sentence_of(result, 0), 0, f"{name}: attention", merge)]
+    return outputs
+
+
+@dataclasses.dataclass
+class CompareTab:
+    """The "Compare two models" tab: two model pickers, the text (it follows the Explore tab's),
+    a beam size, and each model's output, score line and attention."""
+
+    model_a: gr.Dropdown
+    model_b: gr.Dropdown
+    text: gr.Textbox
+    beam_size: gr.Slider
+    button: gr.Button
+    outputs: list[gr.components.Component]
+
+    @classmethod
+    def build(cls, names: list[str], first: str | None, beam_size: int) -> "CompareTab":
+        gr.Markdown("The same input through two models with beam search (length penalty α as set in "
+                    "Explore), outputs and attention side by side. The text follows the Explore tab's.")
+        with gr.Row():
+            model_a = gr.Dropdown(names, value=first, label="Model A", elem_id="compare-a")
+            model_b = gr.Dropdown(names, value=next((n for n in names if n.endswith("noattn")), first),
+                                  label="Model B", elem_id="compare-b")
+        with gr.Row():
+            text = gr.Textbox(label="Source text", lines=2, scale=4, elem_id="compare-text")
+            beam = gr.Slider(1, UI_MAX_BEAM, value=beam_size, step=1, label="Beam size", scale=2)
+            button = gr.Button("Compare", variant="primary", scale=1, elem_id="compare-button")
+        outputs: list[gr.components.Component] = []
+        with gr.Row():
+            for side in ("A", "B"):
+                with gr.Column():
+                    outputs += [gr.Textbox(label=f"Model {side} output", interactive=False,
+                                           elem_id=f"compare-{side.lower()}-output"),
+                                gr.Markdown(),
+                                gr.Plot(label=f"Model {side} attention (sentence 1)", show_label=False,
+                                        elem_id=f"compare-{side.lower()}-heatmap")]
+        return cls(model_a, model_b, text, beam, button, outputs)
+
+    def connect(self, explore_text: gr.Textbox, alpha: gr.Slider, merge_words: gr.Checkbox) -> None:
+        """Its events: the Explore text copied in the browser, Compare (or Enter) runs both models."""
+        explore_text.change(None, explore_text, self.text, js="(source) => source")  # in the browser only
+        for trigger in (self.button.click, self.text.submit):
+            trigger(compare_models, [self.model_a, self.model_b, self.text, self.beam_size, alpha, merge_words],
+                    self.outputs, api_visibility="undocumented")
+
+
 # ---------------------------------------------------------------- layout and events
 
 def unchanged(components: list[gr.components.Component]) -> dict:
@@ -366,55 +452,12 @@ def build_app(max_batch: int = 32, concurrency: int = 8, queue_size: int = 256,
                 state, reference_scores_view, export_file = page.state, page.reference_scores, page.export_file
 
                 page.classic_open = gr.State(False)
-                with gr.Accordion("Classic views: the outputs as text, the n-best table, and Plotly figures (attention with "
-                                  "coverage, the beam tree by slot) to export as PNG", open=False, elem_id="classic") as classic:
-                    with gr.Row():
-                        with gr.Column():
-                            page.greedy_text = gr.Textbox(label="Greedy", interactive=False, elem_id="greedy-output")
-                            page.greedy_score = gr.Markdown()
-                            page.greedy_tokens = gr.HighlightedText(label="Greedy tokens by probability",
-                                                                    color_map=BAND_COLORS, show_legend=True,
-                                                                    show_inline_category=False)
-                        with gr.Column():
-                            page.second_text = gr.Textbox(label="Beam search / sampling (best)", interactive=False,
-                                                          elem_id="beam-output")
-                            page.second_score = gr.Markdown()
-                            page.second_tokens = gr.HighlightedText(label="Selected hypothesis tokens by probability",
-                                                                    color_map=BAND_COLORS, show_legend=True,
-                                                                    show_inline_category=False)
-                    page.nbest = gr.Dataframe(headers=["#", "hypothesis", "log-prob", "normalised", "tokens"],
-                                              datatype=["number", "str", "number", "number", "number"], interactive=False,
-                                              label="n-best list: click a row to see its attention", elem_id="nbest")
-                    with gr.Row():
-                        # The figures carry their own titles; Gradio's label would cover them.
-                        page.greedy_heatmap = gr.Plot(label="Greedy attention", show_label=False, elem_id="greedy-heatmap")
-                        page.second_heatmap = gr.Plot(label="Selected hypothesis attention", show_label=False,
-                                                      elem_id="beam-heatmap")
-                    page.tree = gr.Plot(label="Beam tree", show_label=False, elem_id="beam-tree")
+                classic = build_classic_views(page)
             with gr.Tab("Compare two models", id="compare"):
-                gr.Markdown("The same input through two models with beam search (length penalty α as set in "
-                            "Explore), outputs and attention side by side. The text follows the Explore tab's.")
-                with gr.Row():
-                    compare_a = gr.Dropdown(names, value=first, label="Model A", elem_id="compare-a")
-                    compare_b = gr.Dropdown(names, value=next((n for n in names if n.endswith("noattn")), first),
-                                            label="Model B", elem_id="compare-b")
-                with gr.Row():
-                    compare_text = gr.Textbox(label="Source text", lines=2, scale=4, elem_id="compare-text")
-                    compare_beam = gr.Slider(1, UI_MAX_BEAM, value=page.controls["beam_size"].value, step=1,
-                                             label="Beam size", scale=2)
-                    compare_button = gr.Button("Compare", variant="primary", scale=1, elem_id="compare-button")
-                compare_outputs = []
-                with gr.Row():
-                    for side in ("A", "B"):
-                        with gr.Column():
-                            compare_outputs += [
-                                gr.Textbox(label=f"Model {side} output", interactive=False,
-                                           elem_id=f"compare-{side.lower()}-output"),
-                                gr.Markdown(),
-                                gr.Plot(label=f"Model {side} attention (sentence 1)", show_label=False,
-                                        elem_id=f"compare-{side.lower()}-heatmap")]
+                compare_tab = CompareTab.build(names, first, page.controls["beam_size"].value)
             with gr.Tab("Train your own", id="train"):
-                train = build_train_tab(service.catalog, [model, compare_a, compare_b], service.gate)
+                train = build_train_tab(service.catalog, [model, compare_tab.model_a, compare_tab.model_b],
+                                        service.gate)
 
         def explore(values: dict) -> dict:
             """Greedy and the chosen strategy on one input, with everything the page shows."""
@@ -460,17 +503,6 @@ def build_app(max_batch: int = 32, concurrency: int = 8, queue_size: int = 256,
             path = exports.write(dataclasses.asdict(view) | {"reference": reference_text or "",
                                                               "reference_scores": scores}, view.model)
             return gr.update(value=str(path), visible=True)
-
-        def compare(model_a: str, model_b: str, source: str, beam_size: float, alpha: float, merge: bool) -> list:
-            """The same input through two models with beam search; outputs and attention side by side."""
-            settings = settings_from({"strategy": "beam", "beam_size": beam_size, "alpha": alpha})
-            outputs: list[Any] = []
-            results = translate_all([(name, source, settings) for name in (model_a, model_b)])
-            for name, result in zip((model_a, model_b), results):
-                best = best_of(sentence_of(result, 0))
-                outputs += [result["text"] or status_markdown(result), score_line(best),
-                            heatmap_for(sentence_of(result, 0), 0, f"{name}: attention", merge)]
-            return outputs
 
         shared = [model, text, reference, *page.controls.values()]
         shared_names = [*PAGE_FIELDS, *page.controls]
@@ -524,10 +556,7 @@ def build_app(max_batch: int = 32, concurrency: int = 8, queue_size: int = 256,
                 redraw, [state, merge_words, classic_open], page_outputs, api_visibility="undocumented")
         export_button.click(export, [state, reference], export_file, api_visibility="undocumented")
         reference.input(rescore, [state, reference], reference_scores_view, api_visibility="undocumented")
-        text.change(None, text, compare_text, js="(source) => source")  # in the browser only
-        for trigger in (compare_button.click, compare_text.submit):
-            trigger(compare, [compare_a, compare_b, compare_text, compare_beam, page.controls["alpha"], merge_words],
-                    compare_outputs, api_visibility="undocumented")
+        compare_tab.connect(text, page.controls["alpha"], merge_words)
         gr.api(signature_from_settings(translate_api), api_name="translate",
                concurrency_limit=max(max_batch, concurrency))
         gr.api(models_api, api_name="models")
@@ -535,7 +564,7 @@ def build_app(max_batch: int = 32, concurrency: int = 8, queue_size: int = 256,
     page.inputs = {"model": model, "text": text, "reference": reference, "merge_words": merge_words,
                    "classic": classic_open}
     page.handlers = {"explore": explore, "select_sentence": select_sentence, "select_hypothesis": select_hypothesis,
-                     "redraw": redraw, "rescore": rescore, "export": export, "compare": compare}
+                     "redraw": redraw, "rescore": rescore, "export": export, "compare": compare_models}
     page.train = train
     demo.page = page  # type: ignore[attr-defined]  (the tests call the handlers through it)
     demo.queue(default_concurrency_limit=concurrency, max_size=queue_size)
