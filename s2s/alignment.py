@@ -18,7 +18,8 @@ import numpy as np
 import torch
 
 from .data import make_batch
-from .model import Seq2Seq, evaluating
+from .heads import last_layer_average
+from .model import EncoderDecoder, evaluating
 from .plots import merge_attention
 from .tokenizer import BOS_ID, EOS_ID, Tokenizer
 from .toy import Alignment
@@ -66,22 +67,24 @@ def aligned_pairs(tokenizer: Tokenizer, pairs: Sequence[tuple[str, str]], gold: 
 
 
 @torch.no_grad()
-def forced_alignment_accuracy(model: Seq2Seq, pairs: Sequence[AlignedPair], batch_size: int = 64) -> float | None:
+def forced_alignment_accuracy(model: EncoderDecoder, pairs: Sequence[AlignedPair], batch_size: int = 64) -> float | None:
     """Alignment accuracy of ``model`` on ``pairs`` with each gold target forced; None for a model
     without attention. Runs on the model's device, in eval mode, and leaves the mode as it was."""
-    if model.decoder.attention is None:
+    if not model.has_attention:
         return None
     with evaluating(model):
         return _alignment_accuracy(model, pairs, batch_size)
 
 
-def _alignment_accuracy(model: Seq2Seq, pairs: Sequence[AlignedPair], batch_size: int) -> float | None:
+def _alignment_accuracy(model: EncoderDecoder, pairs: Sequence[AlignedPair], batch_size: int) -> float | None:
     device = next(model.parameters()).device
     counts = []
     for start in range(0, len(pairs), batch_size):
         chunk = pairs[start:start + batch_size]
         batch = make_batch([p.source_ids for p in chunk], [p.target_ids for p in chunk], BOS_ID).to(device)
         _, alphas = model(batch.source, batch.source_lengths, batch.target_in)
+        if alphas.dim() == 5:  # a Transformer's every layer and head: the matrix it shows
+            alphas = last_layer_average(alphas)
         for row, pair in enumerate(chunk):
             attention = alphas[row, :len(pair.target_pieces), :len(pair.source_pieces)].float().cpu().numpy()
             counts.append(alignment_hits(attention, pair.source_pieces, pair.target_pieces, pair.gold))

@@ -39,11 +39,7 @@ def render_card(metrics: dict[str, Any], name: str) -> str:
                   f"99% have {profile['p99']} or fewer (the explorer notes a longer input)"]
     if metrics.get("data_attribution"):
         lines += [f"- licence and attribution: {metrics['data_attribution']}"]
-    lines += ["", "## Model", "",
-              f"- {model.get('encoder_layers')}-layer bidirectional {str(model.get('rnn_type', '')).upper()} encoder "
-              f"({model.get('encoder_hidden')} per direction), {model.get('decoder_layers')}-layer decoder "
-              f"({model.get('decoder_hidden')}), attention `{model.get('attention')}`, embeddings "
-              f"{model.get('embedding_dim')}, tied: {model.get('tie_embeddings')}, dropout {model.get('dropout')}",
+    lines += ["", "## Model", "", _architecture_line(model),
               f"- joint sentencepiece vocabulary of {model.get('vocab_size')} pieces (byte fallback)",
               f"- {metrics.get('parameters', 0):,} parameters", "",
               "## Training", "",
@@ -99,3 +95,16 @@ def write_card(folder: Path) -> None:
     folder = Path(folder)
     text = render_card(read_metrics(folder), folder.name)
     atomic_write(folder / CARD_FILE, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def _architecture_line(model: dict[str, Any]) -> str:
+    """The card's one-line description of the architecture in ``model`` (a ModelConfig as a dict)."""
+    shared = f"tied: {model.get('tie_embeddings')}, dropout {model.get('dropout')}"
+    if model.get("arch") == "transformer":
+        return (f"- Transformer (pre-layer-norm, sinusoidal positions): {model.get('encoder_layers')} encoder and "
+                f"{model.get('decoder_layers')} decoder layers, d_model {model.get('embedding_dim')}, "
+                f"{model.get('attention_heads')} heads, d_ff {model.get('feedforward_dim')}, {shared}")
+    return (f"- {model.get('encoder_layers')}-layer bidirectional {str(model.get('rnn_type', '')).upper()} encoder "
+            f"({model.get('encoder_hidden')} per direction), {model.get('decoder_layers')}-layer decoder "
+            f"({model.get('decoder_hidden')}), attention `{model.get('attention')}`, embeddings "
+            f"{model.get('embedding_dim')}, {shared}")

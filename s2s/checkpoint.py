@@ -23,7 +23,8 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from .config import ModelConfig, from_dict, read_json
-from .model import Seq2Seq
+from .architectures import build_model
+from .model import EncoderDecoder
 from .tokenizer import Tokenizer
 
 CONFIG_FILE = "config.json"
@@ -55,7 +56,7 @@ def write_json(path: Path, values: Any) -> None:
                                                  encoding="utf-8"))
 
 
-def save_model(folder: Path, model: Seq2Seq, tokenizer: Tokenizer, fp16: bool = True) -> None:
+def save_model(folder: Path, model: EncoderDecoder, tokenizer: Tokenizer, fp16: bool = True) -> None:
     """Write config, weights and tokenizer of ``model`` into ``folder``."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -73,7 +74,7 @@ def _expected_shapes(config: ModelConfig, config_path: Path) -> dict[str, tuple[
     (no memory is allocated), tied aliases left out."""
     try:
         with torch.device("meta"):
-            model = Seq2Seq(config)
+            model = build_model(config)
     except ValueError as error:
         raise ValueError(f"{config_path}: {error}") from error
     return {name: tuple(tensor.shape) for name, tensor in model.state_dict().items()
@@ -100,7 +101,7 @@ def _check_weights_header(weights_path: Path, expected: dict[str, tuple[int, ...
                              f"{list(stored[name])} but the config needs {list(shape)}")
 
 
-def load_model(folder: Path) -> tuple[Seq2Seq, Tokenizer]:
+def load_model(folder: Path) -> tuple[EncoderDecoder, Tokenizer]:
     """Rebuild the model and tokenizer saved in ``folder`` (in float32, eval mode)."""
     folder = Path(folder)
     if not folder.is_dir():
@@ -120,7 +121,7 @@ def load_model(folder: Path) -> tuple[Seq2Seq, Tokenizer]:
     for name, tensor in state.items():
         if tensor.is_floating_point() and not bool(tensor.float().isfinite().all()):
             raise ValueError(f"corrupt weights file {weights_path}: tensor {name} holds NaN or infinite values")
-    model = Seq2Seq(config)
+    model = build_model(config)
     try:
         model.load_state_dict({k: v.float() for k, v in state.items()}, strict=False)
     except RuntimeError as error:

@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 from typing import Any, TypeVar
 
+ARCHITECTURES = ("rnn", "transformer")
 ATTENTION_TYPES = ("bahdanau", "luong-dot", "luong-general", "none")
 RNN_TYPES = ("gru", "lstm")
 DEVICES = ("auto", "cpu", "cuda")  # auto = CUDA when PyTorch sees a GPU
@@ -23,7 +24,7 @@ T = TypeVar("T")
 # corrupt or hostile config.json cannot ask for an absurd allocation.
 MODEL_SIZE_LIMITS = {"vocab_size": 256_000, "embedding_dim": 8192, "encoder_hidden": 8192,
                      "decoder_hidden": 8192, "encoder_layers": 16, "decoder_layers": 16,
-                     "max_source_len": 4096}
+                     "max_source_len": 4096, "attention_heads": 64, "feedforward_dim": 32768}
 
 
 def _require(condition: bool, message: str) -> None:
@@ -33,8 +34,12 @@ def _require(condition: bool, message: str) -> None:
 
 @dataclasses.dataclass
 class ModelConfig:
-    """Architecture of the encoder-decoder; everything needed to rebuild it."""
+    """Architecture of the encoder-decoder; everything needed to rebuild it. ``arch`` picks the
+    attentional RNN (``model.Seq2Seq``: rnn_type, encoder/decoder_hidden and attention apply) or
+    the Transformer (``transformer.Transformer``: embedding_dim is d_model, attention_heads and
+    feedforward_dim apply); the layer counts, dropout and tying apply to both."""
 
+    arch: str = "rnn"
     vocab_size: int = 8000
     embedding_dim: int = 256
     encoder_hidden: int = 256  # per direction: encoder states have 2 * encoder_hidden features
@@ -46,6 +51,8 @@ class ModelConfig:
     dropout: float = 0.3
     tie_embeddings: bool = True  # share source, target and output embeddings (joint vocabulary)
     max_source_len: int = 128  # pieces, </s> included; longer input is truncated with a warning
+    attention_heads: int = 4  # transformer only
+    feedforward_dim: int = 1024  # transformer only: the inner size d_ff of each position-wise layer
 
     def validate(self) -> "ModelConfig":
         """Types and ranges, checked before anything is allocated: a checkpoint's config.json
@@ -55,6 +62,9 @@ class ModelConfig:
             _require(isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= high,
                      f"{name} must be an integer in [1, {high}], got {value!r}")
         _require(self.vocab_size >= MIN_VOCAB_SIZE, f"vocab_size must be >= {MIN_VOCAB_SIZE}, got {self.vocab_size}")
+        _require(self.arch in ARCHITECTURES, f"arch must be one of {ARCHITECTURES}, got {self.arch!r}")
+        _require(self.arch != "transformer" or self.embedding_dim % self.attention_heads == 0,
+                 f"embedding_dim ({self.embedding_dim}) must be divisible by attention_heads ({self.attention_heads})")
         _require(self.rnn_type in RNN_TYPES, f"rnn_type must be one of {RNN_TYPES}, got {self.rnn_type!r}")
         _require(self.attention in ATTENTION_TYPES,
                  f"attention must be one of {ATTENTION_TYPES}, got {self.attention!r}")

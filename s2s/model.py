@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from typing import Iterator, Union
+from typing import Any, Iterator, Union
 
 import torch
 from torch import nn
@@ -28,6 +28,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from .attention import Attention
 from .config import ModelConfig
+from .heads import NO_HEAD_SETTINGS, HeadSettings
 from .tokenizer import PAD_ID
 
 # GRU state: [layers, N, H]; LSTM state: (h, c), each [layers, N, H].
@@ -46,11 +47,17 @@ def evaluating(model: nn.Module) -> Iterator[nn.Module]:
         model.train(was_training)
 
 
-def select_state(state: RNNState, index: torch.Tensor) -> RNNState:
-    """Rows ``index`` [N'] of a decoder state (batch is dimension 1)."""
-    if isinstance(state, tuple):
-        return tuple(s.index_select(1, index) for s in state)  # type: ignore[return-value]
-    return state.index_select(1, index)
+@dataclasses.dataclass
+class RNNDecoderState:
+    """The RNN decoder's state s_t (``hidden``: batch is dimension 1)."""
+
+    hidden: RNNState
+
+    def select(self, index: torch.Tensor) -> "RNNDecoderState":
+        """Rows ``index`` [N'] of the state (beam reordering)."""
+        if isinstance(self.hidden, tuple):
+            return RNNDecoderState(tuple(s.index_select(1, index) for s in self.hidden))  # type: ignore[arg-type]
+        return RNNDecoderState(self.hidden.index_select(1, index))
 
 
 @dataclasses.dataclass
@@ -171,7 +178,62 @@ class BFloat16Linear(nn.Module):
         return nn.functional.linear(x.to(torch.bfloat16), self.weight, self.bias).float()
 
 
-class Seq2Seq(nn.Module):
+class EncoderDecoder(nn.Module):
+    """What search, training, saliency and the explorer need of a model, whatever its architecture.
+
+    - ``encode(source [B, S], lengths [B], source_embeddings [B, S, E] or None, heads)`` -> memory,
+      state: the memory the decoder reads and its initial state; both have ``select(rows)``, which
+      picks rows (one copy per beam, beam reordering).
+    - ``step(previous [N, T], state, memory, steer [N, T, S] or None)`` -> logits [N, T, V], the new
+      state, cross-attention [N, T, S] (one distribution per step, the RNN) or [N, T, layers, heads, S]
+      (every layer and head, the Transformer), or None without attention. Search calls it with T = 1.
+    - ``teacher_forced_states`` -> what the output layer reads at every target position, and the
+      cross-attention; ``forward`` -> logits and cross-attention (training, force-decoding).
+    ``encoder.embedding`` looks source ids up; ``decoder.logits`` is the output layer.
+    """
+
+    config: ModelConfig
+    encoder: nn.Module
+    decoder: nn.Module
+
+    @property
+    def has_attention(self) -> bool:
+        return self.config.attention != "none" or self.config.arch == "transformer"
+
+    def encode(self, source: torch.Tensor, lengths: torch.Tensor, source_embeddings: torch.Tensor | None = None,
+               heads: HeadSettings = NO_HEAD_SETTINGS) -> tuple[Any, Any]:
+        raise NotImplementedError
+
+    def step(self, previous: torch.Tensor, state: Any, memory: Any, steer: torch.Tensor | None = None
+             ) -> tuple[torch.Tensor, Any, torch.Tensor | None]:
+        raise NotImplementedError
+
+    def teacher_forced_states(self, source: torch.Tensor, lengths: torch.Tensor, target_in: torch.Tensor,
+                              source_embeddings: torch.Tensor | None = None, heads: HeadSettings = NO_HEAD_SETTINGS
+                              ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        raise NotImplementedError
+
+    def forward(self, source: torch.Tensor, lengths: torch.Tensor, target_in: torch.Tensor,
+                source_embeddings: torch.Tensor | None = None, heads: HeadSettings = NO_HEAD_SETTINGS
+                ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Teacher-forced pass: source [B, S], target_in [B, T] -> logits [B, T, V], cross-attention
+        ([B, T, S] or [B, T, layers, heads, S], see ``step``)."""
+        attentional, alphas = self.teacher_forced_states(source, lengths, target_in, source_embeddings, heads)
+        return self.decoder.logits(attentional), alphas
+
+    def use_bfloat16_output(self) -> "EncoderDecoder":
+        """Swap the decoder's output layer for a bfloat16 copy (for inference only: the copy is
+        not trained, and no longer tied to the embeddings)."""
+        self.decoder.output = BFloat16Linear(self.decoder.output)
+        return self
+
+    def parameter_count(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+
+class Seq2Seq(EncoderDecoder):
+    """The attentional RNN of the module docstring."""
+
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         self.config = config.validate()
@@ -181,10 +243,12 @@ class Seq2Seq(nn.Module):
         self.encoder = Encoder(config, source_embedding)
         self.decoder = Decoder(config, target_embedding)
 
-    def encode(self, source: torch.Tensor, lengths: torch.Tensor, source_embeddings: torch.Tensor | None = None
-               ) -> tuple[EncoderMemory, RNNState]:
+    def encode(self, source: torch.Tensor, lengths: torch.Tensor, source_embeddings: torch.Tensor | None = None,
+               heads: HeadSettings = NO_HEAD_SETTINGS) -> tuple[EncoderMemory, RNNDecoderState]:
         """source [B, S], lengths [B] (and optionally their embeddings [B, S, E]) -> memory for the
-        decoder and its initial state s_0."""
+        decoder and its initial state s_0. An RNN has no heads to switch off or steer."""
+        if not heads.is_default:
+            raise ValueError("This model is an RNN: it has one attention, no heads to switch off or steer.")
         states, summary = self.encoder(source, lengths, source_embeddings)
         attention = self.decoder.attention
         memory = EncoderMemory(
@@ -193,28 +257,19 @@ class Seq2Seq(nn.Module):
             mask=source != PAD_ID,
             summary=summary,
         )
-        return memory, self.decoder.initial_state(summary)
+        return memory, RNNDecoderState(self.decoder.initial_state(summary))
+
+    def step(self, previous: torch.Tensor, state: RNNDecoderState, memory: EncoderMemory,
+             steer: torch.Tensor | None = None) -> tuple[torch.Tensor, RNNDecoderState, torch.Tensor | None]:
+        """previous [N, T] ids -> logits [N, T, V], new state, alphas [N, T, S] or None."""
+        logits, hidden, alphas = self.decoder(previous, state.hidden, memory, steer)
+        return logits, RNNDecoderState(hidden), alphas
 
     def teacher_forced_states(self, source: torch.Tensor, lengths: torch.Tensor, target_in: torch.Tensor,
-                              source_embeddings: torch.Tensor | None = None
+                              source_embeddings: torch.Tensor | None = None, heads: HeadSettings = NO_HEAD_SETTINGS
                               ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Teacher-forced pass up to the output layer: source [B, S], target_in [B, T] ->
         attentional states [B, T, E], alphas [B, T, S] or None."""
-        memory, state = self.encode(source, lengths, source_embeddings)
-        attentional, _, alphas = self.decoder.attentional_states(target_in, state, memory)
+        memory, state = self.encode(source, lengths, source_embeddings, heads)
+        attentional, _, alphas = self.decoder.attentional_states(target_in, state.hidden, memory)
         return attentional, alphas
-
-    def forward(self, source: torch.Tensor, lengths: torch.Tensor, target_in: torch.Tensor,
-                source_embeddings: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Teacher-forced pass: source [B, S], target_in [B, T] -> logits [B, T, V], alphas [B, T, S]."""
-        attentional, alphas = self.teacher_forced_states(source, lengths, target_in, source_embeddings)
-        return self.decoder.logits(attentional), alphas
-
-    def use_bfloat16_output(self) -> "Seq2Seq":
-        """Swap the decoder's output layer for a bfloat16 copy (for inference only: the copy is
-        not trained, and no longer tied to the embeddings)."""
-        self.decoder.output = BFloat16Linear(self.decoder.output)
-        return self
-
-    def parameter_count(self) -> int:
-        return sum(p.numel() for p in self.parameters())

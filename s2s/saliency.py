@@ -21,7 +21,7 @@ import torch
 from captum.attr import InputXGradient, IntegratedGradients
 
 from .config import ModelConfig
-from .model import Seq2Seq, evaluating
+from .model import EncoderDecoder, evaluating
 from .search import NEVER_OUTPUT, NEG_INF
 from .tokenizer import BOS_ID
 
@@ -49,9 +49,15 @@ def example_bytes(config: ModelConfig, source_length: int, target_length: int) -
     """An upper bound on the memory one attributed example (one output piece at one integration
     step) holds during the forward and backward pass, in bytes: the activations autograd keeps,
     counted by layer, times a margin for gradients and allocator slack. The bulk is additive
-    attention's [T, S, Hd] energies; the output layer is read at one position only."""
+    attention's [T, S, Hd] energies (a Transformer's: its per-head weights and feed-forward
+    activations); the output layer is read at one position only."""
     t, s = target_length, source_length
     e, he, hd, v = config.embedding_dim, config.encoder_hidden, config.decoder_hidden, config.vocab_size
+    if config.arch == "transformer":  # per layer: the sublayers' inputs, d_ff activations, the weights
+        h, ff = config.attention_heads, config.feedforward_dim
+        floats = config.encoder_layers * s * (12 * e + 2 * ff + 3 * h * s)
+        floats += config.decoder_layers * t * (18 * e + 2 * ff + 3 * h * (t + s)) + config.decoder_layers * s * 2 * e
+        return (floats + v * 3) * 4 * 3
     floats = s * (e + 2 * he) * 4 * config.encoder_layers  # encoder: inputs, states, gates
     floats += t * (e + 4 * hd) * config.decoder_layers + t * (hd + 2 * he + e) * 2  # decoder RNN, combine
     if config.attention == "bahdanau":
@@ -62,7 +68,7 @@ def example_bytes(config: ModelConfig, source_length: int, target_length: int) -
     return floats * 4 * 3
 
 
-def _log_prob_at(model: Seq2Seq) -> Any:
+def _log_prob_at(model: EncoderDecoder) -> Any:
     def log_prob(embedded: torch.Tensor, source: torch.Tensor, lengths: torch.Tensor, target_in: torch.Tensor,
                  positions: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """embedded [N, S, E] -> log p(targets[n] | target_in[n, :positions[n] + 1], source) [N]:
@@ -78,7 +84,7 @@ def _log_prob_at(model: Seq2Seq) -> Any:
     return log_prob
 
 
-def source_saliency(model: Seq2Seq, source_ids: list[int], target_ids: list[int],
+def source_saliency(model: EncoderDecoder, source_ids: list[int], target_ids: list[int],
                     method: str = "integrated_gradients", steps: int = DEFAULT_STEPS,
                     memory_budget: int = DEFAULT_MEMORY_BUDGET) -> dict[str, torch.Tensor]:
     """Attributions of each target piece to each source piece.

@@ -29,11 +29,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 
-from .model import EncoderMemory, RNNState, Seq2Seq, select_state
+
+from .heads import NO_HEAD_SETTINGS, HeadSettings, last_layer_average
+from .model import EncoderDecoder
 from .tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID
 
 NEG_INF = float("-inf")
@@ -69,8 +71,11 @@ class Scoring:
 @dataclasses.dataclass
 class Hypothesis:
     """One output sequence. ``attention`` is [len(ids), source_len] over real source tokens
-    (None for a model without attention); ``alternatives`` holds, at each position, the model's
-    top pieces as (id, log-probability), best first.
+    (None for a model without attention): the RNN's one distribution per step, or for a
+    Transformer the average over heads of its last layer's cross-attention, whose every layer
+    and head ``head_attention`` holds, [layers, heads, len(ids), source_len] (None for the RNN);
+    ``alternatives`` holds, at each position, the model's top pieces as (id, log-probability),
+    best first.
 
     ``parent_slots`` (beam search only; empty otherwise) holds, for each token t, the beam slot
     that the prefix ids[:t] occupied after step t - 1, i.e. the back-pointer followed when token t
@@ -86,20 +91,27 @@ class Hypothesis:
     finished: bool
     parent_slots: list[int] = dataclasses.field(default_factory=list)
     alternatives: list[list[tuple[int, float]]] = dataclasses.field(default_factory=list)
+    head_attention: torch.Tensor | None = None
 
 
 def make_hypothesis(ids: list[int], token_logprobs: list[float], attention: torch.Tensor | None,
                     source_length: int, scoring: "Scoring", top_values: torch.Tensor | None = None,
                     top_ids: torch.Tensor | None = None, parent_slots: list[int] | None = None) -> Hypothesis:
     """The one place a hypothesis is built: ids [T] (ending in </s> when finished), their
-    log-probabilities [T], attention [T, S'] or None (cut to the ``source_length`` real source
-    tokens), the model's top pieces per position top_values, top_ids [T, A] or None."""
-    attention = None if attention is None else attention[:, :source_length].clone()
+    log-probabilities [T], attention [T, S'] or every head's [T, layers, heads, S'] or None (cut to
+    the ``source_length`` real source tokens), the model's top pieces per position top_values,
+    top_ids [T, A] or None."""
+    head_attention = None
+    if attention is not None:
+        attention = attention[..., :source_length].clone()
+        if attention.dim() == 4:
+            head_attention = attention.permute(1, 2, 0, 3).contiguous()  # [layers, heads, T, S]
+            attention = last_layer_average(attention)
     score = math.fsum(token_logprobs)
     return Hypothesis(
         ids=ids, token_logprobs=token_logprobs, score=score,
         normalized_score=scoring.normalize(score, len(ids), attention), attention=attention,
-        finished=ids[-1:] == [EOS_ID], parent_slots=parent_slots or [],
+        finished=ids[-1:] == [EOS_ID], parent_slots=parent_slots or [], head_attention=head_attention,
         alternatives=[] if top_ids is None or top_ids.size(-1) == 0 else
         [list(zip(row_ids, row_values)) for row_ids, row_values in zip(top_ids.tolist(), top_values.tolist())])
 
@@ -109,7 +121,7 @@ class BeamHistory:
     """What each decoder row has emitted so far, one entry per step (R rows, t steps).
 
     tokens, logprobs [R, t]; parent_slots [R, t] or None (beam search's back-pointers);
-    attention [R, t, S] or None; top_values, top_ids [R, t, A] (the model's top pieces, A may be
+    attention [R, t, S] or [R, t, layers, heads, S] or None; top_values, top_ids [R, t, A] (the model's top pieces, A may be
     0). Beam search calls ``reorder`` with each new row's parent row and then ``append`` with what
     the step chose, so row r always holds the whole path of the prefix in row r.
     """
@@ -137,7 +149,8 @@ class BeamHistory:
 
     def append(self, tokens: torch.Tensor, logprobs: torch.Tensor, parent_slots: torch.Tensor | None,
                attention: torch.Tensor | None, top_values: torch.Tensor, top_ids: torch.Tensor) -> "BeamHistory":
-        """One more step: tokens, logprobs, parent_slots [R]; attention [R, S] or None; top [R, A]."""
+        """One more step: tokens, logprobs, parent_slots [R]; attention [R, S] or [R, layers, heads, S]
+        or None; top [R, A]."""
         def extend(history: torch.Tensor | None, step: torch.Tensor | None) -> torch.Tensor | None:
             if step is None:
                 return None
@@ -176,12 +189,13 @@ class BeamStep:
     pruned: list[tuple[int, int, float]] = dataclasses.field(default_factory=list)
 
 
-def decoder_log_probs(model: Seq2Seq, previous: torch.Tensor, state: RNNState, memory: EncoderMemory,
-                      steer: torch.Tensor | None = None) -> tuple[torch.Tensor, RNNState, torch.Tensor | None]:
-    """One decoder step: previous [N] ids -> log-probs [N, V], state, alphas [N, S] or None;
-    ``steer`` [N, S] (NaN rows: the model's own attention) sets where it looks."""
-    logits, state, alphas = model.decoder(previous.unsqueeze(1), state, memory,
-                                          None if steer is None else steer.unsqueeze(1))
+def decoder_log_probs(model: EncoderDecoder, previous: torch.Tensor, state: Any, memory: Any,
+                      steer: torch.Tensor | None = None) -> tuple[torch.Tensor, Any, torch.Tensor | None]:
+    """One decoder step: previous [N] ids -> log-probs [N, V], state, cross-attention [N, S] (RNN)
+    or [N, layers, heads, S] (Transformer) or None; ``steer`` [N, S] (NaN rows: the model's own
+    attention) sets where it looks."""
+    logits, state, alphas = model.step(previous.unsqueeze(1), state, memory,
+                                       None if steer is None else steer.unsqueeze(1))
     logits = logits[:, -1].float()
     logits[:, NEVER_OUTPUT] = NEG_INF
     return torch.log_softmax(logits, dim=-1), state, None if alphas is None else alphas[:, -1]
@@ -246,12 +260,12 @@ Chooser = Callable[[torch.Tensor], torch.Tensor]
 
 
 @torch.no_grad()
-def _decode_paths(model: Seq2Seq, source: torch.Tensor, lengths: torch.Tensor, max_lengths: torch.Tensor,
+def _decode_paths(model: EncoderDecoder, source: torch.Tensor, lengths: torch.Tensor, max_lengths: torch.Tensor,
                   prefix: torch.Tensor | None, choose: Chooser, scoring: Scoring,
                   min_lengths: torch.Tensor | None, alternatives: int,
-                  steering: torch.Tensor | None = None) -> list[Hypothesis]:
+                  steering: torch.Tensor | None = None, heads: HeadSettings = NO_HEAD_SETTINGS) -> list[Hypothesis]:
     """Follow one path per row, picking each token with ``choose`` (log_probs [N, V] -> ids [N])."""
-    memory, state = model.encode(source, lengths)
+    memory, state = model.encode(source, lengths, heads=heads)
     rows = source.size(0)
     previous = torch.full((rows,), BOS_ID, dtype=torch.long)
     done = torch.zeros(rows, dtype=torch.bool)
@@ -270,13 +284,13 @@ def _decode_paths(model: Seq2Seq, source: torch.Tensor, lengths: torch.Tensor, m
     return [history.hypothesis(row, int(lengths[row]), scoring) for row in range(rows)]
 
 
-def greedy(model: Seq2Seq, source: torch.Tensor, lengths: torch.Tensor, max_lengths: torch.Tensor,
+def greedy(model: EncoderDecoder, source: torch.Tensor, lengths: torch.Tensor, max_lengths: torch.Tensor,
            prefix: torch.Tensor | None = None, scoring: Scoring = Scoring(),
            min_lengths: torch.Tensor | None = None, alternatives: int = 0,
-           steering: torch.Tensor | None = None) -> list[Hypothesis]:
+           steering: torch.Tensor | None = None, heads: HeadSettings = NO_HEAD_SETTINGS) -> list[Hypothesis]:
     """Most probable token at every step; one hypothesis per sentence."""
     return _decode_paths(model, source, lengths, max_lengths, prefix, lambda lp: lp.argmax(-1), scoring,
-                         min_lengths, alternatives, steering)
+                         min_lengths, alternatives, steering, heads)
 
 
 def filter_for_sampling(log_probs: torch.Tensor, temperature: float, top_k: int, top_p: float) -> torch.Tensor:
@@ -294,11 +308,11 @@ def filter_for_sampling(log_probs: torch.Tensor, temperature: float, top_k: int,
     return scores
 
 
-def sample(model: Seq2Seq, source: torch.Tensor, lengths: torch.Tensor, max_lengths: torch.Tensor,
+def sample(model: EncoderDecoder, source: torch.Tensor, lengths: torch.Tensor, max_lengths: torch.Tensor,
            samples: int, temperature: float, top_k: int, top_p: float, generator: torch.Generator,
            prefix: torch.Tensor | None = None, scoring: Scoring = Scoring(),
            min_lengths: torch.Tensor | None = None, alternatives: int = 0,
-           steering: torch.Tensor | None = None) -> list[list[Hypothesis]]:
+           steering: torch.Tensor | None = None, heads: HeadSettings = NO_HEAD_SETTINGS) -> list[list[Hypothesis]]:
     """``samples`` random outputs per sentence, best normalised score first.
 
     Tokens are drawn from the filtered, temperature-scaled distribution; the log-probabilities
@@ -313,17 +327,17 @@ def sample(model: Seq2Seq, source: torch.Tensor, lengths: torch.Tensor, max_leng
     hypotheses = _decode_paths(model, source[index], lengths[index], max_lengths[index],
                                None if prefix is None else prefix[index], choose, scoring,
                                None if min_lengths is None else min_lengths[index], alternatives,
-                               None if steering is None else steering[index])
+                               None if steering is None else steering[index], heads)
     return [sorted(hypotheses[b * samples:(b + 1) * samples], key=lambda h: -h.normalized_score)
             for b in range(source.size(0))]
 
 
 @torch.no_grad()
-def beam_search(model: Seq2Seq, source: torch.Tensor, lengths: torch.Tensor, max_lengths: torch.Tensor,
+def beam_search(model: EncoderDecoder, source: torch.Tensor, lengths: torch.Tensor, max_lengths: torch.Tensor,
                 beam_size: int, nbest: int = 1, scoring: Scoring = Scoring(), no_repeat_ngram: int = 0,
                 prefix: torch.Tensor | None = None, min_lengths: torch.Tensor | None = None,
-                alternatives: int = 0, steering: torch.Tensor | None = None
-                ) -> tuple[list[list[Hypothesis]], list[list[BeamStep]]]:
+                alternatives: int = 0, steering: torch.Tensor | None = None,
+                heads: HeadSettings = NO_HEAD_SETTINGS) -> tuple[list[list[Hypothesis]], list[list[BeamStep]]]:
     """Beam search over B sentences x K beams at once (rows b*K .. b*K+K-1 belong to sentence b).
 
     At each step the 2K best continuations of the K live beams are scored together; the K best
@@ -334,9 +348,9 @@ def beam_search(model: Seq2Seq, source: torch.Tensor, lengths: torch.Tensor, max
     Returns, per sentence, up to ``nbest`` hypotheses (best normalised score first) and the trace.
     """
     batch, k = source.size(0), beam_size
-    memory, state = model.encode(source, lengths)
+    memory, state = model.encode(source, lengths, heads=heads)
     rows = torch.arange(batch).repeat_interleave(k)  # sentence of each beam row
-    memory, state = memory.select(rows), select_state(state, rows)
+    memory, state = memory.select(rows), state.select(rows)
     row_max_lengths = max_lengths[rows]
     row_prefix = None if prefix is None else prefix[rows]
     row_min_lengths = None if min_lengths is None else min_lengths[rows]
@@ -401,7 +415,7 @@ def beam_search(model: Seq2Seq, source: torch.Tensor, lengths: torch.Tensor, max
         history = history.reorder(parent_rows).append(
             alive_tokens.view(-1), top_logprobs.gather(1, alive_position).view(-1), alive_parents.view(-1),
             None if alphas is None else alphas[parent_rows], top_values[parent_rows], top_ids[parent_rows])
-        state = select_state(state, parent_rows)
+        state = state.select(parent_rows)
         scores = alive_scores.view(-1).clone()
         previous = alive_tokens.view(-1)
 
@@ -423,8 +437,9 @@ def beam_search(model: Seq2Seq, source: torch.Tensor, lengths: torch.Tensor, max
 
 
 @torch.no_grad()
-def force_decode(model: Seq2Seq, source: torch.Tensor, lengths: torch.Tensor, targets: list[list[int]],
-                 scoring: Scoring = Scoring(), alternatives: int = 0) -> list[Hypothesis]:
+def force_decode(model: EncoderDecoder, source: torch.Tensor, lengths: torch.Tensor, targets: list[list[int]],
+                 scoring: Scoring = Scoring(), alternatives: int = 0, heads: HeadSettings = NO_HEAD_SETTINGS
+                 ) -> list[Hypothesis]:
     """Score given targets (ids ending in </s>) with one teacher-forced pass.
 
     Returns one hypothesis per sentence with the model's log-probability of each target token
@@ -436,7 +451,7 @@ def force_decode(model: Seq2Seq, source: torch.Tensor, lengths: torch.Tensor, ta
     target_in = torch.full((len(targets), width), PAD_ID, dtype=torch.long)
     for row, target in enumerate(targets):
         target_in[row, : len(target)] = torch.tensor([BOS_ID] + target[:-1])
-    logits, alphas = model(source, lengths, target_in)
+    logits, alphas = model(source, lengths, target_in, heads=heads)
     logits = logits.float()
     logits[:, :, NEVER_OUTPUT] = NEG_INF
     log_probs = torch.log_softmax(logits, dim=-1)

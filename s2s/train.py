@@ -43,6 +43,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from .alignment import aligned_pairs, forced_alignment_accuracy
+from .architectures import build_model
 from .card import write_card
 from .checkpoint import METRICS_FILE, TOKENIZER_FILE, atomic_write, read_metrics, save_model, write_json
 from .config import ModelConfig, TrainConfig, from_dict, read_json
@@ -53,7 +54,7 @@ from .distributed import stop as stop_cluster
 from .evaluate import corpus_scores
 from .familiarity import length_profile
 from .hardware import autocast, check_precision
-from .model import Seq2Seq, evaluating
+from .model import EncoderDecoder, evaluating
 from .tokenizer import BOS_ID, PAD_ID, Tokenizer
 from .toy import read_alignments
 from .translator import DecodeSettings, Translator
@@ -97,7 +98,7 @@ def learning_rate(config: TrainConfig, progress: Progress) -> float:
     return max(config.min_lr, config.lr * progress.lr_scale) * warmup
 
 
-def scheduled_inputs(model: Seq2Seq, batch: Batch, ratio: float, generator: torch.Generator) -> torch.Tensor:
+def scheduled_inputs(model: EncoderDecoder, batch: Batch, ratio: float, generator: torch.Generator) -> torch.Tensor:
     """Decoder inputs [B, T] where each gold token after <s> is replaced by the model's own
     previous prediction with probability 1 - ratio (first pass, no gradient)."""
     if ratio >= 1.0:
@@ -124,7 +125,7 @@ def batch_loss(model: torch.nn.Module, batch: Batch, target_in: torch.Tensor, la
 
 
 @torch.no_grad()
-def dev_loss(model: Seq2Seq, batches: Sequence[Batch]) -> float:
+def dev_loss(model: EncoderDecoder, batches: Sequence[Batch]) -> float:
     """Cross-entropy per target token on the dev set, without label smoothing (call it under
     ``evaluating(model)``: validation owns the mode)."""
     total, tokens = 0.0, 0
@@ -160,7 +161,7 @@ def probe_snapshot(translator: Translator, probe: str, step: int) -> dict[str, A
             "attention": None if attention is None else [[round(a, 4) for a in row] for row in attention]}
 
 
-def _save_state(out: Path, model: Seq2Seq, optimizer: torch.optim.Optimizer, progress: Progress,
+def _save_state(out: Path, model: EncoderDecoder, optimizer: torch.optim.Optimizer, progress: Progress,
                 generator: torch.Generator, cluster: Cluster) -> None:
     """Rank 0 writes the state; the random-number states of every rank go with it."""
     cuda_rng = torch.cuda.get_rng_state(cluster.device) if cluster.device.type == "cuda" else None
@@ -251,7 +252,7 @@ def _train(cluster: Cluster, model_config: ModelConfig, config: TrainConfig, tra
     if not cluster.is_main:  # rank 0 has written (or kept) the tokenizer and the architecture
         tokenizer, model_config = _read_output(out)
     torch.manual_seed(config.seed)
-    model = Seq2Seq(model_config).to(device)
+    model = build_model(model_config).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     progress = Progress()
     generator = torch.Generator().manual_seed(config.seed)  # scheduled-sampling draws

@@ -27,7 +27,7 @@ from . import search
 from .checkpoint import load_model, read_metrics
 from .data import pad
 from .familiarity import unfamiliar_notes
-from .model import Seq2Seq, evaluating
+from .model import EncoderDecoder, evaluating
 from .saliency import DEFAULT_MEMORY_BUDGET, DEFAULT_STEPS, rank_correlation, source_saliency
 from .search import BeamStep, Hypothesis
 from .tokenizer import EOS_ID, EOS_PIECE, Tokenizer, merge_pieces, word_spans
@@ -149,7 +149,7 @@ class Translator:
     """A model with its tokenizer: translates text and explains how. Every model call runs in
     eval mode and leaves the model's mode as it found it (training validates with its own model)."""
 
-    def __init__(self, model: Seq2Seq, tokenizer: Tokenizer, name: str = "model",
+    def __init__(self, model: EncoderDecoder, tokenizer: Tokenizer, name: str = "model",
                  metrics: dict[str, Any] | None = None, memory_budget: int = DEFAULT_MEMORY_BUDGET) -> None:
         self.model = model
         self.memory_budget = memory_budget  # bytes one search may hold (see decode_bytes)
@@ -171,7 +171,7 @@ class Translator:
 
     @property
     def has_attention(self) -> bool:
-        return self.model.config.attention != "none"
+        return self.model.has_attention
 
     def translate(self, text: str, settings: DecodeSettings | None = None, **overrides: Any) -> dict[str, Any]:
         """Translate one text; see ``translate_batch`` for the result."""

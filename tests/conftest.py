@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from s2s.config import ModelConfig
-from s2s.model import Seq2Seq
+from s2s.architectures import build_model
+from s2s.model import EncoderDecoder
 from s2s.tokenizer import Tokenizer
 from s2s.translator import Translator
 
@@ -59,13 +60,13 @@ def tokenizer() -> Tokenizer:
 
 
 def random_model(vocab_size: int, attention: str = "bahdanau", rnn_type: str = "gru", seed: int = 0,
-                 scale: float = 1.0, **overrides) -> Seq2Seq:
+                 scale: float = 1.0, **overrides) -> EncoderDecoder:
     """A small model with random weights; ``scale`` sharpens its output distributions."""
     torch.manual_seed(seed)
     config = ModelConfig(**{"vocab_size": vocab_size, "embedding_dim": 16, "encoder_hidden": 12,
                             "decoder_hidden": 24,  # 24 = 2 * 12, as luong-dot needs
                             "attention": attention, "rnn_type": rnn_type, "dropout": 0.0, **overrides})
-    model = Seq2Seq(config)
+    model = build_model(config)
     with torch.no_grad():
         for parameter in model.parameters():
             parameter.mul_(scale)

@@ -209,9 +209,9 @@ def test_bfloat16_output_layer_scores_like_float32_and_leaves_search_working() -
     previous = torch.tensor([[EOS_ID, 5, 6]] * len(SOURCES))
     memory, state = model.encode(source, lengths)
     with torch.no_grad():
-        expected, _, _ = model.decoder(previous, state, memory)
+        expected, _, _ = model.step(previous, state, memory)
         model.use_bfloat16_output()
-        logits, _, _ = model.decoder(previous, state, memory)
+        logits, _, _ = model.step(previous, state, memory)
     assert logits.dtype == torch.float32
     assert torch.allclose(logits, expected, rtol=0.02, atol=0.05)
     rescored = search.greedy(model, source, lengths, max_lengths)
@@ -283,8 +283,8 @@ def test_a_one_hot_steering_changes_that_step_s_context_and_only_from_there() ->
     steer = torch.full((1, 3, 5), float("nan"))
     steer[0, 1] = torch.tensor([0.0, 0.0, 1.0, 0.0, 0.0])
     with torch.no_grad():
-        free_logits, _, free_alphas = model.decoder(previous, state, memory)
-        logits, _, alphas = model.decoder(previous, state, memory, steer)
+        free_logits, _, free_alphas = model.step(previous, state, memory)
+        logits, _, alphas = model.step(previous, state, memory, steer)
     assert torch.equal(alphas[0, 1], steer[0, 1]) and torch.equal(alphas[0, [0, 2]], free_alphas[0, [0, 2]])
     assert torch.equal(logits[0, 0], free_logits[0, 0])  # steps before are untouched
     assert not torch.allclose(logits[0, 1], free_logits[0, 1])  # the step's context vector changed
