@@ -74,6 +74,8 @@ def render_card(metrics: dict[str, Any], name: str) -> str:
                         [("words", "source words"), ("sentences", "sentences")] + [(m, f"BLEU {m}") for m in models])
         if by_length.get("figure"):
             lines += ["", f"Figure: `{by_length['figure']}`"]
+    if metrics.get("head_importance"):
+        lines += ["", *_head_importance_lines(metrics["head_importance"])]
     if metrics.get("speed"):
         lines += ["", "## Speed", ""] + [f"- {label}: {value}" for label, value in metrics["speed"].items()]
     for title, key in (("Known weaknesses", "weaknesses"), ("Notes", "notes")):
@@ -108,3 +110,18 @@ def _architecture_line(model: dict[str, Any]) -> str:
             f"({model.get('encoder_hidden')} per direction), {model.get('decoder_layers')}-layer decoder "
             f"({model.get('decoder_hidden')}), attention `{model.get('attention')}`, embeddings "
             f"{model.get('embedding_dim')}, {shared}")
+
+
+def _head_importance_lines(table: dict[str, Any]) -> list[str]:
+    """The card's head-importance section: one row per layer, one column per head, each cell the
+    BLEU lost when that head alone is off (``python -m s2s heads``)."""
+    lines = [f"## Head importance ({table.get('split', 'dev')}, {table.get('decoding')}, baseline BLEU "
+             f"{table.get('baseline_bleu')})", "",
+             "BLEU lost when one head alone is switched off (Michel et al. 2019); negative: better without it. "
+             "Measured with `python -m s2s heads`.", ""]
+    rows: dict[str, dict[str, Any]] = {}
+    for name, values in table.get("heads", {}).items():
+        kind, layer, head = name.split(".")
+        rows.setdefault(f"{kind} {layer}", {"layer": f"{kind} {layer}"})[f"head {head}"] = values["loss"]
+    columns = sorted({key for row in rows.values() for key in row if key != "layer"})
+    return lines + _table(list(rows.values()), [("layer", "attention, layer")] + [(c, c) for c in columns])

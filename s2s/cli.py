@@ -17,6 +17,7 @@ from typing import Any, Sequence
 from .card import update_metrics
 from .checkpoint import read_metrics
 from .config import ModelConfig, TrainConfig, from_dict, read_json
+from .data import group_references, read_pairs
 from .saliency import METHODS
 from .toy import DEV_PAIRS, TASK_EXAMPLES, TASKS, TRAIN_PAIRS, write_task
 from .translator import DecodeSettings, Translator, make_settings
@@ -94,6 +95,14 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--batch-size", type=int, default=64)
     evaluate.add_argument("--save-as", metavar="NAME", help="store the table in metrics.json and the model card")
     evaluate.add_argument("--outputs", type=Path, help="write the outputs of each row to FILE.<decoding>.txt")
+
+    heads = commands.add_parser("heads", help="each Transformer head's importance: dev BLEU lost without it",
+                                description="Switch each attention head off alone and measure the greedy BLEU "
+                                            "lost on --data; stores the table in metrics.json and the card.")
+    _model_options(heads)
+    heads.add_argument("--data", nargs="+", type=Path, required=True, metavar="FILE", help="TSV or SRC TGT")
+    heads.add_argument("--batch-size", type=int, default=64)
+    heads.add_argument("--split", default="dev", help="the data's name in the card (default: dev)")
 
     toy = commands.add_parser("toy-data", help="write a toy task's train/dev TSV and gold alignments",
                               description="Generate a toy task with a known alignment (see s2s.toy): "
@@ -209,6 +218,17 @@ def run_evaluate(args: argparse.Namespace) -> None:
         update_metrics(args.model, {"evaluation": evaluation})
 
 
+def run_heads(args: argparse.Namespace) -> None:
+    from .head_importance import head_importance
+
+    translator = Translator.load(args.model, bfloat16_output=args.bf16_output)
+    sources, references = group_references(read_pairs(args.data))
+    table = head_importance(translator, sources, references, args.batch_size,
+                            on_head=lambda name, loss: print(f"{name:<14} BLEU lost {loss:+.2f}", flush=True))
+    print(f"baseline greedy BLEU {table['baseline_bleu']:.2f} on {len(sources)} sources")
+    update_metrics(args.model, {"head_importance": table | {"split": args.split}})
+
+
 def run_toy_data(args: argparse.Namespace) -> None:
     paths = write_task(args.task, args.out, args.train_size, args.dev_size, args.seed)
     print(f"wrote {', '.join(str(path) for path in paths.values())}\n"
@@ -249,6 +269,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             run_translate(args)
         elif args.command == "evaluate":
             run_evaluate(args)
+        elif args.command == "heads":
+            run_heads(args)
         elif args.command == "toy-data":
             run_toy_data(args)
         elif args.command == "serve":

@@ -26,11 +26,13 @@ import torch
 from . import search
 from .checkpoint import load_model, read_metrics
 from .data import pad
+from .config import MODEL_SIZE_LIMITS
 from .familiarity import unfamiliar_notes
+from .heads import HeadSettings, parse_heads
 from .model import EncoderDecoder, evaluating
 from .saliency import DEFAULT_MEMORY_BUDGET, DEFAULT_STEPS, rank_correlation, source_saliency
 from .search import BeamStep, Hypothesis
-from .tokenizer import EOS_ID, EOS_PIECE, Tokenizer, merge_pieces, word_spans
+from .tokenizer import BOS_ID, EOS_ID, EOS_PIECE, Tokenizer, merge_pieces, word_spans
 
 STRATEGIES = ("greedy", "beam", "sample")
 MAX_BEAM_SIZE = 64
@@ -40,6 +42,7 @@ MAX_SENTENCES = 50
 MAX_TARGET_LEN = 256  # hard cap on output tokens, whatever the ratio says
 WORD_WINDOW = 4  # pieces before a candidate that decide whether it starts a word (trace_dicts)
 MAX_ALTERNATIVES = 20
+MAX_HEADS_OFF_CHARS = 2000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,6 +68,9 @@ class DecodeSettings:
     prefix: str = ""  # forced start of the output (of every sentence), taken as whole pieces
     split_sentences: bool = True  # translate each sentence of the text on its own
     alternatives: int = 5  # the model's top pieces recorded at each output position; 0 = none
+    heads_off: str = ""  # Transformer heads switched off, "KIND.LAYER.HEAD, ..." (KIND: encoder, decoder, cross)
+    steer_layer: int = -1  # Transformer: the cross-attention layer a steering edit replaces (-1 = the last)
+    steer_head: int = -1  # Transformer: the head of that layer it replaces (-1 = every head)
 
     def validate(self) -> "DecodeSettings":
         def check(name: str, low: float, high: float, integer: bool) -> None:
@@ -94,7 +100,17 @@ class DecodeSettings:
             raise ValueError(f"prefix must be a string of at most {MAX_INPUT_CHARS} characters")
         if not isinstance(self.split_sentences, bool):
             raise ValueError(f"split_sentences must be true or false, got {self.split_sentences!r}")
+        if not isinstance(self.heads_off, str) or len(self.heads_off) > MAX_HEADS_OFF_CHARS:
+            raise ValueError(f"heads_off must be a string of at most {MAX_HEADS_OFF_CHARS} characters")
+        parse_heads(self.heads_off)
+        check("steer_layer", -1, MODEL_SIZE_LIMITS["decoder_layers"] - 1, True)
+        check("steer_head", -1, MODEL_SIZE_LIMITS["attention_heads"] - 1, True)
         return self
+
+    @property
+    def heads(self) -> HeadSettings:
+        """The head controls these settings ask for (checked against a model by ``HeadSettings.check``)."""
+        return HeadSettings(parse_heads(self.heads_off), self.steer_layer, self.steer_head)
 
 
 EMPTY_MESSAGE = "Empty input: type a sentence to translate."
@@ -189,10 +205,13 @@ class Translator:
 
         Each result: ``source``, ``text`` (the best output of each sentence, joined),
         ``sentences`` (each with ``source``, ``source_pieces`` (</s> included), ``source_words``, ``hypotheses``
-        and ``trace``), ``settings``, ``warnings``, ``message``, ``time_ms``. A hypothesis has
+        and ``trace``; a Transformer's also ``encoder_attention`` and ``decoder_attention``, see
+        ``_add_self_attention``), ``settings``, ``warnings``, ``message``, ``time_ms``. A hypothesis has
         ``text``, ``pieces``, ``words`` (each ``{text, pieces}``: the piece indices of each word,
         by ``tokenizer.merge_pieces``, the one rule every view groups by), ``ids``, ``token_logprobs``, ``score``, ``normalized_score``,
-        ``attention`` [len(pieces)][len(source_pieces)] or None, ``finished``, ``parent_slots``
+        ``attention`` [len(pieces)][len(source_pieces)] or None (a Transformer's: the average over
+        heads of its last layer), ``head_attention`` (a Transformer's cross-attention of every layer
+        and head, [layers][heads][len(pieces)][len(source_pieces)]; None for the RNN), ``finished``, ``parent_slots``
         (beam search's back-pointer of each piece: the beam slot its prefix held after the previous
         step, see ``search.Hypothesis``; empty for other strategies), ``alternatives`` (per position, the model's top pieces as ``{id, piece, logprob}``) and
         ``forced`` (how many leading pieces were forced: ``redecode``'s prefix, else 0);
@@ -212,6 +231,7 @@ class Translator:
             for sentence, (hypotheses, trace) in zip(chunk, outputs):
                 sentence["hypotheses"] = [self.hypothesis_dict(h, forced=len(prefix_ids)) for h in hypotheses]
                 sentence["trace"] = self.trace_dicts(trace)
+            self._add_self_attention(chunk, settings)
         elapsed_ms = (time.perf_counter() - started) * 1000.0
         for result in results:
             for sentence in result["sentences"]:
@@ -220,11 +240,31 @@ class Translator:
             result["time_ms"] = elapsed_ms
         return results
 
+    @torch.inference_mode()
+    def _add_self_attention(self, sentences: list[dict[str, Any]], settings: DecodeSettings) -> None:
+        """A Transformer's self-attention for the shown (best) hypothesis of each sentence, from one
+        teacher-forced pass: ``encoder_attention`` [layers][heads][S][S] over ``source_pieces`` and
+        ``decoder_attention`` [layers][heads][T][T] over the best hypothesis's pieces (row t: what
+        the decoder read, <s> and the pieces before t, while choosing piece t). RNN sentences get
+        neither."""
+        if self.model.config.arch != "transformer":
+            return
+        source = pad([s["ids"] + [EOS_ID] for s in sentences])
+        targets = [s["hypotheses"][0]["ids"] for s in sentences]
+        target_in = pad([[BOS_ID] + t[:-1] for t in targets])
+        with evaluating(self.model):
+            encoder, decoder = self.model.self_attention(source, target_in, settings.heads)
+        for row, (sentence, target) in enumerate(zip(sentences, targets)):
+            s, t = len(sentence["ids"]) + 1, len(target)
+            sentence["encoder_attention"] = encoder[row, :, :, :s, :s].tolist()
+            sentence["decoder_attention"] = decoder[row, :, :, :t, :t].tolist()
+
     def decode_bytes(self, settings: DecodeSettings, sentences: int, source_length: int, prefix_length: int = 0) -> int:
         """An upper bound on the memory one search holds for ``sentences`` sentences of at most
         ``source_length`` pieces (</s> included), in bytes, known before it starts: per decoder row
         (beams or samples of a sentence) the step's log-probabilities over the vocabulary and their
-        constrained and ranked copies, and the histories a hypothesis carries (attention, the top
+        constrained and ranked copies, the encoder's memory (and a Transformer's key/value cache), and
+        the histories a hypothesis carries (attention, every head's for a Transformer, the top
         alternatives, ids and log-probabilities) at the longest output allowed, twice over for the
         reordering copies and the finished hypotheses."""
         rows = sentences * {"greedy": 1, "beam": settings.beam_size, "sample": settings.nbest}[settings.strategy]
@@ -232,8 +272,13 @@ class Translator:
                                                               + settings.max_length_extra)))
         config = self.model.config
         per_step = config.vocab_size * 4
-        history = steps * (source_length + 2 * settings.alternatives + 3) * 2
-        encoder = source_length * (2 * config.encoder_hidden + config.decoder_hidden)
+        if config.arch == "transformer":  # every head's attention; cross keys and values, the growing cache
+            attended = source_length * config.decoder_layers * config.attention_heads
+            encoder = (3 * source_length + 2 * steps) * config.embedding_dim * config.decoder_layers
+        else:
+            attended = source_length
+            encoder = source_length * (2 * config.encoder_hidden + config.decoder_hidden)
+        history = steps * (attended + 2 * settings.alternatives + 3) * 2
         return rows * (per_step + history + encoder) * 4
 
     def check_budget(self, settings: DecodeSettings, source_length: int, prefix_length: int = 0) -> None:
@@ -285,10 +330,12 @@ class Translator:
         (sentence,) = result["sentences"]
         self.check_budget(settings, len(sentence["ids"]) + 1, len(prefix_ids))
         steered = self.steering_tensor(steering or {}, len(sentence["source_pieces"]))
-        ((hypotheses, trace),) = self._decode([sentence.pop("ids")], prefix_ids, settings,
+        ((hypotheses, trace),) = self._decode([sentence["ids"]], prefix_ids, settings,
                                               sampling_generator(settings), steered)
         sentence["hypotheses"] = [self.hypothesis_dict(h, forced=len(prefix_ids)) for h in hypotheses]
         sentence["trace"] = self.trace_dicts(trace)
+        self._add_self_attention([sentence], settings)
+        sentence.pop("ids")
         sentence["prefix"] = self.tokenizer.decode(prefix_ids)
         sentence["steered"] = sorted(steering or {})
         return sentence
@@ -363,7 +410,7 @@ class Translator:
         scoring = search.Scoring(alpha=settings.alpha, beta=settings.coverage_penalty)
         with evaluating(self.model):
             (forced,) = search.force_decode(self.model, torch.tensor([source_ids]), torch.tensor([len(source_ids)]),
-                                            [target_ids + [EOS_ID]], scoring, settings.alternatives)
+                                            [target_ids + [EOS_ID]], scoring, settings.alternatives, settings.heads)
         sentence["hypotheses"] = [self.hypothesis_dict(forced, forced=len(target_ids) + 1)]
         sentence["warnings"] = result["warnings"]
         return sentence
@@ -487,16 +534,16 @@ class Translator:
         """The strategy of ``settings`` over source [B, S] (see ``s2s.search``)."""
         if settings.strategy == "greedy":
             hypotheses = search.greedy(self.model, source, lengths, max_lengths, prefix, scoring, min_lengths,
-                                       settings.alternatives, steering)
+                                       settings.alternatives, steering, settings.heads)
             return [([h], None) for h in hypotheses]
         if settings.strategy == "sample":
             samples = search.sample(self.model, source, lengths, max_lengths, settings.nbest, settings.temperature,
                                     settings.top_k, settings.top_p, generator, prefix, scoring, min_lengths,
-                                    settings.alternatives, steering)
+                                    settings.alternatives, steering, settings.heads)
             return [(h, None) for h in samples]
         beams, traces = search.beam_search(self.model, source, lengths, max_lengths, settings.beam_size,
                                            settings.nbest, scoring, settings.no_repeat_ngram, prefix, min_lengths,
-                                           settings.alternatives, steering)
+                                           settings.alternatives, steering, settings.heads)
         return list(zip(beams, traces))
 
     def hypothesis_dict(self, hypothesis: Hypothesis, forced: int = 0) -> dict[str, Any]:
@@ -512,6 +559,7 @@ class Translator:
             "score": hypothesis.score,
             "normalized_score": hypothesis.normalized_score,
             "attention": None if hypothesis.attention is None else hypothesis.attention.tolist(),
+            "head_attention": None if hypothesis.head_attention is None else hypothesis.head_attention.tolist(),
             "finished": hypothesis.finished,
             "parent_slots": hypothesis.parent_slots,
             "alternatives": [[{"id": piece_id, "piece": piece, "logprob": logprob}

@@ -85,6 +85,10 @@ def reverse_data(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
             write_tsv(folder / "dev.tsv", reverse_task(30, seed=2)))
 
 
+# The layers and heads of a tiny Transformer (with TINY_TRAIN_OPTIONS' embedding size 24).
+TINY_TRANSFORMER_OPTIONS = ["--arch", "transformer", "--encoder-layers", "2", "--decoder-layers", "2",
+                            "--attention-heads", "4", "--feedforward-dim", "32"]
+ARCHITECTURE_OPTIONS = {"rnn": [], "transformer": TINY_TRANSFORMER_OPTIONS}
 TINY_TRAIN_OPTIONS = ["--vocab-size", "60", "--embedding-dim", "24", "--encoder-hidden", "24",
                       "--decoder-hidden", "32", "--batch-tokens", "300", "--warmup-steps", "5",
                       "--lr", "0.01", "--dropout", "0.0", "--no-progress", "--threads", "1"]

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.conftest import TINY_TRAIN_OPTIONS
+from tests.conftest import ARCHITECTURE_OPTIONS, TINY_TRAIN_OPTIONS
 
 ROOT = Path(__file__).resolve().parent.parent
 COMMON = [*TINY_TRAIN_OPTIONS, "--valid-every", "20", "--seed", "3"]
@@ -38,10 +38,12 @@ def weights(out: Path) -> dict[str, torch.Tensor]:
     return torch.load(out / "train_state.pt", weights_only=True)["model"]
 
 
-def test_two_processes_learn_what_one_process_learns(reverse_data: tuple[Path, Path], tmp_path: Path) -> None:
+@pytest.mark.parametrize("arch", sorted(ARCHITECTURE_OPTIONS))
+def test_two_processes_learn_what_one_process_learns(reverse_data: tuple[Path, Path], tmp_path: Path,
+                                                     arch: str) -> None:
     # Without dropout or scheduled sampling the two runs see the same global batches and the same
     # arithmetic but for the order of the gradient sum across the two processes.
-    options = [*COMMON, "--max-steps", "40", "--dropout", "0.0", "--teacher-forcing", "1.0"]
+    options = [*COMMON, *ARCHITECTURE_OPTIONS[arch], "--max-steps", "40", "--dropout", "0.0", "--teacher-forcing", "1.0"]
     run(train_command(reverse_data, tmp_path / "one", 1, *options))
     run(train_command(reverse_data, tmp_path / "two", 2, *options))
     one, two = weights(tmp_path / "one"), weights(tmp_path / "two")
@@ -52,9 +54,11 @@ def test_two_processes_learn_what_one_process_learns(reverse_data: tuple[Path, P
     assert log.count('"validation"') == 2 and (tmp_path / "two" / "README.md").exists()
 
 
+@pytest.mark.parametrize("arch", sorted(ARCHITECTURE_OPTIONS))
 def test_a_stopped_two_process_job_resumes_under_torchrun_exactly(reverse_data: tuple[Path, Path],
-                                                                  tmp_path: Path) -> None:
-    options = [*COMMON, "--dropout", "0.2", "--teacher-forcing", "0.6"]  # every step draws random numbers
+                                                                  tmp_path: Path, arch: str) -> None:
+    # Dropout and scheduled sampling: every step draws random numbers.
+    options = [*COMMON, *ARCHITECTURE_OPTIONS[arch], "--dropout", "0.2", "--teacher-forcing", "0.6"]
     run(train_command(reverse_data, tmp_path / "whole", 2, *options, "--max-steps", "80"))
     stopped = tmp_path / "stopped"
     log = (tmp_path / "stopped.log").open("w")

@@ -17,7 +17,7 @@ import torch
 
 import s2s.train
 from s2s.cli import main
-from tests.conftest import TINY_TRAIN_OPTIONS
+from tests.conftest import ARCHITECTURE_OPTIONS, TINY_TRAIN_OPTIONS
 
 ROOT = Path(__file__).resolve().parent.parent
 TOTAL_STEPS = 120
@@ -26,9 +26,10 @@ OPTIONS = [*TINY_TRAIN_OPTIONS, "--valid-every", "30", "--seed", "4", "--dropout
            "--teacher-forcing", "0.6", "--teacher-forcing-steps", "100"]
 
 
-def train_args(data: tuple[Path, Path], out: Path, *extra: str) -> list[str]:
+def train_args(data: tuple[Path, Path], out: Path, arch: str, *extra: str) -> list[str]:
     train, dev = data
-    return ["train", "--train", str(train), "--dev", str(dev), "--out", str(out), *OPTIONS, *extra]
+    return ["train", "--train", str(train), "--dev", str(dev), "--out", str(out), *OPTIONS,
+            *ARCHITECTURE_OPTIONS[arch], *extra]
 
 
 def resume_args(data: tuple[Path, Path], out: Path) -> list[str]:
@@ -52,19 +53,25 @@ def assert_same_training_state(run: Path, reference: Path) -> None:
         assert got["progress"][key] == expected["progress"][key], key
 
 
+@pytest.fixture(scope="module", params=sorted(ARCHITECTURE_OPTIONS))
+def arch(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
 @pytest.fixture(scope="module")
-def uninterrupted(reverse_data: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+def uninterrupted(reverse_data: tuple[Path, Path], arch: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("whole") / "model"
-    assert main(train_args(reverse_data, out, "--max-steps", str(TOTAL_STEPS))) == 0
+    assert main(train_args(reverse_data, out, arch, "--max-steps", str(TOTAL_STEPS))) == 0
     return out
 
 
 def test_a_time_limit_between_validations_resumes_exactly(reverse_data: tuple[Path, Path], uninterrupted: Path,
-                                                           tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+                                                           arch: str, tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     clock = itertools.count(step=0.01)  # a fake clock: every reading is 10 ms after the previous one
     monkeypatch.setattr(s2s.train.time, "perf_counter", lambda: next(clock))
     out = tmp_path / "model"
-    assert main(train_args(reverse_data, out, "--max-steps", str(TOTAL_STEPS), "--max-time", "0.6")) == 0
+    assert main(train_args(reverse_data, out, arch, "--max-steps", str(TOTAL_STEPS), "--max-time", "0.6")) == 0
     stopped = saved_state(out)["progress"]
     assert stopped["finished_reason"] == "max_time"
     assert 30 < stopped["step"] < TOTAL_STEPS and stopped["step"] % 30 != 0  # stopped between validations
@@ -73,8 +80,8 @@ def test_a_time_limit_between_validations_resumes_exactly(reverse_data: tuple[Pa
 
 
 @pytest.mark.parametrize("stop_at", [1, 47, 90])
-def test_sigterm_at_any_step_resumes_exactly(reverse_data: tuple[Path, Path], uninterrupted: Path, tmp_path: Path,
-                                             monkeypatch: pytest.MonkeyPatch, stop_at: int) -> None:
+def test_sigterm_at_any_step_resumes_exactly(reverse_data: tuple[Path, Path], uninterrupted: Path, arch: str,
+                                             tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stop_at: int) -> None:
     """The signal lands in the middle of a step (before its forward pass); the step finishes and
     training stops at the next step boundary with that state saved."""
     ratio = s2s.train.teacher_forcing_ratio
@@ -86,7 +93,7 @@ def test_sigterm_at_any_step_resumes_exactly(reverse_data: tuple[Path, Path], un
 
     monkeypatch.setattr(s2s.train, "teacher_forcing_ratio", ratio_then_signal)
     out = tmp_path / "model"
-    assert main(train_args(reverse_data, out, "--max-steps", str(TOTAL_STEPS))) == 0
+    assert main(train_args(reverse_data, out, arch, "--max-steps", str(TOTAL_STEPS))) == 0
     stopped = saved_state(out)["progress"]
     assert stopped["finished_reason"] == "interrupted" and stopped["step"] == stop_at + 1
     monkeypatch.setattr(s2s.train, "teacher_forcing_ratio", ratio)
@@ -95,9 +102,9 @@ def test_sigterm_at_any_step_resumes_exactly(reverse_data: tuple[Path, Path], un
 
 
 def test_sigkill_after_a_validation_resumes_exactly(reverse_data: tuple[Path, Path], uninterrupted: Path,
-                                                    tmp_path: Path) -> None:
+                                                    arch: str, tmp_path: Path) -> None:
     out = tmp_path / "model"
-    process = subprocess.Popen([sys.executable, "-m", "s2s", *train_args(reverse_data, out, "--max-steps", "100000")],
+    process = subprocess.Popen([sys.executable, "-m", "s2s", *train_args(reverse_data, out, arch, "--max-steps", "100000")],
                                cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 120

@@ -13,7 +13,7 @@ import torch
 
 import s2s
 from s2s.cli import main
-from tests.conftest import TINY_TRAIN_OPTIONS, reverse_task, write_tsv
+from tests.conftest import TINY_TRAIN_OPTIONS, TINY_TRANSFORMER_OPTIONS, reverse_task, write_tsv
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -236,3 +236,23 @@ def test_schedules() -> None:
     assert learning_rate(config, Progress(step=4)) == pytest.approx(5e-4)
     assert learning_rate(config, Progress(step=50)) == pytest.approx(1e-3)
     assert learning_rate(config, Progress(step=50, lr_scale=0.01)) == pytest.approx(1e-4)
+
+
+def test_a_transformer_trains_and_heads_measures_every_head_into_the_card(reverse_data: tuple[Path, Path],
+                                                                          tmp_path: Path) -> None:
+    train, dev = reverse_data
+    out = tmp_path / "transformer"
+    assert main(["train", "--train", str(train), "--dev", str(dev), "--out", str(out), "--max-steps", "40",
+                 "--valid-every", "20", "--seed", "3", *TINY_TRAIN_OPTIONS, *TINY_TRANSFORMER_OPTIONS]) == 0
+    assert json.loads((out / "config.json").read_text())["arch"] == "transformer"
+    assert "Transformer (pre-layer-norm" in (out / "README.md").read_text()
+    result = run_cli("heads", "--model", str(out), "--data", str(dev))
+    assert result.returncode == 0, result.stderr
+    table = json.loads((out / "metrics.json").read_text())["head_importance"]
+    assert len(table["heads"]) == 3 * 2 * 4  # encoder, decoder and cross heads of 2 layers x 4 heads
+    for name, row in table["heads"].items():
+        assert row["loss"] == pytest.approx(table["baseline_bleu"] - row["bleu"], abs=0.01), name
+    card = (out / "README.md").read_text()
+    assert "## Head importance" in card and "| cross 1 |" in card
+    rnn = run_cli("heads", "--model", str(ROOT / "checkpoints" / "en-fr"), "--data", str(dev))
+    assert rnn.returncode == 2 and "RNN" in rnn.stderr
