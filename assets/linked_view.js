@@ -1,4 +1,4 @@
-// The explorer's linked view (s2s/ui/linked_view.py), part 6 of 6, joined last: render() puts the
+// The explorer's linked view (s2s/ui/linked_view.py), part 7 of 7, joined last: render() puts the
 // views together (words, heatmap, tree, answers: lv_*.js), and the page's events change the one
 // selection state (lv_core.js) and redraw. `props.value` is the JSON text sent by the server
 // (view_value), read through viewValue(); the server functions answer JSON text too. Hover,
@@ -51,7 +51,7 @@ function render() {
     `<div class="lv-bar"><span class="lv-verdict">${verdictLine(value)}</span>` +
     `<label><input type="checkbox" class="lv-pieces"${state.pieces ? " checked" : ""}> pieces</label>` +
     `<label title="</s> is the end-of-sentence token; attention often rests on it"><input type="checkbox" ` +
-    `class="lv-hide-eos"${state.hideEos ? " checked" : ""}> hide &lt;/s&gt;</label></div>` +
+    `class="lv-hide-eos"${state.hideEos ? " checked" : ""}> hide &lt;/s&gt;</label>${headPicker(value)}</div>` +
     `<div class="lv-main${saliencyShown ? " lv-main-wide" : ""}"><div class="lv-left">` +
     `<div class="lv-source-line"><span class="lv-caption">Source</span>${sourceStrip(srcTokens, sourceWeights, salientWeights)}</div>` +
     `<div class="lv-cols">${columns}</div>` +
@@ -74,7 +74,9 @@ function render() {
     `<div class="lv-right-head">${matrix ? `<span class="lv-caption">Attention ` +
       `<button type="button" class="lv-export" data-format="svg" title="download this heatmap as SVG">SVG</button>` +
       `<button type="button" class="lv-export" data-format="png" title="download this heatmap as PNG">PNG</button>` +
-      `</span>` : ""}${saliencyBar(matrix)}</div></div></div>` + treeFor(value, outTokens, pinned);
+      `</span>` : ""}${saliencyBar(matrix)}</div>${headsPanel(value, hyp, outTokens, srcTokens)}</div></div>` +
+    treeFor(value, outTokens, pinned);
+  drawHeadGrid(root, value, hyp, outTokens, srcTokens);
   revealSelectedBranch(root);
   highlightFromSource(null);
   if (state.focusAlternatives) {
@@ -101,7 +103,14 @@ element.addEventListener("mouseover", (event) => {
 // word's alternatives with the focus in them, Escape closes them and returns to the word.
 element.addEventListener("keydown", (event) => {
   const out = event.target.closest(".lv-out:not(.lv-edited)");
-  if (event.key === "Escape" && state.pinned) {
+  if ((event.key === "Enter" || event.key === " ") && event.target.closest(".lv-head-canvas")) {
+    const { layer, head } = event.target.dataset;
+    pickHead(event.target);
+    render();
+    const again = element.querySelector(`.lv-head-canvas[data-layer="${layer}"][data-head="${head}"]`);
+    if (again) again.focus();
+    event.preventDefault();
+  } else if (event.key === "Escape" && state.pinned) {
     const { column, token } = state.pinned;
     unpin();
     render();
@@ -119,6 +128,11 @@ element.addEventListener("keydown", (event) => {
     if (next) next.focus();
     event.preventDefault();
   }
+});
+
+element.addEventListener("mousemove", (event) => {
+  const canvas = event.target.closest(".lv-head-canvas");
+  if (canvas) describeHeadCell(canvas, event);
 });
 
 element.addEventListener("mouseout", (event) => {
@@ -141,6 +155,15 @@ element.addEventListener("click", (event) => {
   }
   if (method) {
     if (!state.saliency.has(saliencyKey(method.dataset.method))) computeSaliency(method.dataset.method);
+    return;
+  }
+  if (target.closest(".lv-heads-go")) {
+    if (state.headsOff.size && !state.busy) switchHeadsOff();
+    return;
+  }
+  if (target.closest(".lv-head-canvas")) {
+    pickHead(target.closest(".lv-head-canvas"));
+    render();
     return;
   }
   const zoom = target.closest(".lv-zoom-in, .lv-zoom-out, .lv-zoom-fit");
@@ -202,7 +225,7 @@ element.addEventListener("click", (event) => {
       const hyp = hypothesisOf(viewValue(), state.column, state.hypothesis);
       const position = tokensOf(hyp)[state.pinned.token].pieces[0];
       const factor = state.steerMode === "boost" ? 3 : 0;
-      redecode({ weights: hyp.attention[position].map((w, j) => (pieces.includes(j) ? w * factor : w)) });
+      redecode({ weights: shownAttention(hyp)[position].map((w, j) => (pieces.includes(j) ? w * factor : w)) });
     }
     return;
   } else if (target.closest(".lv-src") && state.pinned) {
@@ -255,6 +278,15 @@ element.addEventListener("change", (event) => {
     state.steerMode = event.target.value;
   } else if (event.target.classList.contains("lv-hide-eos")) {
     state.hideEos = event.target.checked;
+  } else if (event.target.classList.contains("lv-head-pick")) {
+    const [layer, head] = event.target.value.split(".").map(Number);
+    state.head = { layer, head };
+  } else if (event.target.classList.contains("lv-head-kind")) {
+    state.headKind = event.target.value;
+    state.selfHead = null;
+  } else if (event.target.classList.contains("lv-head-off-box")) {
+    if (event.target.checked) state.headsOff.add(event.target.dataset.name);
+    else state.headsOff.delete(event.target.dataset.name);
   } else {
     return;
   }
@@ -271,7 +303,9 @@ watch("value", () => {
   const shared = Number.isInteger(linkedSelection) && linkedSelection > 0 && linkedSelection < second;
   Object.assign(state, { column: columns.length > 1 ? 1 : 0, hypothesis: shared ? linkedSelection : value ? value.selected || 0 : 0,
                          focus: null, pinned: null, edits: [], busy: false, message: "", steer: new Set(),
-                         saliency: new Map(), treeExpanded: false });
+                         saliency: new Map(), treeExpanded: false, headsOff: new Set(), selfHead: null });
+  if (value && value.heads && state.head.layer >= value.heads.decoder_layers) state.head = { layer: -1, head: -1 };
+  applyLinkedHead(value);
   linkedSelection = 0;  // only the first result opened from the link
   render();
 });

@@ -75,18 +75,25 @@ function editsPanel(srcTokens) {
         `${hyp.attention ? `<div class="lv-matrix lv-edit-matrix" tabindex="0">${heatmap(tokenMatrix(hyp.attention, tokens, srcTokens),
           tokens, srcTokens, null, "attention while reading your translation")}</div>` : ""}</div>`;
     }
-    const what = edit.steered ? `${escapeHtml(edit.steered)} at ${positionLabel(hyp, edit.sentence.steered[0])}` +
+    const what = edit.headsOff ? `heads off: ${escapeHtml(edit.headsOff.split(",").map((name) => {
+      const [kind, layer, head] = name.split(".");
+      return `${kind} ${headLabel(Number(layer), Number(head))}`;
+    }).join("; "))}` : edit.steered ? `${escapeHtml(edit.steered)} at ${positionLabel(hyp, edit.sentence.steered[0])}` +
       (edit.sentence.prefix ? ` after “${escapeHtml(edit.sentence.prefix)}”` : "") :
       `forced “${escapeHtml(edit.sentence.prefix)}”`;
-    const steeredRow = edit.sentence.steered.length ?
+    const steeredRow = edit.sentence.steered && edit.sentence.steered.length ?
       tokens.findIndex((t) => t.pieces.includes(edit.sentence.steered[0])) : null;
     const matrix = edit.steered ? heatmap(tokenMatrix(hyp.attention, tokens, srcTokens), tokens, srcTokens, steeredRow,
                                           `attention of edit ${n + 1}, the steered row marked`) : "";
+    // Without heads the model itself changed: its score of its own output is set beside the whole model's.
+    const verdict = edit.headsOff ? `${edit.sentence.hypotheses[0].text === edit.original.text ? "the same output" :
+      "a different output"}, scored ${hyp.normalized_score.toFixed(3)} by the model without them against ` +
+      `${edit.original.normalized_score.toFixed(3)} by the whole model` :
+      `the rest decoded again. Score ${hyp.normalized_score.toFixed(3)} against the original's ` +
+      `${edit.original.normalized_score.toFixed(3)} (${delta >= 0 ? "+" : ""}${delta.toFixed(3)}: the model ` +
+      `${delta > 0 ? "prefers the edit" : "preferred its own output"})`;
     return `<div class="lv-edit"><div class="lv-edit-head">Edit ${n + 1} (${escapeHtml(edit.label)}): ${what}, ` +
-           `the rest decoded again. Score ${hyp.normalized_score.toFixed(3)} ` +
-           `against the original's ${edit.original.normalized_score.toFixed(3)} ` +
-           `(${delta >= 0 ? "+" : ""}${delta.toFixed(3)}: the model ${delta > 0 ? "prefers the edit" :
-             "preferred its own output"}). <button type="button" class="lv-edit-close" data-edit="${n}" ` +
+           `${verdict}. <button type="button" class="lv-edit-close" data-edit="${n}" ` +
            `aria-label="remove this edit">×</button></div>` +
            `<div class="lv-strip">${outputStrip(-1, hyp, tokens, "lv-edited")}</div>` +
            `${matrix ? `<div class="lv-matrix lv-edit-matrix" tabindex="0">${matrix}</div>` : ""}</div>`;
@@ -105,8 +112,11 @@ async function redecode(change) {
   const phrase = { only: "looked only at", boost: "looked 3× more at", remove: "looked away from" }[state.steerMode];
   const steered = change.steer || change.weights ? `${phrase} “${chosenWords}”` : "";
   // The request leaves before the page redraws its busy state, so the two overlap.
+  // A Transformer's steering replaces the layer and head the heatmap shows (all of the layer's heads
+  // for its average).
+  const heads = hyp.head_attention ? { steer_layer: state.head.layer, steer_head: state.head.head } : {};
   const request = server.redecode({ model: value.model, source: value.source, ids: hyp.ids, position,
-                                    settings: column.settings, ...change });
+                                    settings: { ...column.settings, ...heads }, ...change });
   state.busy = true;
   state.message = "";
   render();

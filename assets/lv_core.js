@@ -1,4 +1,4 @@
-// The linked view, part 1 of 6: the one selection state every view reads, the server's value,
+// The linked view, part 1 of 7: the one selection state every view reads, the server's value,
 // and what all views share (colours, words, positions). The parts are joined in this order when the
 // page loads (s2s/ui/linked_view.py, VIEW_FILES); Gradio runs them as one body with `element`,
 // `props`, `server` and `watch` in scope.
@@ -18,7 +18,10 @@ function viewValue() {
 
 const state = { column: 1, hypothesis: 0, focus: null, pinned: null, pieces: false, hideEos: false,
                 edits: [], busy: false, message: "", steer: new Set(), steerMode: "only", saliency: new Map(),
-                focusAlternatives: false, treeZoom: 1, treeExpanded: false };
+                focusAlternatives: false, treeZoom: 1, treeExpanded: false,
+                // A Transformer's heads (lv_heads.js): the layer and head the heatmap shows (-1: the last
+                // layer, the average of its heads), the grid's kind, heads ticked off, a self-attention head enlarged.
+                head: { layer: -1, head: -1 }, headKind: "cross", headsOff: new Set(), selfHead: null };
 
 // How the chosen source words change the step's attention: only there (even), or the model's
 // own weights scaled there, renormalised.
@@ -138,6 +141,7 @@ function currentView(value) {
   const srcTokens = tokensOf(sourceOf(value));
   const hyp = hypothesisOf(value, state.column, state.hypothesis);
   const outTokens = tokensOf(hyp);
-  return { srcTokens, hyp, outTokens, matrix: tokenMatrix(hyp.attention, outTokens, srcTokens),
-           label: `attention of ${value.columns[state.column].label} hypothesis ${state.hypothesis + 1}: ${hyp.text}` };
+  return { srcTokens, hyp, outTokens, matrix: tokenMatrix(shownAttention(hyp), outTokens, srcTokens),
+           label: `attention${shownHeadLabel(hyp)} of ${value.columns[state.column].label} hypothesis ` +
+                  `${state.hypothesis + 1}: ${hyp.text}` };
 }

@@ -1,6 +1,7 @@
 // "Copy link" (s2s/ui/share.py): put the page's values in the address and copy it. Receives the
 // values of __NAMES__ in that order; settings equal to their default are left out of the link,
-// and the n-best row selected in the linked view goes in as `sel`.
+// and the n-best row selected in the linked view goes in as `sel`, a Transformer's layer and head
+// shown in its heatmap as `head` (LAYER.HEAD, HEAD "avg" for the average of the layer's heads).
 (...values) => {
   const names = __NAMES__;
   const defaults = __DEFAULTS__;
@@ -13,6 +14,13 @@
   });
   const selected = document.querySelector("#linked-view .lv-nbest-row.lv-selected");
   if (selected && selected.dataset.hypothesis !== "0") query.set("sel", selected.dataset.hypothesis);
+  // A Transformer's heatmap: the layer and head shown, unless the default (last layer's average).
+  const pick = document.querySelector("#linked-view .lv-head-pick");
+  if (pick) {
+    const lastLayer = pick.options[pick.options.length - 1].value.split(".")[0];
+    const [layer, head] = pick.value.split(".");
+    if (pick.value !== `${lastLayer}.-1`) query.set("head", `${layer}.${head === "-1" ? "avg" : head}`);
+  }
   const link = `${window.location.origin}${window.location.pathname}?${query.toString()}`;
   window.history.replaceState(null, "", link);
   // Say what happened, on the button itself: copied, or (no clipboard on a plain-http address) where

@@ -29,11 +29,11 @@ from ..plots import attention_heatmap, beam_tree, empty_figure, piece_label
 from ..saliency import DEFAULT_MEMORY_BUDGET
 from ..service import Service
 from ..toy import TASKS, generate
-from ..translator import DecodeSettings
+from ..translator import MAX_HEADS_OFF_CHARS, DecodeSettings
 from . import ASSETS
 from .api import WhatIf, as_gradio_errors, settings_from, signature_from_settings, whole
 from .exports import ExportFolder
-from .linked_view import linked_view, view_value
+from .linked_view import head_info, linked_view, view_value
 from .share import PAGE_FIELDS, restored_values, share_script
 from .train_tab import build_train_tab
 UI_MAX_BEAM = 16
@@ -159,11 +159,43 @@ def best_of(sentence: dict[str, Any] | None) -> dict[str, Any] | None:
     return sentence["hypotheses"][0] if sentence and sentence["hypotheses"] else None
 
 
-def heatmap_for(sentence: dict[str, Any] | None, index: int, title: str, merge_words: bool):
+AVERAGE_OF_HEADS = "avg"
+# Settings the linked view sets per request (a steering edit's layer and head), not page controls.
+LINKED_VIEW_SETTINGS = {"steer_layer", "steer_head"}
+
+
+def head_choices(model: str) -> list[tuple[str, str]]:
+    """A Transformer's heatmap choices as (label, "LAYER.HEAD") with HEAD "avg" for the average of
+    the layer's heads, the last layer's average first (what ``attention`` holds); [] for an RNN."""
+    info = head_info(service.translator(model)) if model in service.catalog.names() else None
+    if not info:
+        return []
+    layers, heads = info["decoder_layers"], info["heads"]
+    choices = [(f"layer {layers}, average of heads", f"{layers - 1}.{AVERAGE_OF_HEADS}")]
+    for layer in range(layers):
+        choices += [(f"layer {layer + 1}, head {head + 1}", f"{layer}.{head}") for head in range(heads)]
+        choices += [(f"layer {layer + 1}, average of heads", f"{layer}.{AVERAGE_OF_HEADS}")] if layer < layers - 1 else []
+    return choices
+
+
+def shown_attention(hypothesis: dict[str, Any], head: str | None) -> Any:
+    """The attention a heatmap shows: ``attention``, or for a Transformer the head ``head`` names
+    ("LAYER.HEAD", see ``head_choices``) of ``head_attention``."""
+    if not head or hypothesis.get("head_attention") is None:
+        return hypothesis["attention"]
+    layer_text, _, head_text = head.partition(".")
+    layers = hypothesis["head_attention"]
+    layer = layers[min(int(layer_text), len(layers) - 1)]
+    if head_text == AVERAGE_OF_HEADS:
+        return [[sum(column) / len(layer) for column in zip(*rows)] for rows in zip(*layer)]
+    return layer[min(int(head_text), len(layer) - 1)]
+
+
+def heatmap_for(sentence: dict[str, Any] | None, index: int, title: str, merge_words: bool, head: str | None = None):
     if not sentence or not sentence["hypotheses"]:
         return empty_figure("Nothing to show yet: type a sentence and press Translate.")
     hypothesis = sentence["hypotheses"][min(max(0, index), len(sentence["hypotheses"]) - 1)]
-    return attention_heatmap(sentence["source_pieces"], hypothesis["pieces"], hypothesis["attention"],
+    return attention_heatmap(sentence["source_pieces"], hypothesis["pieces"], shown_attention(hypothesis, head),
                              title, merge_words)
 
 
@@ -232,7 +264,7 @@ def render(view: View, merge_words: bool, classic: bool, page: Page) -> dict:
     shown = {
         page.verdict: verdict, page.status: status_markdown(view.second),
         page.linked: view_value(view.model, view.sentence, [("Greedy", view.greedy), (view.label, view.second)],
-                                view.selected),
+                                view.selected, head_info(service.translator(view.model))),
         page.sentence: gr.Radio(choices=choices, value=choices[min(view.sentence, count - 1)] if choices else None,
                                 visible=count > 1),
     }
@@ -298,16 +330,27 @@ def build_classic_views(page: "Page") -> gr.Accordion:
     return classic
 
 
-def compare_models(model_a: str, model_b: str, source: str, beam_size: float, alpha: float, merge: bool) -> list:
-    """The same input through two models with beam search; outputs and attention side by side."""
+def compare_models(model_a: str, model_b: str, source: str, beam_size: float, alpha: float, merge: bool,
+                   head_a: str | None = None, head_b: str | None = None) -> list:
+    """The same input through two models with beam search; outputs and attention side by side (a
+    Transformer's: the layer and head picked for its side)."""
     settings = settings_from({"strategy": "beam", "beam_size": beam_size, "alpha": alpha})
     outputs: list[Any] = []
     results = translate_all([(name, source, settings) for name in (model_a, model_b)])
-    for name, result in zip((model_a, model_b), results):
+    for name, result, head in zip((model_a, model_b), results, (head_a, head_b)):
         best = best_of(sentence_of(result, 0))
+        label = next((text for text, value in head_choices(name) if value == head), None)
         outputs += [result["text"] or status_markdown(result), score_line(best),
-                    heatmap_for(sentence_of(result, 0), 0, f"{name}: attention", merge)]
+                    heatmap_for(sentence_of(result, 0), 0, f"{name}: attention" + (f" ({label})" if label else ""),
+                                merge, head)]
     return outputs
+
+
+def head_picker(model: str, **component: Any) -> gr.Dropdown:
+    """The Compare tab's head picker for ``model`` (built, or as an event's update): its choices,
+    shown only for a Transformer."""
+    choices = head_choices(model)
+    return gr.Dropdown(choices=choices, value=choices[0][1] if choices else None, visible=bool(choices), **component)
 
 
 @dataclasses.dataclass
@@ -317,6 +360,7 @@ class CompareTab:
 
     model_a: gr.Dropdown
     model_b: gr.Dropdown
+    heads: list[gr.Dropdown]
     text: gr.Textbox
     beam_size: gr.Slider
     button: gr.Button
@@ -330,6 +374,9 @@ class CompareTab:
             model_a = gr.Dropdown(names, value=first, label="Model A", elem_id="compare-a")
             model_b = gr.Dropdown(names, value=next((n for n in names if n.endswith("noattn")), first),
                                   label="Model B", elem_id="compare-b")
+        with gr.Row():  # a Transformer side's layer and head, shown only for a Transformer
+            heads = [head_picker(side.value, label=f"Model {name} heatmap shows", elem_id=f"compare-{name.lower()}-head")
+                     for side, name in ((model_a, "A"), (model_b, "B"))]
         with gr.Row():
             text = gr.Textbox(label="Source text", lines=2, scale=4, elem_id="compare-text")
             beam = gr.Slider(1, UI_MAX_BEAM, value=beam_size, step=1, label="Beam size", scale=2)
@@ -343,14 +390,16 @@ class CompareTab:
                                 gr.Markdown(),
                                 gr.Plot(label=f"Model {side} attention (sentence 1)", show_label=False,
                                         elem_id=f"compare-{side.lower()}-heatmap")]
-        return cls(model_a, model_b, text, beam, button, outputs)
+        return cls(model_a, model_b, heads, text, beam, button, outputs)
 
     def connect(self, explore_text: gr.Textbox, alpha: gr.Slider, merge_words: gr.Checkbox) -> None:
         """Its events: the Explore text copied in the browser, Compare (or Enter) runs both models."""
         explore_text.change(None, explore_text, self.text, js="(source) => source")  # in the browser only
-        for trigger in (self.button.click, self.text.submit):
-            trigger(compare_models, [self.model_a, self.model_b, self.text, self.beam_size, alpha, merge_words],
-                    self.outputs, api_visibility="undocumented")
+        for side, picker in zip((self.model_a, self.model_b), self.heads):
+            side.change(head_picker, side, picker, api_visibility="undocumented")
+        inputs = [self.model_a, self.model_b, self.text, self.beam_size, alpha, merge_words, *self.heads]
+        for trigger in (self.button.click, self.text.submit, *(picker.input for picker in self.heads)):
+            trigger(compare_models, inputs, self.outputs, api_visibility="undocumented")
 
 
 # ---------------------------------------------------------------- layout and events
@@ -424,6 +473,9 @@ def build_app(max_batch: int = 32, concurrency: int = 8, queue_size: int = 256,
                         page.control("split_sentences", gr.Checkbox, label="Translate a paragraph sentence by sentence")
                         page.control("alternatives", gr.Slider, 0, 20, value=UI_ALTERNATIVES, step=1,
                                      label="Alternatives kept per output word (click a word to see them)")
+                        page.control("heads_off", gr.Textbox, label="Transformer heads switched off in every output "
+                                     "(e.g. cross.2.0, encoder.0.3; or tick them in the heads grid)",
+                                     max_length=MAX_HEADS_OFF_CHARS, elem_id="heads-off")
                         merge_words = gr.Checkbox(True, label="Words, not pieces, in the Plotly heatmaps of the "
                                                               "classic views and the Compare tab (sum over source "
                                                               "pieces, mean over output pieces)")
@@ -432,7 +484,8 @@ def build_app(max_batch: int = 32, concurrency: int = 8, queue_size: int = 256,
                                                      "every output", lines=1, elem_id="reference")
                     with gr.Accordion("About this model", open=False, elem_id="card-box"):
                         card = gr.Markdown(model_markdown(first), elem_classes="model-card", elem_id="model-card")
-                missing = {field.name for field in dataclasses.fields(DecodeSettings)} - set(page.controls)
+                missing = ({field.name for field in dataclasses.fields(DecodeSettings)} - set(page.controls)
+                           - LINKED_VIEW_SETTINGS)
                 assert not missing, f"settings without a control: {missing}"
                 with gr.Column(elem_id="results"):  # no gaps around the notes while they are empty
                     page.status = gr.Markdown(elem_id="status")

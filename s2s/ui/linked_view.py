@@ -25,11 +25,13 @@ import gradio as gr
 
 from ..admission import Busy
 from ..service import RequestError, Service, settings_from
+from ..translator import Translator
 from . import ASSETS
 
 LOG = logging.getLogger(__name__)
 # The browser code, one file per view around one selection state (lv_core.js), joined in this order.
-VIEW_FILES = ("lv_core.js", "lv_words.js", "lv_heatmap.js", "lv_tree.js", "lv_answer.js", "linked_view.js")
+VIEW_FILES = ("lv_core.js", "lv_words.js", "lv_heatmap.js", "lv_heads.js", "lv_tree.js", "lv_answer.js",
+              "linked_view.js")
 
 
 def paragraph(result: dict[str, Any], shown: int) -> list[dict[str, Any]] | None:
@@ -42,11 +44,25 @@ def paragraph(result: dict[str, Any], shown: int) -> list[dict[str, Any]] | None
             for index, sentence in enumerate(result["sentences"])]
 
 
+def head_info(translator: Translator) -> dict[str, Any] | None:
+    """What the page needs to draw a Transformer's heads: layer and head counts, and each head's
+    importance from the model's card (BLEU lost without it, by KIND.LAYER.HEAD; {} when not
+    measured); None for an RNN."""
+    config = translator.model.config
+    if config.arch != "transformer":
+        return None
+    table = translator.metrics.get("head_importance") or {}
+    return {"encoder_layers": config.encoder_layers, "decoder_layers": config.decoder_layers,
+            "heads": config.attention_heads, "split": table.get("split"),
+            "importance": {name: row["loss"] for name, row in table.get("heads", {}).items()}}
+
+
 def view_value(model: str, sentence_index: int, columns: list[tuple[str, dict[str, Any]]],
-               selected: int) -> str:
+               selected: int, heads: dict[str, Any] | None = None) -> str:
     """What the browser draws, as JSON text ("" = nothing): the sentence ``sentence_index`` of each
     (label, result) column, with the hypotheses (pieces, probabilities, attention, alternatives)
-    and the beam trace. As an object, Gradio's frontend deep-cloned it and wrapped it in reactive
+    and the beam trace; for a Transformer (``heads``, see ``head_info``) every head's attention and
+    each column's encoder and decoder self-attention. As an object, Gradio's frontend deep-cloned it and wrapped it in reactive
     proxies: 207 + ~90 ms of the 630 ms a Translate click took for a 15-word sentence (Chromium
     profile)."""
     sentences = [(label, result["sentences"][sentence_index]) for label, result in columns
@@ -61,8 +77,11 @@ def view_value(model: str, sentence_index: int, columns: list[tuple[str, dict[st
         "source_words": first["source_words"],
         "selected": selected,
         "paragraph": paragraph(columns[-1][1], sentence_index),
+        "heads": heads,
         "columns": [{"label": label, "settings": result["settings"], "prefix": sentence["prefix"],
-                     "hypotheses": sentence["hypotheses"], "trace": sentence["trace"]}
+                     "hypotheses": sentence["hypotheses"], "trace": sentence["trace"],
+                     "encoder_attention": sentence.get("encoder_attention"),
+                     "decoder_attention": sentence.get("decoder_attention")}
                     for (label, sentence), (_, result) in zip(sentences, columns)],
     }, ensure_ascii=False)
 
@@ -130,7 +149,21 @@ def server_functions(service: Service) -> list[Callable[[Any], str]]:
         return {"sentence": service.score(request.get("model"), request.get("source"), request.get("target"),
                                           settings_from(request.get("settings")), beside_best=False)}
 
-    return [redecode, saliency, score]
+    @answer
+    def switch_heads(request: dict[str, Any]) -> dict[str, Any]:
+        """request: ``model``, ``source`` (one sentence), ``settings`` (the column's) and
+        ``heads_off`` ("KIND.LAYER.HEAD, ..."): the sentence decoded again with those heads
+        switched off. Answers ``{"sentence": ...}``."""
+        settings = request.get("settings")
+        if not isinstance(settings, dict):
+            raise RequestError("settings must be an object of decoding settings")
+        settings = settings_from({**settings, "heads_off": request.get("heads_off"), "split_sentences": False})
+        (result,) = service.translate_all([(request.get("model"), request.get("source"), settings)])
+        if result["message"]:
+            raise RequestError(result["message"])
+        return {"sentence": result["sentences"][0]}
+
+    return [redecode, saliency, score, switch_heads]
 
 
 def linked_view(service: Service) -> gr.HTML:
