@@ -43,7 +43,7 @@ class Hypothesis(Shape):
     score: float
     normalized_score: float
     attention: Optional[list[list[float]]]
-    head_attention: Optional[list[list[list[list[float]]]]] = None  # a Transformer's [layers][heads][T][S]
+    head_attention: Optional[list[list[list[list[float]]]]]  # a Transformer's [layers][heads][T][S]
     finished: bool
     parent_slots: list[int]
     alternatives: list[list[Alternative]]
@@ -89,8 +89,8 @@ class Sentence(Shape):
     hypotheses: list[Hypothesis]
     trace: Optional[list[BeamStep]]
     prefix: str
-    encoder_attention: Optional[list[list[list[list[float]]]]] = None  # a Transformer's [layers][heads][S][S]
-    decoder_attention: Optional[list[list[list[list[float]]]]] = None  # a Transformer's [layers][heads][T][T]
+    encoder_attention: Optional[list[list[list[list[float]]]]]  # a Transformer's [layers][heads][S][S]
+    decoder_attention: Optional[list[list[list[list[float]]]]]  # a Transformer's [layers][heads][T][T]
 
 
 class Result(Shape):

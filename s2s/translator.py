@@ -245,8 +245,7 @@ class Translator:
         """A Transformer's self-attention for the shown (best) hypothesis of each sentence, from one
         teacher-forced pass: ``encoder_attention`` [layers][heads][S][S] over ``source_pieces`` and
         ``decoder_attention`` [layers][heads][T][T] over the best hypothesis's pieces (row t: what
-        the decoder read, <s> and the pieces before t, while choosing piece t). RNN sentences get
-        neither."""
+        the decoder read, <s> and the pieces before t, while choosing piece t). An RNN's stay None."""
         if self.model.config.arch != "transformer":
             return
         source = pad([s["ids"] + [EOS_ID] for s in sentences])
@@ -504,7 +503,8 @@ class Translator:
             result["sentences"].append({"source": source, "ids": ids,
                                         "source_pieces": self.tokenizer.pieces(ids + [EOS_ID]),
                                         "source_words": word_spans(self.tokenizer.pieces(ids + [EOS_ID])),
-                                        "hypotheses": [], "trace": None, "prefix": settings.prefix.strip()})
+                                        "hypotheses": [], "trace": None, "prefix": settings.prefix.strip(),
+                                        "encoder_attention": None, "decoder_attention": None})
         if not result["sentences"]:
             return result | {"message": EMPTY_MESSAGE, "warnings": []}
         if settings.coverage_penalty not in (0.0, DEFAULT_COVERAGE_PENALTY) and not self.has_attention:

@@ -80,8 +80,8 @@ def view_value(model: str, sentence_index: int, columns: list[tuple[str, dict[st
         "heads": heads,
         "columns": [{"label": label, "settings": result["settings"], "prefix": sentence["prefix"],
                      "hypotheses": sentence["hypotheses"], "trace": sentence["trace"],
-                     "encoder_attention": sentence.get("encoder_attention"),
-                     "decoder_attention": sentence.get("decoder_attention")}
+                     "encoder_attention": sentence["encoder_attention"],
+                     "decoder_attention": sentence["decoder_attention"]}
                     for (label, sentence), (_, result) in zip(sentences, columns)],
     }, ensure_ascii=False)
 
