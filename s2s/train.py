@@ -215,8 +215,10 @@ def train(model_config: ModelConfig, config: TrainConfig, train_paths: Sequence[
     config.validate()
     cluster = start_cluster(config.device)
     try:
-        metrics = _train(cluster, model_config, config, train_paths, dev_paths, Path(out), resume, command,
-                         show_progress, dev_alignments)
+        trainer = Trainer(cluster, model_config, config, train_paths, dev_paths, Path(out), resume, command,
+                          show_progress, dev_alignments)
+        trainer.run()
+        metrics = trainer.finish()
         # Every process is done before any tears the group down: a rank leaving while the other
         # still talks to it was seen to abort ("terminate called without an active exception").
         cluster.barrier()
@@ -225,137 +227,200 @@ def train(model_config: ModelConfig, config: TrainConfig, train_paths: Sequence[
         stop_cluster(cluster)
 
 
-def _train(cluster: Cluster, model_config: ModelConfig, config: TrainConfig, train_paths: Sequence[Path],
-           dev_paths: Sequence[Path], out: Path, resume: bool, command: str, show_progress: bool,
-           dev_alignments: Path | None) -> dict[str, Any]:
-    say = (lambda message: tqdm.write(message, file=sys.stderr)) if cluster.is_main else (lambda message: None)
-    log = (lambda record: _log(out, record)) if cluster.is_main else (lambda record: None)
-    device = cluster.device
-    check_precision(config.precision, device)
-    if config.threads > 0:
-        torch.set_num_threads(config.threads)
-    skipped_lines: list[str] = []
-    train_pairs = read_pairs(train_paths, on_skip=skipped_lines.append)
-    dev_pairs = read_pairs(dev_paths, on_skip=skipped_lines.append)
-    for message in skipped_lines[:20]:
-        say(message)
-    if len(skipped_lines) > 20:
-        say(f"... {len(skipped_lines) - 20} more malformed lines skipped")
-    gold = read_alignments(dev_alignments) if dev_alignments else []
-    if dev_alignments and len(gold) != len(dev_pairs):
-        raise ValueError(f"{dev_alignments} has {len(gold)} alignments for {len(dev_pairs)} dev pairs: "
-                         "one line per dev pair is needed")
+class Trainer:
+    """One training run into ``out``, in named parts, each readable on its own:
 
-    if cluster.is_main:
-        tokenizer, model_config = _prepare_output(out, resume, model_config, config, train_pairs, say)
-    cluster.barrier()
-    if not cluster.is_main:  # rank 0 has written (or kept) the tokenizer and the architecture
-        tokenizer, model_config = _read_output(out)
-    torch.manual_seed(config.seed)
-    model = build_model(model_config).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
-    progress = Progress()
-    generator = torch.Generator().manual_seed(config.seed)  # scheduled-sampling draws
-    if cluster.rank > 0:  # the same initial weights, but each rank its own dropout and sampling draws
-        torch.manual_seed(config.seed * 1000 + cluster.rank)
-        generator.manual_seed(config.seed * 1000 + cluster.rank)
-    if resume:
-        state = torch.load(out / STATE_FILE, weights_only=True, map_location="cpu")
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
+    ``__init__`` sets up (data, tokenizer, model, optimiser, the run's metrics) and, with
+    ``resume``, continues a saved state (``resume_from_state``); ``run`` is the loop: ``step``
+    per batch, ``validate`` every ``valid_every`` steps, ``agreed_stop`` after each; ``finish``
+    validates once more if needed and writes the state, the metrics and the card. The order of
+    random draws is that of an uninterrupted run, so a resumed run ends with the same weights.
+    """
+
+    def __init__(self, cluster: Cluster, model_config: ModelConfig, config: TrainConfig,
+                 train_paths: Sequence[Path], dev_paths: Sequence[Path], out: Path, resume: bool, command: str,
+                 show_progress: bool, dev_alignments: Path | None) -> None:
+        self.cluster, self.config, self.out, self.show_progress = cluster, config, out, show_progress
+        self.device = cluster.device
+        check_precision(config.precision, self.device)
+        if config.threads > 0:
+            torch.set_num_threads(config.threads)
+        train_pairs, dev_pairs, skipped = self._read_data(train_paths, dev_paths)
+        gold = read_alignments(dev_alignments) if dev_alignments else []
+        if dev_alignments and len(gold) != len(dev_pairs):
+            raise ValueError(f"{dev_alignments} has {len(gold)} alignments for {len(dev_pairs)} dev pairs: "
+                             "one line per dev pair is needed")
+        if cluster.is_main:
+            self.tokenizer, model_config = _prepare_output(out, resume, model_config, config, train_pairs, self.say)
+        cluster.barrier()
+        if not cluster.is_main:  # rank 0 has written (or kept) the tokenizer and the architecture
+            self.tokenizer, model_config = _read_output(out)
+        torch.manual_seed(config.seed)
+        self.model = build_model(model_config).to(self.device)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
+        self.progress = Progress()
+        self.generator = torch.Generator().manual_seed(config.seed)  # scheduled-sampling draws
+        if cluster.rank > 0:  # the same initial weights, but each rank its own dropout and sampling draws
+            torch.manual_seed(config.seed * 1000 + cluster.rank)
+            self.generator.manual_seed(config.seed * 1000 + cluster.rank)
+        if resume:
+            self.resume_from_state(command)
+        self.progress.runs += 1
+        self._encode_data(train_pairs, dev_pairs, gold)
+        self.translator = Translator(self.model, self.tokenizer, name=out.name)
+        self.valid_settings = DecodeSettings(strategy="greedy" if config.valid_beam_size == 1 else "beam",
+                                             beam_size=config.valid_beam_size, split_sentences=False).validate()
+        self.metrics = self._start_metrics(model_config, train_paths, dev_paths, skipped, resume, command)
+        self.stop_signals: list[str] = []
+        self.say(f"{len(self.sources)} training pairs ({self.dropped} longer than {config.max_len} pieces skipped), "
+                 f"{len(self.dev_sources)} dev sources, {self.model.parameter_count():,} parameters, "
+                 f"vocabulary {self.tokenizer.vocab_size}")
+
+    # ------------------------------------------------------------------ set up
+
+    def say(self, message: str) -> None:
+        if self.cluster.is_main:
+            tqdm.write(message, file=sys.stderr)
+
+    def log(self, record: dict[str, Any]) -> None:
+        if self.cluster.is_main:
+            _log(self.out, record)
+
+    def _read_data(self, train_paths: Sequence[Path], dev_paths: Sequence[Path]
+                   ) -> tuple[list[tuple[str, str]], list[tuple[str, str]], int]:
+        """The training and dev pairs, and how many malformed lines were skipped (the first 20 said)."""
+        skipped_lines: list[str] = []
+        train_pairs = read_pairs(train_paths, on_skip=skipped_lines.append)
+        dev_pairs = read_pairs(dev_paths, on_skip=skipped_lines.append)
+        for message in skipped_lines[:20]:
+            self.say(message)
+        if len(skipped_lines) > 20:
+            self.say(f"... {len(skipped_lines) - 20} more malformed lines skipped")
+        return train_pairs, dev_pairs, len(skipped_lines)
+
+    def resume_from_state(self, command: str) -> None:
+        """Weights, optimiser, progress and every rank's random-number state from ``train_state.pt``."""
+        state = torch.load(self.out / STATE_FILE, weights_only=True, map_location="cpu")
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
         saved = state["progress"]
         saved.setdefault("schedule_best_bleu", saved["best_bleu"])  # states saved before the field existed
-        progress = Progress(**saved)
-        progress.finished_reason = ""
+        self.progress = Progress(**saved)
+        self.progress.finished_reason = ""
         rank_rng = state.get("rank_rng") or [(state["torch_rng"], state["sampling_rng"], None)]
-        if len(rank_rng) == cluster.world_size:
-            torch_rng, sampling_rng, cuda_rng = rank_rng[cluster.rank]
+        if len(rank_rng) == self.cluster.world_size:
+            torch_rng, sampling_rng, cuda_rng = rank_rng[self.cluster.rank]
             torch.set_rng_state(torch_rng)
-            generator.set_state(sampling_rng)
-            if cuda_rng is not None and device.type == "cuda":
-                torch.cuda.set_rng_state(cuda_rng, device)
+            self.generator.set_state(sampling_rng)
+            if cuda_rng is not None and self.device.type == "cuda":
+                torch.cuda.set_rng_state(cuda_rng, self.device)
         else:
-            say(f"note: the run was saved by {len(rank_rng)} process(es) and resumes on {cluster.world_size}: "
-                "the same batches and weights, but new dropout and sampling draws")
-        say(f"resumed at step {progress.step} (epoch {progress.epoch}, {progress.elapsed:.0f} s trained)")
-        log({"event": "resume", "step": progress.step, "elapsed": round(progress.elapsed, 1), "command": command,
-             "processes": cluster.world_size})
-    progress.runs += 1
+            self.say(f"note: the run was saved by {len(rank_rng)} process(es) and resumes on "
+                     f"{self.cluster.world_size}: the same batches and weights, but new dropout and sampling draws")
+        self.say(f"resumed at step {self.progress.step} (epoch {self.progress.epoch}, "
+                 f"{self.progress.elapsed:.0f} s trained)")
+        self.log({"event": "resume", "step": self.progress.step, "elapsed": round(self.progress.elapsed, 1),
+                  "command": command, "processes": self.cluster.world_size})
 
-    sources, targets, dropped = encode_pairs(tokenizer, train_pairs, config.max_len)
-    if not sources:
-        raise ValueError(f"no training pair has fewer than max_len={config.max_len} pieces on both sides")
-    lengths = [(len(s), len(t)) for s, t in zip(sources, targets)]
-    dev_sources, dev_references = group_references(dev_pairs)
-    dev_src_ids, dev_tgt_ids, _ = encode_pairs(tokenizer, dev_pairs, 10**9)
-    dev_batches = [make_batch([dev_src_ids[i] for i in chunk], [dev_tgt_ids[i] for i in chunk], BOS_ID).to(device)
-                   for chunk in bucket_batches([(len(s), len(t)) for s, t in zip(dev_src_ids, dev_tgt_ids)],
-                                               config.batch_tokens, seed=0)]
-    aligned = aligned_pairs(tokenizer, dev_pairs[:ALIGNMENT_SAMPLE], gold[:ALIGNMENT_SAMPLE]) if gold else []
-    translator = Translator(model, tokenizer, name=out.name)
-    valid_settings = DecodeSettings(strategy="greedy" if config.valid_beam_size == 1 else "beam",
-                                    beam_size=config.valid_beam_size, split_sentences=False).validate()
-    metrics = read_metrics(out) if resume else {}
-    metrics.update({
-        "model": vars(model_config), "parameters": model.parameter_count(), "train": vars(config),
-        "data": {"train": [str(p) for p in train_paths], "dev": [str(p) for p in dev_paths],
-                 "train_pairs_used": len(sources), "train_pairs_too_long": dropped,
-                 "malformed_lines_skipped": len(skipped_lines)},
-        "training_profile": length_profile([len(s) for s in sources]),
-        "command": metrics.get("command", command) if resume else command,
-        "hardware": (f"{torch.cuda.get_device_name(device)} GPU" if device.type == "cuda" else
-                     f"{platform.machine()} CPU, {os.cpu_count()} cores, {torch.get_num_threads()} torch thread(s)"),
-    })
-    if cluster.distributed:
-        metrics["processes"] = cluster.world_size
-    if cluster.is_main:
-        write_json(out / METRICS_FILE, metrics)  # the run's settings, for --resume even after a hard kill
-    say(f"{len(sources)} training pairs ({dropped} longer than {config.max_len} pieces skipped), "
-        f"{len(dev_sources)} dev sources, {model.parameter_count():,} parameters, vocabulary {tokenizer.vocab_size}")
+    def _encode_data(self, train_pairs: Sequence[tuple[str, str]], dev_pairs: Sequence[tuple[str, str]],
+                     gold: Sequence[Any]) -> None:
+        """Piece ids of the training pairs, the dev batches and references, the aligned dev sample."""
+        config = self.config
+        self.sources, self.targets, self.dropped = encode_pairs(self.tokenizer, train_pairs, config.max_len)
+        if not self.sources:
+            raise ValueError(f"no training pair has fewer than max_len={config.max_len} pieces on both sides")
+        self.lengths = [(len(s), len(t)) for s, t in zip(self.sources, self.targets)]
+        self.dev_sources, self.dev_references = group_references(dev_pairs)
+        dev_src_ids, dev_tgt_ids, _ = encode_pairs(self.tokenizer, dev_pairs, 10**9)
+        self.dev_batches = [make_batch([dev_src_ids[i] for i in chunk], [dev_tgt_ids[i] for i in chunk],
+                                       BOS_ID).to(self.device)
+                            for chunk in bucket_batches([(len(s), len(t)) for s, t in zip(dev_src_ids, dev_tgt_ids)],
+                                                        config.batch_tokens, seed=0)]
+        self.aligned = aligned_pairs(self.tokenizer, dev_pairs[:ALIGNMENT_SAMPLE], gold[:ALIGNMENT_SAMPLE]) \
+            if gold else []
 
-    def validate(scheduled: bool) -> None:
+    def _start_metrics(self, model_config: ModelConfig, train_paths: Sequence[Path], dev_paths: Sequence[Path],
+                       skipped: int, resume: bool, command: str) -> dict[str, Any]:
+        """The run's settings and data in ``metrics.json``, written now so that --resume finds them
+        even after a hard kill."""
+        metrics = read_metrics(self.out) if resume else {}
+        device = self.device
+        metrics.update({
+            "model": vars(model_config), "parameters": self.model.parameter_count(), "train": vars(self.config),
+            "data": {"train": [str(p) for p in train_paths], "dev": [str(p) for p in dev_paths],
+                     "train_pairs_used": len(self.sources), "train_pairs_too_long": self.dropped,
+                     "malformed_lines_skipped": skipped},
+            "training_profile": length_profile([len(s) for s in self.sources]),
+            "command": metrics.get("command", command) if resume else command,
+            "hardware": (f"{torch.cuda.get_device_name(device)} GPU" if device.type == "cuda" else
+                         f"{platform.machine()} CPU, {os.cpu_count()} cores, {torch.get_num_threads()} torch thread(s)"),
+        })
+        if self.cluster.distributed:
+            metrics["processes"] = self.cluster.world_size
+        if self.cluster.is_main:
+            write_json(self.out / METRICS_FILE, metrics)
+        return metrics
+
+    # ------------------------------------------------------------------ validation and stopping
+
+    def validate(self, scheduled: bool) -> None:
         """Dev loss and BLEU; save the model when BLEU is the best so far. Only a scheduled
         validation (every ``valid_every`` steps) moves the early-stopping and learning-rate
         counters, so the extra one at the end of a run leaves training exactly where it was and
         a resumed run follows the same path as an uninterrupted one."""
         started = time.perf_counter()
+        model, progress, config = self.model, self.progress, self.config
         with evaluating(model):
-            loss = dev_loss(model, dev_batches)
+            loss = dev_loss(model, self.dev_batches)
             # Search runs on the CPU: a GPU run validates a CPU copy of the weights.
-            translator.model = model if device.type == "cpu" else copy.deepcopy(model).cpu()
-            results = translator.translate_batch(dev_sources, valid_settings)
-            scores = corpus_scores([r["text"] for r in results], dev_references)
-            if aligned:
-                accuracy = forced_alignment_accuracy(model, aligned)
+            self.translator.model = model if self.device.type == "cpu" else copy.deepcopy(model).cpu()
+            results = self.translator.translate_batch(self.dev_sources, self.valid_settings)
+            scores = corpus_scores([r["text"] for r in results], self.dev_references)
+            if self.aligned:
+                accuracy = forced_alignment_accuracy(model, self.aligned)
                 scores["alignment_accuracy"] = None if accuracy is None else round(accuracy, 4)
             if config.probe:
-                _log(out, probe_snapshot(translator, config.probe, progress.step), PROBE_FILE)
+                _log(self.out, probe_snapshot(self.translator, config.probe, progress.step), PROBE_FILE)
         improved = scores["bleu"] > progress.best_bleu
         if improved:
             progress.best_bleu, progress.best_step = scores["bleu"], progress.step
-            save_model(out, model, tokenizer, fp16=config.fp16_weights)
-            metrics["dev"] = {"loss": round(loss, 4), **scores, "step": progress.step,
-                              "decoding": "greedy" if config.valid_beam_size == 1 else f"beam {config.valid_beam_size}",
-                              "train_seconds": round(progress.elapsed, 1)}
-        if scheduled and scores["bleu"] > progress.schedule_best_bleu:
-            progress.schedule_best_bleu = scores["bleu"]
-            progress.bad_validations = progress.lr_bad_validations = 0
-        elif scheduled:
-            progress.bad_validations += 1
-            progress.lr_bad_validations += 1
-            if progress.lr_bad_validations >= config.lr_patience:
-                progress.lr_scale *= config.lr_decay
-                progress.lr_bad_validations = 0
-        log({"event": "validation", "step": progress.step, "epoch": progress.epoch,
-             "dev_loss": round(loss, 4), "dev_ppl": round(math.exp(min(loss, 50)), 2), **scores,
-             "best_bleu": progress.best_bleu, "lr": learning_rate(config, progress),
-             "elapsed": round(progress.elapsed, 1), "seconds": round(time.perf_counter() - started, 1),
-             **({} if scheduled else {"end_of_run": True})})
+            save_model(self.out, model, self.tokenizer, fp16=config.fp16_weights)
+            self.metrics["dev"] = {"loss": round(loss, 4), **scores, "step": progress.step,
+                                   "decoding": "greedy" if config.valid_beam_size == 1 else
+                                   f"beam {config.valid_beam_size}", "train_seconds": round(progress.elapsed, 1)}
+        if scheduled:
+            self._count_validation(scores["bleu"])
+        self.log({"event": "validation", "step": progress.step, "epoch": progress.epoch,
+                  "dev_loss": round(loss, 4), "dev_ppl": round(math.exp(min(loss, 50)), 2), **scores,
+                  "best_bleu": progress.best_bleu, "lr": learning_rate(config, progress),
+                  "elapsed": round(progress.elapsed, 1), "seconds": round(time.perf_counter() - started, 1),
+                  **({} if scheduled else {"end_of_run": True})})
         progress.elapsed += time.perf_counter() - started
-        say(f"step {progress.step}: dev loss {loss:.3f}  BLEU {scores['bleu']:.2f}  chrF {scores['chrf']:.2f}"
-            f"{'  (best, saved)' if improved else ''}")
+        self.say(f"step {progress.step}: dev loss {loss:.3f}  BLEU {scores['bleu']:.2f}  chrF {scores['chrf']:.2f}"
+                 f"{'  (best, saved)' if improved else ''}")
 
-    def stop_reason() -> str:
+    def _count_validation(self, bleu: float) -> None:
+        """The early-stopping and learning-rate counters after a scheduled validation."""
+        progress, config = self.progress, self.config
+        if bleu > progress.schedule_best_bleu:
+            progress.schedule_best_bleu = bleu
+            progress.bad_validations = progress.lr_bad_validations = 0
+            return
+        progress.bad_validations += 1
+        progress.lr_bad_validations += 1
+        if progress.lr_bad_validations >= config.lr_patience:
+            progress.lr_scale *= config.lr_decay
+            progress.lr_bad_validations = 0
+
+    def validate_everywhere(self, scheduled: bool) -> None:
+        """Rank 0 validates; every rank then continues with its progress (counters, learning rate)."""
+        if self.cluster.is_main:
+            self.validate(scheduled)
+        self.progress = Progress(**self.cluster.share(dataclasses.asdict(self.progress)))
+
+    def stop_reason(self) -> str:
+        """Which budget this process has reached ("" = none)."""
+        config, progress = self.config, self.progress
         if config.max_steps and progress.step >= config.max_steps:
             return "max_steps"
         if config.max_time and progress.elapsed >= config.max_time:
@@ -364,109 +429,122 @@ def _train(cluster: Cluster, model_config: ModelConfig, config: TrainConfig, tra
             return "early_stopping"
         return ""
 
-    stop_signals: list[str] = []
-
-    def on_signal(signum: int, frame: Any) -> None:
+    def on_signal(self, signum: int, frame: Any) -> None:
         """SIGTERM or Ctrl-C only ask to stop: the loop honours it at the next step boundary, so
         the saved state is exactly what the next step would have seen. A second Ctrl-C stops at
         once, without saving (the state of the last validation stays)."""
-        if stop_signals and signum == signal.SIGINT:
+        if self.stop_signals and signum == signal.SIGINT:
             raise KeyboardInterrupt
-        stop_signals.append(signal.Signals(signum).name)
+        self.stop_signals.append(signal.Signals(signum).name)
 
-    def agreed_stop() -> str:
+    def agreed_stop(self) -> str:
         """Why training stops now, the same on every rank ("" = go on): a stop signal on any
         rank, or a budget (steps, time, early stopping) reached on any rank."""
-        signalled, limit = cluster.any_of(bool(stop_signals), bool(stop_reason()))
-        return "interrupted" if signalled else (stop_reason() or "max_time") if limit else ""
+        signalled, limit = self.cluster.any_of(bool(self.stop_signals), bool(self.stop_reason()))
+        return "interrupted" if signalled else (self.stop_reason() or "max_time") if limit else ""
 
-    def validate_everywhere(scheduled: bool) -> None:
-        """Rank 0 validates; every rank then continues with its progress (counters, learning rate)."""
-        nonlocal progress
-        if cluster.is_main:
-            validate(scheduled)
-        progress = Progress(**cluster.share(dataclasses.asdict(progress)))
+    # ------------------------------------------------------------------ the loop
 
-    trainer = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None) \
-        if cluster.distributed else model
-    previous_handlers = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
-    model.train()
-    bar = tqdm(total=config.max_steps or None, initial=progress.step, disable=not (show_progress and cluster.is_main),
-               unit="step", dynamic_ncols=True, file=sys.stderr)
-    window_tokens, window_start, last_logged = 0, time.perf_counter(), progress.step
-    try:
-        stop = agreed_stop()
-        while not stop:
-            if config.max_epochs and progress.epoch >= config.max_epochs:
-                stop = "max_epochs"
-                break
-            batches = bucket_batches(lengths, config.batch_tokens, seed=config.seed * 1000 + progress.epoch)
-            while progress.batch_in_epoch < len(batches):
-                step_start = time.perf_counter()
-                chunk = batches[progress.batch_in_epoch]
-                # Each rank learns from its share of the global batch; a rank whose share is empty
-                # (a batch with fewer sentences than ranks) runs its first sentence with weight 0.
-                share = cluster.shard(chunk)
-                weight = 1.0 if share else 0.0
-                share = share or chunk[:1]
-                batch = make_batch([sources[i] for i in share], [targets[i] for i in share], BOS_ID).to(device)
-                global_tokens = sum(len(targets[i]) + 1 for i in chunk)
-                for group in optimizer.param_groups:
-                    group["lr"] = learning_rate(config, progress)
-                ratio = teacher_forcing_ratio(config, progress.step)
-                with autocast(config.precision, device):
-                    loss = weight * batch_loss(trainer, batch, scheduled_inputs(model, batch, ratio, generator),
-                                               config.label_smoothing, per_tokens=global_tokens / cluster.world_size)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip_norm)
-                optimizer.step()
-                progress.step += 1
-                progress.batch_in_epoch += 1
-                progress.target_tokens += global_tokens
-                progress.elapsed += time.perf_counter() - step_start
-                progress.step_seconds += time.perf_counter() - step_start
-                window_tokens += global_tokens
-                tokens_per_second = window_tokens / max(1e-9, time.perf_counter() - window_start)
-                bar.update(1)
-                bar.set_postfix(loss=f"{loss.item():.3f}", tok_s=f"{tokens_per_second:.0f}", epoch=progress.epoch)
-                if progress.step - last_logged >= config.log_every or progress.step == 1:
-                    log({"event": "train", "step": progress.step, "epoch": progress.epoch,
-                         "loss": round(loss.item(), 4), "grad_norm": round(float(grad_norm), 3),
-                         "lr": learning_rate(config, progress), "teacher_forcing": round(ratio, 3),
-                         "tokens_per_second": round(tokens_per_second, 1), "elapsed": round(progress.elapsed, 1)})
-                    window_tokens, window_start, last_logged = 0, time.perf_counter(), progress.step
-                if progress.step % config.valid_every == 0:
-                    validate_everywhere(scheduled=True)
-                    _save_state(out, model, optimizer, progress, generator, cluster)
-                stop = agreed_stop()
-                if stop:
+    def step(self, trainer: torch.nn.Module, chunk: list[int]) -> dict[str, float]:
+        """One optimiser step on the global batch ``chunk`` (indices of training pairs), of which
+        this rank learns its share; returns the loss, gradient norm, teacher-forcing ratio and
+        the global batch's target tokens."""
+        config, progress = self.config, self.progress
+        # A rank whose share is empty (a batch with fewer sentences than ranks) runs its first
+        # sentence with weight 0.
+        share = self.cluster.shard(chunk)
+        weight = 1.0 if share else 0.0
+        share = share or chunk[:1]
+        batch = make_batch([self.sources[i] for i in share], [self.targets[i] for i in share], BOS_ID).to(self.device)
+        global_tokens = sum(len(self.targets[i]) + 1 for i in chunk)
+        for group in self.optimizer.param_groups:
+            group["lr"] = learning_rate(config, progress)
+        ratio = teacher_forcing_ratio(config, progress.step)
+        with autocast(config.precision, self.device):
+            loss = weight * batch_loss(trainer, batch, scheduled_inputs(self.model, batch, ratio, self.generator),
+                                       config.label_smoothing, per_tokens=global_tokens / self.cluster.world_size)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), config.clip_norm)
+        self.optimizer.step()
+        progress.step += 1
+        progress.batch_in_epoch += 1
+        progress.target_tokens += global_tokens
+        return {"loss": loss.item(), "grad_norm": float(grad_norm), "ratio": ratio, "tokens": global_tokens}
+
+    def run(self) -> None:
+        """Train until a budget, early stopping or a stop signal; validates and saves the state
+        every ``valid_every`` steps."""
+        config, cluster, progress = self.config, self.cluster, self.progress
+        trainer = DistributedDataParallel(self.model, device_ids=[self.device.index] if self.device.type == "cuda"
+                                          else None) if cluster.distributed else self.model
+        previous_handlers = {sig: signal.signal(sig, self.on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+        self.model.train()
+        bar = tqdm(total=config.max_steps or None, initial=self.progress.step,
+                   disable=not (self.show_progress and cluster.is_main), unit="step", dynamic_ncols=True,
+                   file=sys.stderr)
+        window_tokens, window_start, last_logged = 0, time.perf_counter(), self.progress.step
+        try:
+            stop = self.agreed_stop()
+            while not stop:
+                if config.max_epochs and self.progress.epoch >= config.max_epochs:
+                    stop = "max_epochs"
                     break
-            else:
-                progress.epoch += 1
-                progress.batch_in_epoch = 0
-        progress.finished_reason = stop
-    except KeyboardInterrupt:
-        say("stopped at once: the state saved at the last validation is kept; continue with --resume")
-        raise
-    finally:
-        bar.close()
-        for sig, handler in previous_handlers.items():
-            signal.signal(sig, handler)
-    if progress.finished_reason == "interrupted":
-        say(f"interrupted ({', '.join(stop_signals) or 'on another process'}): saving the training state; "
-            "continue with --resume")
-    elif progress.step != progress.best_step and progress.step % config.valid_every != 0:
-        validate_everywhere(scheduled=False)
-    _save_state(out, model, optimizer, progress, generator, cluster)
-    metrics["training"] = {"steps": progress.step, "epochs_completed": progress.epoch,
-                           "seconds": round(progress.elapsed, 1), "target_tokens": progress.target_tokens,
-                           "tokens_per_second": round(progress.target_tokens / max(1e-9, progress.step_seconds), 1),
-                           "stopped_because": progress.finished_reason, "best_step": progress.best_step,
-                           "runs": progress.runs}
-    if cluster.is_main:
-        write_json(out / METRICS_FILE, metrics)
-        write_card(out)
-    say(f"stopped ({progress.finished_reason}) at step {progress.step}; best dev BLEU {progress.best_bleu:.2f} "
-        f"at step {progress.best_step}; model in {out}")
-    return metrics
+                batches = bucket_batches(self.lengths, config.batch_tokens, seed=config.seed * 1000 + self.progress.epoch)
+                while self.progress.batch_in_epoch < len(batches):
+                    step_start = time.perf_counter()
+                    done = self.step(trainer, batches[self.progress.batch_in_epoch])
+                    progress = self.progress
+                    progress.elapsed += time.perf_counter() - step_start
+                    progress.step_seconds += time.perf_counter() - step_start
+                    window_tokens += done["tokens"]
+                    tokens_per_second = window_tokens / max(1e-9, time.perf_counter() - window_start)
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{done['loss']:.3f}", tok_s=f"{tokens_per_second:.0f}", epoch=progress.epoch)
+                    if progress.step - last_logged >= config.log_every or progress.step == 1:
+                        self.log({"event": "train", "step": progress.step, "epoch": progress.epoch,
+                                  "loss": round(done["loss"], 4), "grad_norm": round(done["grad_norm"], 3),
+                                  "lr": learning_rate(config, progress), "teacher_forcing": round(done["ratio"], 3),
+                                  "tokens_per_second": round(tokens_per_second, 1),
+                                  "elapsed": round(progress.elapsed, 1)})
+                        window_tokens, window_start, last_logged = 0, time.perf_counter(), progress.step
+                    if progress.step % config.valid_every == 0:
+                        self.validate_everywhere(scheduled=True)
+                        _save_state(self.out, self.model, self.optimizer, self.progress, self.generator, cluster)
+                    stop = self.agreed_stop()
+                    if stop:
+                        break
+                else:
+                    self.progress.epoch += 1
+                    self.progress.batch_in_epoch = 0
+            self.progress.finished_reason = stop
+        except KeyboardInterrupt:
+            self.say("stopped at once: the state saved at the last validation is kept; continue with --resume")
+            raise
+        finally:
+            bar.close()
+            for sig, handler in previous_handlers.items():
+                signal.signal(sig, handler)
+
+    def finish(self) -> dict[str, Any]:
+        """The end of a run: a last validation unless the last step had one, the state, the
+        metrics and the card. Returns the metrics."""
+        progress, config = self.progress, self.config
+        if progress.finished_reason == "interrupted":
+            self.say(f"interrupted ({', '.join(self.stop_signals) or 'on another process'}): saving the training "
+                     "state; continue with --resume")
+        elif progress.step != progress.best_step and progress.step % config.valid_every != 0:
+            self.validate_everywhere(scheduled=False)
+        progress = self.progress
+        _save_state(self.out, self.model, self.optimizer, progress, self.generator, self.cluster)
+        self.metrics["training"] = {
+            "steps": progress.step, "epochs_completed": progress.epoch, "seconds": round(progress.elapsed, 1),
+            "target_tokens": progress.target_tokens,
+            "tokens_per_second": round(progress.target_tokens / max(1e-9, progress.step_seconds), 1),
+            "stopped_because": progress.finished_reason, "best_step": progress.best_step, "runs": progress.runs}
+        if self.cluster.is_main:
+            write_json(self.out / METRICS_FILE, self.metrics)
+            write_card(self.out)
+        self.say(f"stopped ({progress.finished_reason}) at step {progress.step}; best dev BLEU "
+                 f"{progress.best_bleu:.2f} at step {progress.best_step}; model in {self.out}")
+        return self.metrics

@@ -1,5 +1,6 @@
 """Server time of the explorer for one request: a 15-word sentence, greedy plus beam 5, with
-every figure (two heatmaps with coverage bars, the beam tree), the token views and the n-best table.
+everything the linked view shows (for a Transformer: every head's attention and both
+self-attentions).
 
     python -m scripts.benchmark_app [--model en-fr] [--runs 30]
 
@@ -13,9 +14,13 @@ import argparse
 import statistics
 import time
 
+from s2s.translator import source_language
 from s2s.ui import explorer
 
-SENTENCE = "My brother and I went to the old market to buy some fresh bread yesterday."
+SENTENCES = {  # 15 words in the model's source language (s2s.translator.source_language)
+    "en": "My brother and I went to the old market to buy some fresh bread yesterday.",
+    "de": "Mein Bruder und ich gingen gestern auf den alten Markt und kauften dort frisches Brot.",
+}
 
 
 def main() -> None:
@@ -23,9 +28,11 @@ def main() -> None:
     parser.add_argument("--model", default=explorer.DEFAULT_MODEL)
     parser.add_argument("--runs", type=int, default=30)
     args = parser.parse_args()
-    print(f"{len(SENTENCE.split())} words: {SENTENCE}")
+    translator = explorer.service.translator(args.model)
+    sentence = SENTENCES.get(source_language(translator.name, translator.metrics), SENTENCES["en"])
+    print(f"{len(sentence.split())} words: {sentence}")
     page = explorer.build_app().page
-    values = page.explore_values(args.model, SENTENCE)
+    values = page.explore_values(args.model, sentence)
 
     def request() -> float:
         started = time.perf_counter()
@@ -34,7 +41,7 @@ def main() -> None:
 
     request()  # warm-up: loads the model
     times = sorted(request() for _ in range(args.runs))
-    print(f"{args.model}: 15-word sentence, greedy + beam 5 + all figures, {args.runs} runs")
+    print(f"{args.model}: 15-word sentence, greedy + beam 5 + everything the page shows, {args.runs} runs")
     print(f"median {statistics.median(times):.0f} ms, p90 {times[int(0.9 * (len(times) - 1))]:.0f} ms, "
           f"min {times[0]:.0f} ms")
 

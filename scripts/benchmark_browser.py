@@ -1,6 +1,6 @@
 """What a person waits for in the explorer, measured in headless Chromium on loopback.
 
-    python -m scripts.benchmark_browser [--runs 20]
+    python -m scripts.benchmark_browser [--runs 20] [--transformer de-en-transformer]
 
 Starts ``app.py`` (en-fr, every control at its default: greedy + beam 5, n-best 5), then per run:
 - translate: click Translate on a 15-word sentence (two alternate) until the linked view (both columns, the
@@ -14,6 +14,9 @@ Prints the median and 90th percentile of each, over the runs after one warm-up; 
 screen as a class sees it: the bare page load until the text box takes input, and its error badges;
 after the first translation, whether the outputs, the n-best list and the heatmap lie inside
 1280x720; whether a clicked word's alternatives appear in view; axe-core's serious violations.
+With ``--transformer MODEL``, also a Transformer's head views on a 15-word German sentence: the
+linked view redrawn with the grid of every head (switching the grid between cross, encoder and
+decoder attention: all of it is drawn again, in the page), and a head picked into the heatmap.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import time
 
 from playwright.sync_api import sync_playwright
 
-from scripts.benchmark_app import SENTENCE
+from scripts.benchmark_app import SENTENCES
 from scripts.local_server import running_app
 from scripts.page_checks import FIRST_SCREEN, box, error_badges, in_view, inside, serious_violations
 
@@ -41,6 +44,13 @@ WATCH_EDITS = """() => { window.__edit = {};
   document.addEventListener('click', () => { window.__edit = { click: performance.now() }; }, true);
   new MutationObserver(() => { if (!window.__edit.drawn && document.querySelector('#linked-view .lv-edit'))
     window.__edit.drawn = performance.now(); }).observe(document.body, { subtree: true, childList: true }); }"""
+# Inside the page: redraw the linked view by switching the head grid's kind, or pick a head.
+REDRAW_HEADS = """(kind) => { const radio = document.querySelector(`#linked-view .lv-head-kind[value="${kind}"]`);
+  const started = performance.now(); radio.click();
+  return document.querySelectorAll('#linked-view .lv-head-canvas').length ? performance.now() - started : -1; }"""
+PICK_HEAD = """(index) => { const canvas = document.querySelectorAll('#linked-view .lv-head-canvas')[index];
+  const started = performance.now(); canvas.click();
+  return document.querySelector('#linked-view .lv-head-shown') ? performance.now() - started : -1; }"""
 SELECT = """(row) => { const started = performance.now(); row.click();
   const ok = document.querySelector('#linked-view .lv-col[data-column="1"] h2').innerText.includes('#' + (Number(row.dataset.hypothesis) + 1));
   return ok ? performance.now() - started : -1; }"""
@@ -52,9 +62,30 @@ def summary(name: str, times: list[float]) -> str:
             f"   ({len(ordered)} runs)")
 
 
+SENTENCE = SENTENCES["en"]
+
+
+def head_views(browser, url: str, model: str, runs: int) -> dict[str, list[float]]:
+    """In-page times of a Transformer's head views: the grid of every head redrawn, a head picked."""
+    page = browser.new_page(viewport={"width": 1280, "height": 720})
+    page.goto(f"{url}/?model={model}&text={SENTENCES['de']}")
+    page.wait_for_selector("#linked-view .lv-head-canvas", timeout=60_000)
+    times: dict[str, list[float]] = {"head grid redrawn": [], "head picked into the heatmap": []}
+    for run in range(runs + 1):
+        redraw = page.evaluate(REDRAW_HEADS, ("encoder", "decoder", "cross")[run % 3])
+        pick = page.evaluate(PICK_HEAD, run % 4)
+        assert redraw >= 0 and pick >= 0, "the head grid was not drawn"
+        if run:
+            times["head grid redrawn"].append(redraw)
+            times["head picked into the heatmap"].append(pick)
+    page.close()
+    return times
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--transformer", metavar="MODEL", help="also time a Transformer model's head views")
     args = parser.parse_args()
     chromium = shutil.which("chromium") or "/usr/bin/chromium"
     times: dict[str, list[float]] = {"translate": [], "select": [], "re-decode": [], "re-decode in page": []}
@@ -103,10 +134,15 @@ def main() -> None:
                 times["select"].append(select_ms)
                 times["re-decode"].append(redecode_ms)
                 times["re-decode in page"].append(in_page["drawn"] - in_page["click"])
+        heads = head_views(browser, url, args.transformer, args.runs) if args.transformer else {}
         browser.close()
     print(f"en-fr, {len(SENTENCE.split())}-word sentence, greedy + beam 5 (n-best 5), 1280x720, headless Chromium")
     for name, values in times.items():
         print(summary(name, values))
+    if heads:
+        print(f"{args.transformer}, 15-word German sentence, the head grid of every layer and head")
+        for name, values in heads.items():
+            print(summary(name, values))
     print("\n".join(first_screen))
 
 

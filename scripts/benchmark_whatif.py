@@ -18,7 +18,9 @@ from typing import Callable
 
 import s2s
 from s2s.saliency import DEFAULT_STEPS
-from scripts.benchmark_app import SENTENCE
+from scripts.benchmark_app import SENTENCES
+
+SENTENCE = SENTENCES["en"]
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -18,6 +18,7 @@ from s2s.service import Service
 from s2s.tokenizer import word_spans
 from s2s.translator import Translator
 from s2s.ui import explorer
+from s2s.ui.linked_view import server_functions
 from tests.conftest import random_model
 
 
@@ -392,3 +393,45 @@ def test_every_hypothesis_carries_its_words(page: explorer.Page) -> None:
 def test_a_model_s_own_examples_come_before_its_language_s(page: explorer.Page) -> None:
     assert explorer.example_samples("en-de")[0] == ["I will call you tomorrow."]  # German at work
     assert explorer.example_samples("en-fr") == [[text] for text in explorer.EXAMPLES["en"]]
+
+
+def test_a_transformer_s_head_views_are_real_and_an_rnn_shows_none(translator: Translator, tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    transformer = random_model(translator.tokenizer.vocab_size, scale=2.0, arch="transformer", encoder_layers=2,
+                               decoder_layers=2, attention_heads=4, feedforward_dim=32)
+    save_model(tmp_path / "en-fr", translator.model, translator.tokenizer)
+    save_model(tmp_path / "en-xx-transformer", transformer, translator.tokenizer)
+    service = Service(ModelCatalog(tmp_path, default="en-fr"))
+    monkeypatch.setattr(explorer, "service", service)
+    page = explorer.build_app().page
+    linked = explore(page, "the big cat runs", model="en-xx-transformer", classic=False)["linked"]
+    assert linked["heads"] == {"encoder_layers": 2, "decoder_layers": 2, "heads": 4, "split": None, "importance": {}}
+    column = linked["columns"][1]
+    best, source_length = column["hypotheses"][0], len(linked["source_pieces"])
+    assert np.asarray(best["head_attention"]).shape == (2, 4, len(best["pieces"]), source_length)
+    assert np.asarray(column["encoder_attention"]).shape == (2, 4, source_length, source_length)
+    assert np.asarray(column["decoder_attention"]).shape == (2, 4, len(best["pieces"]), len(best["pieces"]))
+    rnn = explore(page, "the big cat runs", classic=False)["linked"]
+    assert rnn["heads"] is None and rnn["columns"][1]["hypotheses"][0]["head_attention"] is None
+
+    # The Compare tab: a head picker for the Transformer's side only, and the heatmap of the head picked.
+    assert explorer.head_choices("en-fr") == [] and explorer.head_picker("en-fr").visible is False
+    choices = explorer.head_choices("en-xx-transformer")
+    assert choices[0] == ("layer 2, average of heads", "1.avg") and len(choices) == 1 + 2 * 4 + 1
+    outputs = explorer.compare_models("en-xx-transformer", "en-fr", "the big cat runs", 3, 0.6, False, "0.2", None)
+    best = service.translate("en-xx-transformer", ["the big cat runs"], explorer.settings_from(
+        {"strategy": "beam", "beam_size": 3, "alpha": 0.6}))[0]["sentences"][0]["hypotheses"][0]
+    np.testing.assert_allclose(np.asarray(heatmap_trace(outputs[2]).z), best["head_attention"][0][2], rtol=1e-5)
+    np.testing.assert_allclose(np.asarray(heatmap_trace(explorer.heatmap_for(
+        {"source_pieces": linked["source_pieces"], "hypotheses": [best]}, 0, "t", False, "1.avg")).z),
+        best["attention"], atol=1e-6)
+
+    # Heads switched off in the page: the sentence decoded again without them; an RNN says it has none.
+    (switch,) = [f for f in server_functions(service) if f.__name__ == "switch_heads"]
+    request = {"model": "en-xx-transformer", "source": "the big cat runs", "settings": column["settings"],
+               "heads_off": "cross.1.0,cross.1.1"}
+    answer = answered(switch)(request)
+    assert answer["sentence"]["hypotheses"] and answer["sentence"]["encoder_attention"]
+    assert "no heads" in answered(switch)(request | {"model": "en-fr"})["error"]
+    assert "no cross head 7.0" in answered(switch)(request | {"heads_off": "cross.7.0"})["error"]
+    assert "KIND.LAYER.HEAD" in answered(switch)(request | {"heads_off": "cross.one"})["error"]

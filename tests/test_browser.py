@@ -377,6 +377,7 @@ def test_a_shared_link_restores_the_view_and_copy_link_writes_one(server: str) -
 def test_a_person_steers_the_attention_of_one_step_and_sees_the_output_follow(server: str) -> None:
     with translated(server, "The cat is sleeping on the red sofa.") as page:
         greedy = page.locator('#linked-view .lv-col[data-column="0"]')
+        assert page.locator("#linked-view .lv-head-pick, #linked-view .lv-heads").count() == 0  # an RNN: no heads
         greedy.locator(".lv-out").nth(2).click()  # pin the third output word ("dort")
         assert page.locator("#linked-view .lv-steer-go").is_disabled()
         page.locator("#linked-view .lv-src").nth(5).click()  # "the": look there instead
@@ -528,6 +529,40 @@ def test_a_person_compares_two_models_in_their_own_tab(server: str) -> None:
                                timeout=60_000)
         page.wait_for_selector("#compare-b-heatmap .main-svg", timeout=60_000)  # no attention: a message
         page.screenshot(path=str(ARTIFACTS / "compare_tab.png"), full_page=True)
+
+
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="chromium is not installed (CI installs it)")
+def test_a_person_picks_a_transformer_head_and_switches_heads_off(server: str) -> None:
+    playwright = pytest.importorskip("playwright.sync_api")
+    with playwright.sync_playwright() as driver:
+        browser = driver.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        failures: list[str] = []
+        page.on("pageerror", lambda error: failures.append(str(error)))
+        page.goto(f"{server}/?model=de-en-transformer&text=Ein+Hund+rennt+durch+den+Park.")
+        page.wait_for_selector("#linked-view .lv-head-canvas", timeout=60_000)
+        assert page.locator("#linked-view .lv-head-canvas").count() == 3 * 4  # every layer's every head
+        assert page.input_value("#linked-view .lv-head-pick") == "2.-1"  # the last layer's average
+        page.select_option("#linked-view .lv-head-pick", "0.1")
+        heatmap = page.locator("#linked-view .lv-right .lv-heatmap").first
+        assert "(layer 1, head 2)" in heatmap.get_attribute("aria-label")
+        page.locator("#linked-view .lv-head-canvas").nth(6).click()  # layer 2, head 3 into the heatmap
+        assert page.input_value("#linked-view .lv-head-pick") == "1.2"
+        page.locator("#linked-view .lv-head-canvas").nth(6).hover()
+        assert "layer 2, head 3" in page.inner_text("#linked-view .lv-head-hover")
+        for index in (8, 9, 10, 11):  # every head of the last layer's cross-attention off
+            page.locator("#linked-view .lv-head-off-box").nth(index).check()
+        page.click("#linked-view .lv-heads-go")
+        page.wait_for_selector("#linked-view .lv-edit", timeout=60_000)
+        assert "heads off: cross layer 3, head 1" in page.inner_text("#linked-view .lv-edit")
+        page.locator("#linked-view .lv-head-kind[value=encoder]").check()
+        page.locator("#linked-view .lv-head-canvas").first.click()
+        assert page.locator("#linked-view .lv-heads .lv-heatmap").count() == 1  # an encoder head enlarged
+        page.click("#share-button")
+        page.wait_for_function("window.location.search.includes('head=1.2')", timeout=10_000)
+        page.screenshot(path=str(ARTIFACTS / "heads.png"), full_page=True)
+        assert error_badges(page) == 0 and not failures, failures
+        browser.close()
 
 
 def test_libretranslate_clients_work_unchanged(server: str) -> None:
