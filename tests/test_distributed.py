@@ -48,7 +48,13 @@ def test_two_processes_learn_what_one_process_learns(reverse_data: tuple[Path, P
     run(train_command(reverse_data, tmp_path / "two", 2, *options))
     one, two = weights(tmp_path / "one"), weights(tmp_path / "two")
     for name, tensor in one.items():
-        torch.testing.assert_close(two[name], tensor, atol=1e-5, rtol=1e-4, msg=name)
+        other = two[name]
+        if name.endswith("key_value.bias"):
+            # A Transformer's key bias moves no output (softmax ignores a shift shared by all keys):
+            # its gradient is rounding noise, which Adam scales to full steps. The value bias counts.
+            half = tensor.numel() // 2
+            tensor, other = tensor[half:], other[half:]
+        torch.testing.assert_close(other, tensor, atol=1e-5, rtol=1e-4, msg=name)
     # Rank 0 alone wrote the log: one line per validation, not one per process.
     log = (tmp_path / "two" / "train_log.jsonl").read_text()
     assert log.count('"validation"') == 2 and (tmp_path / "two" / "README.md").exists()
