@@ -11,11 +11,13 @@ Gradio to ``gr.Error``, the page to ``{"error": ...}``, REST to HTTP 422 / 404 /
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import dataclasses
 import os
+import threading
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Hashable, Iterator
 
 from .admission import Gate
 from .batching import RequestBatcher
@@ -89,12 +91,39 @@ def _text(value: Any, what: str = "text") -> str:
     return value
 
 
+class RecentAnswers:
+    """The answers to the last ``size`` distinct questions, by key (the least recently asked is
+    dropped first); safe across threads. For answers that are costly and asked again as a person
+    moves between views (saliency of the hypothesis shown)."""
+
+    def __init__(self, size: int) -> None:
+        self.size, self.lock, self.answers = size, threading.Lock(), collections.OrderedDict()
+
+    def get(self, key: Hashable) -> Any | None:
+        with self.lock:
+            if key in self.answers:
+                self.answers.move_to_end(key)
+                return self.answers[key]
+            return None
+
+    def put(self, key: Hashable, answer: Any) -> None:
+        with self.lock:
+            self.answers[key] = answer
+            self.answers.move_to_end(key)
+            while len(self.answers) > self.size:
+                self.answers.popitem(last=False)
+
+
+SALIENCY_CACHE_SIZE = 64  # saliency answers kept: a few KB each (two [T][S] matrices)
+
+
 class Service:
     def __init__(self, catalog: ModelCatalog, batcher: RequestBatcher | None = None, gate: Gate | None = None,
                  memory_budget: int = DEFAULT_MEMORY_BUDGET) -> None:
         self.catalog, self.batcher, self.gate = catalog, batcher or RequestBatcher(), gate or Gate()
         self.memory_budget = memory_budget  # bytes a search or a saliency request may hold
         catalog.memory_budget = memory_budget
+        self.saliency_answers = RecentAnswers(SALIENCY_CACHE_SIZE)
 
     @classmethod
     def from_environment(cls) -> "Service":
@@ -192,10 +221,19 @@ class Service:
     def saliency(self, model: str, source: Any, ids: Any = None, method: Any = "integrated_gradients",
                  steps: Any = DEFAULT_STEPS, settings: DecodeSettings | None = None) -> dict[str, Any]:
         """Which source pieces each piece of ``ids`` (None: the best output) depends on, beside its
-        attention (see ``Translator.saliency``)."""
+        attention (see ``Translator.saliency``). The last answers are kept: asking again for the
+        same sentence, output and method costs nothing."""
         translator, source, ids, _ = self._output(model, source, ids, settings or make_settings())
+        key = (model, source, tuple(ids), method, steps) \
+            if isinstance(model, str) and isinstance(method, str) and isinstance(steps, int) else None
+        cached = self.saliency_answers.get(key) if key else None
+        if cached is not None:
+            return cached
         with as_request_errors(), self.gate.admit("saliency"):
-            return translator.saliency(source, ids, method, steps, self.memory_budget)
+            answer = translator.saliency(source, ids, method, steps, self.memory_budget)
+        if key:
+            self.saliency_answers.put(key, answer)
+        return answer
 
     def score(self, model: str, source: Any, target: Any, settings: DecodeSettings,
               beside_best: bool = True) -> dict[str, Any]:

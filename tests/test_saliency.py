@@ -5,9 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 
+from s2s.catalog import ModelCatalog
+from s2s.checkpoint import save_model
 from s2s.cli import main
 from s2s.saliency import example_bytes, source_saliency
 from s2s.search import NEG_INF, NEVER_OUTPUT
+from s2s.service import RecentAnswers, Service
 from s2s.tokenizer import BOS_ID, EOS_ID
 from s2s.translator import Translator, load
 from tests.conftest import only_sentence, random_model, reverse_task, write_tsv
@@ -137,3 +140,22 @@ def test_the_translator_puts_saliency_beside_the_attention_of_the_same_output(tr
 def test_bad_saliency_requests_get_clear_errors(translator: Translator, call, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         call(translator)
+
+
+def test_the_service_answers_a_repeated_saliency_question_from_its_recent_answers(
+        translator: Translator, tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    save_model(tmp_path / "m", translator.model, translator.tokenizer)
+    service = Service(ModelCatalog(tmp_path, default="m"))
+    loaded = service.translator("m")
+    calls = []
+    original = loaded.saliency
+    monkeypatch.setattr(loaded, "saliency", lambda *args: calls.append(args) or original(*args))
+    first = service.saliency("m", "the big cat runs", method="input_x_gradient")
+    again = service.saliency("m", "the big cat runs", method="input_x_gradient")
+    assert again == first and len(calls) == 1
+    other = service.saliency("m", "the big cat runs", method="integrated_gradients", steps=4)
+    assert other["method"] == "integrated_gradients" and len(calls) == 2
+    answers = RecentAnswers(2)
+    for key in "abc":
+        answers.put(key, key.upper())
+    assert answers.get("a") is None and answers.get("c") == "C" and len(answers.answers) == 2
