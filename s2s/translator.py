@@ -427,8 +427,8 @@ class Translator:
         ``memory_budget`` (bytes) bounds what the attribution holds at once; a sentence too long for
         it is refused before any work starts."""
         if not isinstance(ids, list) or not ids or not all(
-                isinstance(i, int) and not isinstance(i, bool) and 0 <= i < self.tokenizer.vocab_size for i in ids):
-            raise ValueError("ids must be the output's piece ids")
+                isinstance(i, int) and not isinstance(i, bool) and (self.is_output_piece(i) or i == EOS_ID) for i in ids):
+            raise ValueError("ids must be the output's piece ids (pieces this model can output, </s> included)")
         if len(ids) > MAX_TARGET_LEN:
             raise ValueError(f"the output has {len(ids)} pieces; at most {MAX_TARGET_LEN}")
         result = self._prepare(source, make_settings(split_sentences=False))
