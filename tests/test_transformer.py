@@ -184,3 +184,15 @@ def test_an_rnn_folder_made_before_the_transformer_loads_and_translates_identica
     assert best["ids"] == OLD_RNN_OUTPUT["ids"] and best["ids"][-1] == EOS_ID
     assert best["score"] == pytest.approx(OLD_RNN_OUTPUT["score"], abs=1e-5)
     assert best["attention"][0] == pytest.approx(OLD_RNN_OUTPUT["attention_row0"], abs=1e-5)
+
+
+def test_saliency_and_scoring_run_on_a_transformer_beside_its_shown_attention(tokenizer: Tokenizer) -> None:
+    translator = Translator(transformer(tokenizer.vocab_size), tokenizer)
+    best = translator.translate("red cat sleeps", strategy="greedy")["sentences"][0]["hypotheses"][0]
+    result = translator.saliency("red cat sleeps", best["ids"], "integrated_gradients", steps=8)
+    relevance = torch.tensor(result["relevance"])
+    torch.testing.assert_close(relevance.sum(-1), torch.ones(len(best["ids"])))
+    torch.testing.assert_close(torch.tensor(result["attention"]), torch.tensor(best["attention"]), atol=1e-5, rtol=0)
+    scored = translator.score("red cat sleeps", best["ids"][:-1])["hypotheses"][0]
+    assert scored["score"] == pytest.approx(best["score"], abs=1e-4)
+    assert torch.tensor(scored["head_attention"]).shape == torch.tensor(best["head_attention"]).shape
