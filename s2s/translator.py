@@ -25,8 +25,8 @@ import torch
 
 from . import search
 from .checkpoint import load_model, read_metrics
-from .data import pad
 from .config import MODEL_SIZE_LIMITS
+from .data import pad
 from .familiarity import unfamiliar_notes
 from .heads import HeadSettings, parse_heads
 from .model import EncoderDecoder, evaluating
@@ -43,6 +43,7 @@ MAX_TARGET_LEN = 256  # hard cap on output tokens, whatever the ratio says
 WORD_WINDOW = 4  # pieces before a candidate that decide whether it starts a word (trace_dicts)
 MAX_ALTERNATIVES = 20
 MAX_HEADS_OFF_CHARS = 2000
+PYTHON_FLOAT_BYTES = 32  # a float in a result's lists: the object and its pointer (decode_bytes)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -265,20 +266,25 @@ class Translator:
         constrained and ranked copies, the encoder's memory (and a Transformer's key/value cache), and
         the histories a hypothesis carries (attention, every head's for a Transformer, the top
         alternatives, ids and log-probabilities) at the longest output allowed, twice over for the
-        reordering copies and the finished hypotheses."""
+        reordering copies and the finished hypotheses; and the result's attention as Python lists
+        (``PYTHON_FLOAT_BYTES`` a number: a Transformer's every head, and its self-attention)."""
         rows = sentences * {"greedy": 1, "beam": settings.beam_size, "sample": settings.nbest}[settings.strategy]
         steps = max(prefix_length + 1, min(MAX_TARGET_LEN, int(source_length * settings.max_length_ratio
                                                               + settings.max_length_extra)))
         config = self.model.config
         per_step = config.vocab_size * 4
+        self_attention = 0
         if config.arch == "transformer":  # every head's attention; cross keys and values, the growing cache
             attended = source_length * config.decoder_layers * config.attention_heads
             encoder = (3 * source_length + 2 * steps) * config.embedding_dim * config.decoder_layers
+            self_attention = sentences * config.attention_heads * (
+                config.encoder_layers * source_length ** 2 + config.decoder_layers * steps ** 2)
         else:
             attended = source_length
             encoder = source_length * (2 * config.encoder_hidden + config.decoder_hidden)
         history = steps * (attended + 2 * settings.alternatives + 3) * 2
-        return rows * (per_step + history + encoder) * 4
+        listed = (rows * steps * attended + self_attention) * PYTHON_FLOAT_BYTES
+        return rows * (per_step + history + encoder) * 4 + listed
 
     def check_budget(self, settings: DecodeSettings, source_length: int, prefix_length: int = 0) -> None:
         """Refuse, before any decoding, one sentence whose search would not fit ``memory_budget``."""
