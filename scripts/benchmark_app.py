@@ -14,6 +14,7 @@ import argparse
 import statistics
 import time
 
+from s2s.service import DEFAULT_MODEL
 from s2s.translator import source_language
 from s2s.ui import explorer
 
@@ -25,7 +26,7 @@ SENTENCES = {  # 15 words in the model's source language (s2s.translator.source_
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default=explorer.DEFAULT_MODEL)
+    parser.add_argument("--model", default=DEFAULT_MODEL)
     parser.add_argument("--runs", type=int, default=30)
     args = parser.parse_args()
     translator = explorer.service.translator(args.model)
