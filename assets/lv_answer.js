@@ -117,6 +117,13 @@ async function redecode(change) {
   const heads = hyp.head_attention ? { steer_layer: state.head.layer, steer_head: state.head.head } : {};
   const request = server.redecode({ model: value.model, source: value.source, ids: hyp.ids, position,
                                     settings: { ...column.settings, ...heads }, ...change });
+  await addEdit(request, (answer) => ({ sentence: answer.sentence, original: hyp, label: column.label, steered }),
+                "Re-decoding");
+}
+
+// Wait for a server function's answer (`request`, already sent) with the page showing it is busy;
+// put the edit `toEdit(answer)` makes on top of the latest few, or say the server's error.
+async function addEdit(request, toEdit, what) {
   state.busy = true;
   state.message = "";
   render();
@@ -125,12 +132,12 @@ async function redecode(change) {
     if (answer.error) {
       state.message = answer.error;
     } else {
-      state.edits.unshift({ sentence: answer.sentence, original: hyp, label: column.label, steered });
+      state.edits.unshift(toEdit(answer));
       if (answer.note) state.message = answer.note;
       state.edits = state.edits.slice(0, 4);  // the latest few edits stay on screen
     }
   } catch (error) {
-    state.message = `Re-decoding failed: ${error}`;
+    state.message = `${what} failed: ${error}`;
   } finally {
     state.busy = false;
     render();
@@ -147,20 +154,6 @@ async function scoreTranslation(target) {
   const column = value.columns[state.column];
   const best = column.hypotheses[0];
   const request = server.score({ model: value.model, source: value.source, target, settings: column.settings });
-  state.busy = true;
-  state.message = "";
-  render();
-  try {
-    const answer = JSON.parse(await request);
-    if (answer.error) state.message = answer.error;
-    else {
-      state.edits.unshift({ sentence: answer.sentence, original: best, label: column.label, scored: true });
-      state.edits = state.edits.slice(0, 4);
-    }
-  } catch (error) {
-    state.message = `Scoring failed: ${error}`;
-  } finally {
-    state.busy = false;
-    render();
-  }
+  await addEdit(request, (answer) => ({ sentence: answer.sentence, original: best, label: column.label, scored: true }),
+                "Scoring");
 }

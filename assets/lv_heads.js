@@ -158,22 +158,8 @@ async function switchHeadsOff() {
   const headsOff = [...state.headsOff].sort().join(",");
   const request = server.switch_heads({ model: value.model, source: value.source, settings: column.settings,
                                         heads_off: headsOff });
-  state.busy = true;
-  state.message = "";
-  render();
-  try {
-    const answer = JSON.parse(await request);
-    if (answer.error) state.message = answer.error;
-    else {
-      state.edits.unshift({ sentence: answer.sentence, original: column.hypotheses[0], label: column.label, headsOff });
-      state.edits = state.edits.slice(0, 4);
-    }
-  } catch (error) {
-    state.message = `Re-decoding failed: ${error}`;
-  } finally {
-    state.busy = false;
-    render();
-  }
+  await addEdit(request, (answer) => ({ sentence: answer.sentence, original: column.hypotheses[0],
+                                       label: column.label, headsOff }), "Re-decoding");
 }
 
 // The head a shared link names, once the first result with heads arrives.

@@ -230,6 +230,14 @@ class EncoderDecoder(nn.Module):
     def parameter_count(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
+    @staticmethod
+    def embeddings(config: ModelConfig) -> tuple[nn.Embedding, nn.Embedding]:
+        """The source and target embeddings [V, E]: one shared table with ``tie_embeddings``."""
+        source = nn.Embedding(config.vocab_size, config.embedding_dim, padding_idx=PAD_ID)
+        target = source if config.tie_embeddings else nn.Embedding(config.vocab_size, config.embedding_dim,
+                                                                   padding_idx=PAD_ID)
+        return source, target
+
 
 class Seq2Seq(EncoderDecoder):
     """The attentional RNN of the module docstring."""
@@ -237,9 +245,7 @@ class Seq2Seq(EncoderDecoder):
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         self.config = config.validate()
-        source_embedding = nn.Embedding(config.vocab_size, config.embedding_dim, padding_idx=PAD_ID)
-        target_embedding = (source_embedding if config.tie_embeddings else
-                            nn.Embedding(config.vocab_size, config.embedding_dim, padding_idx=PAD_ID))
+        source_embedding, target_embedding = self.embeddings(config)
         self.encoder = Encoder(config, source_embedding)
         self.decoder = Decoder(config, target_embedding)
 

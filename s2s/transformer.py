@@ -250,10 +250,9 @@ class Transformer(EncoderDecoder):
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         self.config = config.validate()
-        source_embedding = nn.Embedding(config.vocab_size, config.embedding_dim, padding_idx=PAD_ID)
-        nn.init.normal_(source_embedding.weight, std=config.embedding_dim ** -0.5)
-        target_embedding = (source_embedding if config.tie_embeddings else
-                            nn.Embedding(config.vocab_size, config.embedding_dim, padding_idx=PAD_ID))
+        source_embedding, target_embedding = self.embeddings(config)
+        for table in {source_embedding, target_embedding}:  # scaled by sqrt(d_model) when read
+            nn.init.normal_(table.weight, std=config.embedding_dim ** -0.5)
         self.encoder = TransformerEncoder(config, source_embedding)
         self.decoder = TransformerDecoder(config, target_embedding)
 

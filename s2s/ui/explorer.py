@@ -410,6 +410,34 @@ def unchanged(components: list[gr.components.Component]) -> dict:
     return {component: gr.skip() for component in components}
 
 
+def build_more_settings(page: "Page") -> gr.Checkbox:
+    """The folded "More decoding settings": the rarer decoding controls (set on ``page``) and the
+    word-merging switch of the Plotly views, which it returns."""
+    with gr.Accordion("More decoding settings", open=False, elem_id="settings-box"):
+        page.control("nbest", gr.Slider, 1, UI_MAX_BEAM, value=UI_NBEST, step=1,
+                     label="n-best (≤ beam size) / samples")
+        page.control("alpha", gr.Slider, 0.0, 2.0, step=0.1, label="Length penalty α (0 = raw log-prob)")
+        page.control("coverage_penalty", gr.Slider, 0.0, 1.0, step=0.05,
+                     label="Coverage penalty β (punishes source words left unread; 0 = off)")
+        page.control("min_length_ratio", gr.Slider, 0.0, 1.5, step=0.1,
+                     label="Min length × source (0 = off)")
+        page.control("max_length_ratio", gr.Slider, 0.5, 4.0, step=0.1, label="Max length × source")
+        page.control("max_length_extra", gr.Slider, 0, 50, step=1, label="Max length + extra tokens")
+        page.control("no_repeat_ngram", gr.Slider, 0, 6, step=1, label="No-repeat n-gram (0 = off)")
+        page.control("prefix", gr.Textbox, lines=1,
+                     label="Forced output prefix (every sentence; right column only, greedy stays free)")
+        page.control("split_sentences", gr.Checkbox, label="Translate a paragraph sentence by sentence")
+        page.control("alternatives", gr.Slider, 0, 20, value=UI_ALTERNATIVES, step=1,
+                     label="Alternatives kept per output word (click a word to see them)")
+        page.control("heads_off", gr.Textbox, label="Transformer heads switched off in every output "
+                     "(e.g. cross.2.0, encoder.0.3; or tick them in the heads grid)",
+                     max_length=MAX_HEADS_OFF_CHARS, elem_id="heads-off")
+        merge_words = gr.Checkbox(True, label="Words, not pieces, in the Plotly heatmaps of the "
+                                              "classic views and the Compare tab (sum over source "
+                                              "pieces, mean over output pieces)")
+    return merge_words
+
+
 def build_app(max_batch: int = 32, concurrency: int = 8, queue_size: int = 256,
               memory_budget_mb: int = DEFAULT_MEMORY_BUDGET // 2**20) -> gr.Blocks:
     """The page. ``max_batch`` concurrent requests are decoded together (1 = each alone);
@@ -457,28 +485,7 @@ def build_app(max_batch: int = 32, concurrency: int = 8, queue_size: int = 256,
                                       elem_id="examples-box") as examples_box:
                         examples = gr.Dataset(components=[text], samples=example_samples(first), label="Examples",
                                               show_label=False, samples_per_page=6)
-                    with gr.Accordion("More decoding settings", open=False, elem_id="settings-box"):
-                        page.control("nbest", gr.Slider, 1, UI_MAX_BEAM, value=UI_NBEST, step=1,
-                                     label="n-best (≤ beam size) / samples")
-                        page.control("alpha", gr.Slider, 0.0, 2.0, step=0.1, label="Length penalty α (0 = raw log-prob)")
-                        page.control("coverage_penalty", gr.Slider, 0.0, 1.0, step=0.05,
-                                     label="Coverage penalty β (punishes source words left unread; 0 = off)")
-                        page.control("min_length_ratio", gr.Slider, 0.0, 1.5, step=0.1,
-                                     label="Min length × source (0 = off)")
-                        page.control("max_length_ratio", gr.Slider, 0.5, 4.0, step=0.1, label="Max length × source")
-                        page.control("max_length_extra", gr.Slider, 0, 50, step=1, label="Max length + extra tokens")
-                        page.control("no_repeat_ngram", gr.Slider, 0, 6, step=1, label="No-repeat n-gram (0 = off)")
-                        page.control("prefix", gr.Textbox, lines=1,
-                                     label="Forced output prefix (every sentence; right column only, greedy stays free)")
-                        page.control("split_sentences", gr.Checkbox, label="Translate a paragraph sentence by sentence")
-                        page.control("alternatives", gr.Slider, 0, 20, value=UI_ALTERNATIVES, step=1,
-                                     label="Alternatives kept per output word (click a word to see them)")
-                        page.control("heads_off", gr.Textbox, label="Transformer heads switched off in every output "
-                                     "(e.g. cross.2.0, encoder.0.3; or tick them in the heads grid)",
-                                     max_length=MAX_HEADS_OFF_CHARS, elem_id="heads-off")
-                        merge_words = gr.Checkbox(True, label="Words, not pieces, in the Plotly heatmaps of the "
-                                                              "classic views and the Compare tab (sum over source "
-                                                              "pieces, mean over output pieces)")
+                    merge_words = build_more_settings(page)
                     with gr.Accordion("Reference translation", open=False, elem_id="reference-box"):
                         reference = gr.Textbox(label="Reference translation (optional): sentence BLEU and chrF of "
                                                      "every output", lines=1, elem_id="reference")
