@@ -1,4 +1,4 @@
-"""Command line: ``python -m s2s {train,translate,evaluate,toy-data,serve,card} --help``.
+"""Command line: ``python -m s2s {train,translate,evaluate,heads,index,toy-data,serve,card} --help``.
 
 A thin layer: every command parses its arguments and calls the library.
 """
@@ -20,6 +20,7 @@ from .config import ModelConfig, TrainConfig, from_dict, read_json
 from .data import group_references, read_pairs
 from .saliency import METHODS
 from .toy import DEV_PAIRS, TASK_EXAMPLES, TASKS, TRAIN_PAIRS, write_task
+from .tokenizer import EOS_ID
 from .translator import DecodeSettings, Translator, make_settings
 
 
@@ -83,6 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
                                 "stdin) by force-decoding; text: log-prob<TAB>normalised<TAB>translation")
     translate.add_argument("--saliency", choices=METHODS, nargs="?", const="integrated_gradients",
                            help="also attribute each sentence's best output to its source (JSON lines)")
+    translate.add_argument("--neighbours", type=int, metavar="K",
+                           help="also the K nearest training pieces of every output piece of each sentence's best "
+                                "output, from the model's neighbour index (JSON lines)")
     _add_dataclass_options(translate, DecodeSettings, "decoding (see s2s.DecodeSettings)")
 
     evaluate = commands.add_parser("evaluate", help="BLEU, chrF and speed for greedy and beam sizes")
@@ -103,6 +107,18 @@ def build_parser() -> argparse.ArgumentParser:
     heads.add_argument("--data", nargs="+", type=Path, required=True, metavar="FILE", help="TSV or SRC TGT")
     heads.add_argument("--batch-size", type=int, default=64)
     heads.add_argument("--split", default="dev", help="the data's name in the card (default: dev)")
+
+    index = commands.add_parser("index", help="index the training pairs' hidden states (the nearest-training-"
+                                "sentences view)", description="Run the model over its training pairs (teacher-"
+                                "forced) and store every source piece's encoder state and every target piece's "
+                                "decoder state in MODEL/index/ (see s2s.neighbour_index). Streams the data; "
+                                "run the same command again to continue a build cut off.")
+    _model_options(index)
+    index.add_argument("--data", nargs="+", type=Path, required=True, metavar="FILE", help="TSV or SRC TGT")
+    index.add_argument("--max-sentences", type=int, help="index a seeded sample of this many pairs (default: all)")
+    index.add_argument("--bytes-per-vector", type=int, default=32, help="product-quantisation code size")
+    index.add_argument("--seed", type=int, default=1)
+    index.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     toy = commands.add_parser("toy-data", help="write a toy task's train/dev TSV and gold alignments",
                               description="Generate a toy task with a known alignment (see s2s.toy): "
@@ -190,7 +206,13 @@ def run_translate(args: argparse.Namespace) -> None:
         if args.saliency:
             result["saliency"] = [translator.saliency(s["source"], s["hypotheses"][0]["ids"], args.saliency)
                                   for s in result["sentences"]]
-        if args.format == "json" or args.saliency:
+        if args.neighbours:
+            for sentence in result["sentences"]:
+                ids = sentence["hypotheses"][0]["ids"]
+                sentence["neighbours"] = [
+                    translator.neighbours(sentence["source"], ids, "output", position, args.neighbours)
+                    for position in range(len(ids)) if ids[position] != EOS_ID]
+        if args.format == "json" or args.saliency or args.neighbours:
             print(json.dumps(result, ensure_ascii=False))
         else:
             print("\t".join(nbest_texts(result)))
@@ -227,6 +249,19 @@ def run_heads(args: argparse.Namespace) -> None:
                             on_head=lambda name, loss: print(f"{name:<14} BLEU lost {loss:+.2f}", flush=True))
     print(f"baseline greedy BLEU {table['baseline_bleu']:.2f} on {len(sources)} sources")
     update_metrics(args.model, {"head_importance": table | {"split": args.split}})
+
+
+def run_index(args: argparse.Namespace) -> None:
+    from .neighbour_index import build_index
+
+    if args.max_sentences is not None and args.max_sentences < 1:
+        raise ValueError(f"--max-sentences must be at least 1, got {args.max_sentences}")
+    manifest = build_index(args.model, args.data, args.max_sentences, args.seed, args.bytes_per_vector,
+                           progress=not args.no_progress)
+    print(f"indexed {manifest['sentences']:,} pairs ({manifest['pieces']['source']:,} source and "
+          f"{manifest['pieces']['output']:,} output pieces) in {manifest['built_seconds']:.0f} s: "
+          f"{manifest['bytes'] / 1e6:.1f} MB, recall@10 {manifest['recall_at_10']}")
+    update_metrics(args.model, {"neighbour_index": {key: value for key, value in manifest.items() if key != "files"}})
 
 
 def run_toy_data(args: argparse.Namespace) -> None:
@@ -271,6 +306,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             run_evaluate(args)
         elif args.command == "heads":
             run_heads(args)
+        elif args.command == "index":
+            run_index(args)
         elif args.command == "toy-data":
             run_toy_data(args)
         elif args.command == "serve":

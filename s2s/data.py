@@ -37,31 +37,40 @@ def _warn_skip(message: str) -> None:
     warnings.warn(message, stacklevel=3)
 
 
-def read_pairs(paths: Sequence[Path], on_skip: Callable[[str], None] = _warn_skip,
-               max_bad_fraction: float = 0.1) -> list[tuple[str, str]]:
-    """Read (source, target) pairs from one TSV file or two line-aligned files."""
+def stream_pairs(paths: Sequence[Path], on_skip: Callable[[str], None] = _warn_skip) -> Iterator[tuple[str, str]]:
+    """(source, target) pairs from one TSV file or two line-aligned files, one at a time; a line
+    without two non-empty sides is passed to ``on_skip`` and left out."""
     if len(paths) not in (1, 2):
         raise ValueError(f"expected one TSV file or two line-aligned files, got {len(paths)}")
-    pairs: list[tuple[str, str]] = []
-    bad = 0
     if len(paths) == 1:
         with open_text(paths[0]) as lines:
             for number, line in enumerate(lines, start=1):
                 columns = line.rstrip("\r\n").split("\t")
                 if len(columns) < 2 or not columns[0].strip() or not columns[1].strip():
-                    bad += 1
                     on_skip(f"{paths[0]}:{number}: skipped malformed line (need source<TAB>target)")
                     continue
-                pairs.append((columns[0].strip(), columns[1].strip()))
+                yield columns[0].strip(), columns[1].strip()
     else:
         with open_text(paths[0]) as sources, open_text(paths[1]) as targets:
             for number, (source, target) in enumerate(_zip_strict(sources, targets, paths), start=1):
                 source, target = source.strip(), target.strip()
                 if not source or not target:
-                    bad += 1
                     on_skip(f"{paths[0]}|{paths[1]}:{number}: skipped line with an empty side")
                     continue
-                pairs.append((source, target))
+                yield source, target
+
+
+def read_pairs(paths: Sequence[Path], on_skip: Callable[[str], None] = _warn_skip,
+               max_bad_fraction: float = 0.1) -> list[tuple[str, str]]:
+    """Every pair of ``stream_pairs``; more than ``max_bad_fraction`` malformed lines is an error."""
+    bad = 0
+
+    def skip(message: str) -> None:
+        nonlocal bad
+        bad += 1
+        on_skip(message)
+
+    pairs = list(stream_pairs(paths, skip))
     total = len(pairs) + bad
     if total == 0:
         raise ValueError(f"no data in {', '.join(map(str, paths))}")

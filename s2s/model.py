@@ -187,8 +187,10 @@ class EncoderDecoder(nn.Module):
     - ``step(previous [N, T], state, memory, steer [N, T, S] or None)`` -> logits [N, T, V], the new
       state, cross-attention [N, T, S] (one distribution per step, the RNN) or [N, T, layers, heads, S]
       (every layer and head, the Transformer), or None without attention. Search calls it with T = 1.
-    - ``teacher_forced_states`` -> what the output layer reads at every target position, and the
-      cross-attention; ``forward`` -> logits and cross-attention (training, force-decoding).
+    - ``read(target_in [N, T], state, memory)`` -> what the output layer reads at every target
+      position [N, T, D] and the cross-attention (see ``step``): the teacher-forced decoder pass.
+    - ``states`` -> the encoder's states and ``read``'s (the neighbour index); ``teacher_forced_states``
+      -> ``read``'s; ``forward`` -> logits and cross-attention (training, force-decoding).
     ``encoder.embedding`` looks source ids up; ``decoder.logits`` is the output layer.
     """
 
@@ -208,10 +210,25 @@ class EncoderDecoder(nn.Module):
              ) -> tuple[torch.Tensor, Any, torch.Tensor | None]:
         raise NotImplementedError
 
+    def read(self, target_in: torch.Tensor, state: Any, memory: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
+        raise NotImplementedError
+
+    def states(self, source: torch.Tensor, lengths: torch.Tensor, target_in: torch.Tensor,
+               source_embeddings: torch.Tensor | None = None, heads: HeadSettings = NO_HEAD_SETTINGS
+               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """Teacher-forced pass up to the output layer: source [B, S], target_in [B, T] -> the
+        encoder's states [B, S, De], what the output layer reads at each target position [B, T, D]
+        (the state that predicts target piece t), cross-attention (see ``step``)."""
+        memory, state = self.encode(source, lengths, source_embeddings, heads)
+        attentional, alphas = self.read(target_in, state, memory)
+        return memory.states, attentional, alphas
+
     def teacher_forced_states(self, source: torch.Tensor, lengths: torch.Tensor, target_in: torch.Tensor,
                               source_embeddings: torch.Tensor | None = None, heads: HeadSettings = NO_HEAD_SETTINGS
                               ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        raise NotImplementedError
+        """``states`` without the encoder's: [B, T, D] and the cross-attention."""
+        _, attentional, alphas = self.states(source, lengths, target_in, source_embeddings, heads)
+        return attentional, alphas
 
     def forward(self, source: torch.Tensor, lengths: torch.Tensor, target_in: torch.Tensor,
                 source_embeddings: torch.Tensor | None = None, heads: HeadSettings = NO_HEAD_SETTINGS
@@ -271,11 +288,9 @@ class Seq2Seq(EncoderDecoder):
         logits, hidden, alphas = self.decoder(previous, state.hidden, memory, steer)
         return logits, RNNDecoderState(hidden), alphas
 
-    def teacher_forced_states(self, source: torch.Tensor, lengths: torch.Tensor, target_in: torch.Tensor,
-                              source_embeddings: torch.Tensor | None = None, heads: HeadSettings = NO_HEAD_SETTINGS
-                              ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Teacher-forced pass up to the output layer: source [B, S], target_in [B, T] ->
-        attentional states [B, T, E], alphas [B, T, S] or None."""
-        memory, state = self.encode(source, lengths, source_embeddings, heads)
+    def read(self, target_in: torch.Tensor, state: RNNDecoderState, memory: EncoderMemory
+             ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Teacher-forced decoder pass: target_in [B, T] -> attentional states [B, T, E], alphas
+        [B, T, S] or None."""
         attentional, _, alphas = self.decoder.attentional_states(target_in, state.hidden, memory)
         return attentional, alphas

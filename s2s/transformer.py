@@ -277,12 +277,10 @@ class Transformer(EncoderDecoder):
                                                                        need_weights=not self.training)
         return self.decoder.logits(attentional), state, cross
 
-    def teacher_forced_states(self, source: torch.Tensor, lengths: torch.Tensor, target_in: torch.Tensor,
-                              source_embeddings: torch.Tensor | None = None, heads: HeadSettings = NO_HEAD_SETTINGS
-                              ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Teacher-forced pass up to the output layer: source [B, S], target_in [B, T] -> decoder
-        output [B, T, d_model], cross-attention [B, T, layers, heads, S] (None in training mode)."""
-        memory, state = self.encode(source, lengths, source_embeddings, heads)
+    def read(self, target_in: torch.Tensor, state: TransformerState, memory: TransformerMemory
+             ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Teacher-forced decoder pass: target_in [B, T] -> decoder output [B, T, d_model],
+        cross-attention [B, T, layers, heads, S] (None in training mode)."""
         attentional, _, cross, _ = self.decoder.attentional_states(target_in, state, memory,
                                                                    need_weights=not self.training)
         return attentional, cross

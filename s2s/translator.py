@@ -30,6 +30,8 @@ from .data import pad
 from .familiarity import unfamiliar_notes
 from .heads import HeadSettings, parse_heads
 from .model import EncoderDecoder, evaluating
+from .neighbour_index import LazyIndex
+from .neighbours import DEFAULT_NEIGHBOURS, check_query, find_neighbours
 from .saliency import DEFAULT_MEMORY_BUDGET, DEFAULT_STEPS, rank_correlation, source_saliency
 from .search import BeamStep, Hypothesis
 from .tokenizer import BOS_ID, EOS_ID, EOS_PIECE, Tokenizer, merge_pieces, word_spans
@@ -167,8 +169,10 @@ class Translator:
     eval mode and leaves the model's mode as it found it (training validates with its own model)."""
 
     def __init__(self, model: EncoderDecoder, tokenizer: Tokenizer, name: str = "model",
-                 metrics: dict[str, Any] | None = None, memory_budget: int = DEFAULT_MEMORY_BUDGET) -> None:
+                 metrics: dict[str, Any] | None = None, memory_budget: int = DEFAULT_MEMORY_BUDGET,
+                 folder: Path | None = None) -> None:
         self.model = model
+        self.neighbour_index = LazyIndex(folder)  # the folder's index/, loaded on first use
         self.memory_budget = memory_budget  # bytes one search may hold (see decode_bytes)
         self.tokenizer = tokenizer
         self.name = name
@@ -184,7 +188,7 @@ class Translator:
         if bfloat16_output:
             model.use_bfloat16_output()
         return cls(model, tokenizer, name=Path(folder).name, metrics=read_metrics(Path(folder)),
-                   memory_budget=memory_budget)
+                   memory_budget=memory_budget, folder=Path(folder))
 
     @property
     def has_attention(self) -> bool:
@@ -458,6 +462,25 @@ class Translator:
             "rank_correlation": correlation,
             "convergence": scores["convergence"].tolist() if "convergence" in scores else None,
         }
+
+    def neighbours(self, source: str, ids: list[int], side: str = "output", position: int = 0,
+                   k: int = DEFAULT_NEIGHBOURS) -> dict[str, Any]:
+        """The ``k`` training pieces whose hidden state is nearest that of piece ``position`` of the
+        sentence ``source`` (``side`` "source") or of its output ``ids`` ("output"), from the model
+        folder's neighbour index (see ``s2s.neighbours``). A ValueError (NeighbourIndexError) says
+        how to build a missing index or rebuild a stale one."""
+        if not isinstance(ids, list) or not ids or not all(
+                isinstance(i, int) and not isinstance(i, bool) and (self.is_output_piece(i) or i == EOS_ID) for i in ids):
+            raise ValueError("ids must be the output's piece ids (pieces this model can output, </s> included)")
+        if len(ids) > MAX_TARGET_LEN:
+            raise ValueError(f"the output has {len(ids)} pieces; at most {MAX_TARGET_LEN}")
+        result = self._prepare(source, make_settings(split_sentences=False))
+        if result["message"]:
+            raise ValueError(result["message"])
+        (sentence,) = result["sentences"]
+        check_query(side, position, k, len(sentence["ids"]), ids)
+        return find_neighbours(self.model, self.tokenizer, self.neighbour_index.get(), sentence["ids"] + [EOS_ID],
+                               ids, side, position, k)
 
     def edited_prefix(self, ids: list[int], position: int, replacement: int | str) -> list[int]:
         """The forced prefix for "at ``position`` of the output ``ids``, say ``replacement``

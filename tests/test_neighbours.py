@@ -1,0 +1,182 @@
+"""The neighbour index: a training sentence's own word finds that sentence, stale and damaged
+indexes are refused with the command that rebuilds them, and a folder without one keeps working."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from s2s.checkpoint import save_model
+from s2s.cli import main
+from s2s.neighbour_index import INDEX_FOLDER, MANIFEST_FILE, PARTIAL_FOLDER, NeighbourIndex, NeighbourIndexError, \
+    build_index
+from s2s.tokenizer import EOS_ID, Tokenizer
+from s2s.translator import Translator
+
+from .conftest import random_model, reverse_task, write_tsv
+
+TRAIN_PAIRS = reverse_task(300, seed=5)
+
+
+def model_folder(tmp_path: Path, tokenizer: Tokenizer, arch: str = "rnn") -> Path:
+    overrides = {"arch": "transformer", "encoder_layers": 2, "decoder_layers": 2, "attention_heads": 2,
+                 "feedforward_dim": 32} if arch == "transformer" else {}
+    folder = tmp_path / f"model-{arch}"
+    save_model(folder, random_model(tokenizer.vocab_size, scale=2.0, **overrides), tokenizer, fp16=False)
+    return folder
+
+
+@pytest.fixture(params=["rnn", "transformer"])
+def indexed(request: pytest.FixtureRequest, tmp_path: Path, tokenizer: Tokenizer) -> tuple[Path, Path]:
+    folder = model_folder(tmp_path, tokenizer, request.param)
+    data = write_tsv(tmp_path / "train.tsv", TRAIN_PAIRS)
+    build_index(folder, [data], bytes_per_vector=4, progress=False, log=lambda message: None)
+    return folder, data
+
+
+def test_a_training_sentences_own_word_finds_that_sentence_first(indexed: tuple[Path, Path]) -> None:
+    folder, _ = indexed
+    translator = Translator.load(folder)
+    index = NeighbourIndex.load(folder)
+    assert len(index.pairs) == len(TRAIN_PAIRS) and index.manifest["sentences"] == len(TRAIN_PAIRS)
+    checked = 0
+    for number in (3, 50, 120, 299):
+        source, target = TRAIN_PAIRS[number]
+        ids = translator.tokenizer.encode(target) + [EOS_ID]
+        for side, length in (("source", len(translator.tokenizer.encode(source))), ("output", len(ids) - 1)):
+            position = length - 1
+            found = translator.neighbours(source, ids, side, position, k=5)
+            first = found["neighbours"][0]
+            # Duplicates in the data are the same sentence: compare the text, not the number.
+            assert (first["source"], first["target"]) == (source, target)
+            assert first["position"] == position and first["similarity"] == pytest.approx(1.0, abs=1e-4)
+            similarities = [n["similarity"] for n in found["neighbours"]]
+            assert similarities == sorted(similarities, reverse=True) and len(similarities) == 5
+            if side == "output":
+                assert first["same_word"] is True and found["same_word"] >= 1
+            assert len(found["map"]["x"]) == len(found["map"]["y"]) == 6
+            checked += 1
+    assert checked == 8
+
+
+def test_the_aligned_word_follows_the_models_attention(indexed: tuple[Path, Path]) -> None:
+    folder, _ = indexed
+    translator = Translator.load(folder)
+    source, target = TRAIN_PAIRS[7]
+    ids = translator.tokenizer.encode(target) + [EOS_ID]
+    found = translator.neighbours(source, ids, "output", 0, k=3)
+    for neighbour in found["neighbours"]:
+        source_ids = translator.tokenizer.encode(neighbour["source"]) + [EOS_ID]
+        target_ids = translator.tokenizer.encode(neighbour["target"]) + [EOS_ID]
+        forced = translator.score(neighbour["source"], target_ids[:-1])["hypotheses"][0]
+        attention = torch.tensor(forced["attention"])[neighbour["position"], : len(source_ids) - 1]
+        expected = int(attention.argmax())
+        words = translator.tokenizer.pieces(source_ids)
+        assert neighbour["source_words"][neighbour["source_word"]].strip() in words[expected].replace("▁", " ")
+
+
+def test_a_stale_index_is_refused_with_the_command_that_rebuilds_it(indexed: tuple[Path, Path],
+                                                                    tokenizer: Tokenizer) -> None:
+    folder, _ = indexed
+    config = json.loads((folder / "config.json").read_text())
+    retrained = random_model(tokenizer.vocab_size, scale=2.0, seed=9, **{
+        k: v for k, v in config.items() if k in ("arch", "encoder_layers", "decoder_layers", "attention_heads",
+                                                 "feedforward_dim")})
+    save_model(folder, retrained, tokenizer, fp16=False)
+    translator = Translator.load(folder)
+    with pytest.raises(NeighbourIndexError, match=r"stale.*python -m s2s index --model"):
+        translator.neighbours(TRAIN_PAIRS[0][0], [EOS_ID], "source", 0)
+
+
+@pytest.mark.parametrize("damage", ["flip a byte", "truncate", "remove", "manifest"])
+def test_a_damaged_index_gives_a_clear_message(indexed: tuple[Path, Path], damage: str) -> None:
+    folder, _ = indexed
+    path = folder / INDEX_FOLDER / ("source.faiss" if damage != "manifest" else MANIFEST_FILE)
+    data = bytearray(path.read_bytes())
+    if damage == "flip a byte":
+        data[len(data) // 2] ^= 0xFF
+        path.write_bytes(bytes(data))
+    elif damage == "truncate":
+        path.write_bytes(bytes(data[:100]))
+    elif damage == "remove":
+        path.unlink()
+    else:
+        path.write_text("[" * 100_000)
+    with pytest.raises(NeighbourIndexError, match=r"damaged.*python -m s2s index --model"):
+        NeighbourIndex.load(folder)
+
+
+def test_a_folder_without_an_index_translates_and_says_how_to_build_one(tmp_path: Path, tokenizer: Tokenizer) -> None:
+    folder = model_folder(tmp_path, tokenizer)
+    translator = Translator.load(folder)
+    result = translator.translate("red cat runs")
+    assert result["sentences"][0]["hypotheses"]
+    with pytest.raises(NeighbourIndexError, match=r"has no neighbour index; build it with: python -m s2s index"):
+        translator.neighbours("red cat runs", result["sentences"][0]["hypotheses"][0]["ids"], "output", 0)
+
+
+@pytest.mark.parametrize("side, position, k, message", [
+    ("middle", 0, 5, "side must be"), ("source", 99, 5, "position must be a source piece"),
+    ("output", 1, 5, "not </s>"), ("output", 0, 0, "k must be"), ("output", 0, 51, "k must be"),
+    ("source", True, 5, "position must be")])
+def test_bad_queries_are_refused_before_any_search(tmp_path: Path, tokenizer: Tokenizer, side, position, k,
+                                                   message) -> None:
+    translator = Translator.load(model_folder(tmp_path, tokenizer))  # no index: the check comes first
+    ids = tokenizer.encode("cat") + [EOS_ID]
+    with pytest.raises(ValueError, match=message):
+        translator.neighbours("red cat", ids[-2:], side, position, k)
+
+
+def test_a_build_cut_off_continues_and_gives_the_index_a_whole_build_gives(tmp_path: Path, tokenizer: Tokenizer,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    import s2s.neighbour_index as neighbour_index
+
+    folder = model_folder(tmp_path, tokenizer)
+    data = write_tsv(tmp_path / "train.tsv", TRAIN_PAIRS)
+    monkeypatch.setattr(neighbour_index, "CHUNK_PAIRS", 64)
+    whole = build_index(folder, [data], bytes_per_vector=4, progress=False, log=lambda message: None)
+    shutil.rmtree(folder / INDEX_FOLDER)
+    calls = {"count": 0}
+    real = neighbour_index._chunk_states
+
+    def interrupted(*args):
+        calls["count"] += 1
+        if calls["count"] == 3:
+            raise KeyboardInterrupt
+        return real(*args)
+
+    monkeypatch.setattr(neighbour_index, "_chunk_states", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        build_index(folder, [data], bytes_per_vector=4, progress=False, log=lambda message: None)
+    assert not (folder / INDEX_FOLDER).exists() and (folder / PARTIAL_FOLDER / "progress.json").exists()
+    assert json.loads((folder / PARTIAL_FOLDER / "progress.json").read_text())["kept"] == 128
+    messages: list[str] = []
+    resumed = build_index(folder, [data], bytes_per_vector=4, progress=False, log=messages.append)
+    assert messages[0].startswith("continuing a build: 128 of 300")
+    assert resumed["pieces"] == whole["pieces"] and resumed["files"] == whole["files"]
+    assert not (folder / PARTIAL_FOLDER).exists()
+
+
+def test_the_cli_builds_an_index_samples_it_and_adds_neighbours_to_json_output(
+        tmp_path: Path, tokenizer: Tokenizer, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+
+    folder = model_folder(tmp_path, tokenizer)
+    data = write_tsv(tmp_path / "train.tsv", TRAIN_PAIRS)
+    assert main(["index", "--model", str(folder), "--data", str(data), "--max-sentences", "100",
+                 "--bytes-per-vector", "4", "--no-progress"]) == 0
+    assert "indexed 100 pairs" in capsys.readouterr().out
+    metrics = json.loads((folder / "metrics.json").read_text())
+    assert metrics["neighbour_index"]["sentences"] == 100 and metrics["neighbour_index"]["sampled"]
+    assert "recall_at_10" in metrics["neighbour_index"]
+    monkeypatch.setattr("sys.stdin", io.StringIO("red cat runs\n"))
+    assert main(["translate", "--model", str(folder), "--neighbours", "3"]) == 0
+    (sentence,) = json.loads(capsys.readouterr().out)["sentences"]
+    ids = sentence["hypotheses"][0]["ids"]
+    assert [n["position"] for n in sentence["neighbours"]] == [p for p, i in enumerate(ids) if i != EOS_ID]
+    assert all(len(n["neighbours"]) == 3 for n in sentence["neighbours"])
