@@ -1,4 +1,4 @@
-// The explorer's linked view (s2s/ui/linked_view.py), part 7 of 7, joined last: render() puts the
+// The explorer's linked view (s2s/ui/linked_view.py), part 8 of 8, joined last: render() puts the
 // views together (words, heatmap, tree, answers: lv_*.js), and the page's events change the one
 // selection state (lv_core.js) and redraw. `props.value` is the JSON text sent by the server
 // (view_value), read through viewValue(); the server functions answer JSON text too. Hover,
@@ -67,7 +67,8 @@ function render() {
     `<div class="lv-answer" aria-live="polite">${state.busy ? `<p class="lv-note">Re-decoding…</p>` : ""}` +
     `${state.message ? `<p class="lv-error">${escapeHtml(state.message)}</p>` : ""}` +
     `${editsPanel(srcTokens)}` +
-    `${pinned === null ? "" : alternativesPanel(value, state.column, hyp, outTokens, pinned)}</div>` +
+    `${pinned === null ? "" : alternativesPanel(value, state.column, hyp, outTokens, pinned)}` +
+    `${neighboursPanel(value, hyp)}</div>` +
     `<div class="lv-right"><div class="lv-matrices"><div class="lv-matrix" tabindex="0">` +
     `${heatmap(matrix, outTokens, srcTokens, focusRow, label)}</div>` +
     `${saliencyMatrix(outTokens, srcTokens, focusRow)}</div>` +
@@ -213,6 +214,7 @@ element.addEventListener("click", (event) => {
       { kind: "out", column, token };
     state.focus = state.pinned;
     state.focusAlternatives = state.pinned !== null && event.detail === 0;  // opened from the keyboard
+    if (state.pinned) openNeighbours("output", token); else state.nb = null;
   } else if (alt && !alt.classList.contains("lv-alt-chosen") && !state.busy) {
     redecode({ replacement: Number(alt.dataset.id) });
     return;
@@ -231,6 +233,10 @@ element.addEventListener("click", (event) => {
   } else if (target.closest(".lv-src") && state.pinned) {
     const index = Number(target.closest(".lv-src").dataset.token);
     if (state.steer.has(index)) state.steer.delete(index); else state.steer.add(index);
+  } else if (target.closest(".lv-src")) {  // nothing pinned: where did it learn to read this word?
+    openNeighbours("source", Number(target.closest(".lv-src").dataset.token));
+  } else if (target.closest(".lv-nb-close")) {
+    state.nb = null;
   } else if (close && close.classList.contains("lv-unpin")) {
     unpin();
   } else if (close) {
@@ -263,6 +269,7 @@ element.addEventListener("input", (event) => {
     state.pinned = { kind: "out", column: state.column, token: Number(event.target.value) };
     state.steer.clear();
     state.focus = state.pinned;
+    openNeighbours("output", state.pinned.token);
     render();
     element.querySelector(".lv-step-range").focus();
   }
@@ -303,9 +310,10 @@ watch("value", () => {
   const shared = Number.isInteger(linkedSelection) && linkedSelection > 0 && linkedSelection < second;
   Object.assign(state, { column: columns.length > 1 ? 1 : 0, hypothesis: shared ? linkedSelection : value ? value.selected || 0 : 0,
                          focus: null, pinned: null, edits: [], busy: false, message: "", steer: new Set(),
-                         saliency: new Map(), treeExpanded: false, headsOff: new Set(), selfHead: null });
+                         saliency: new Map(), treeExpanded: false, headsOff: new Set(), selfHead: null, nb: null });
   if (value && value.heads && state.head.layer >= value.heads.decoder_layers) state.head = { layer: -1, head: -1 };
   applyLinkedHead(value);
+  applyLinkedNeighbours(value);
   linkedSelection = 0;  // only the first result opened from the link
   render();
 });

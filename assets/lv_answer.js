@@ -1,4 +1,4 @@
-// The linked view, part 5: the answers to a click — a word's alternatives, steering the attention,
+// The linked view, part 7 of 8: the answers to a click — a word's alternatives, steering the attention,
 // edits re-decoded by the server, and a person's translation scored.
 
 function alternativesPanel(value, column, hyp, outTokens, tokenIndex) {
@@ -147,6 +147,7 @@ async function addEdit(request, toEdit, what) {
 function unpin() {
   state.pinned = null;
   state.steer.clear();
+  if (state.nb && state.nb.side === "output") state.nb = null;
 }
 
 async function scoreTranslation(target) {

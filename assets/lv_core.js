@@ -1,4 +1,4 @@
-// The linked view, part 1 of 7: the one selection state every view reads, the server's value,
+// The linked view, part 1 of 8: the one selection state every view reads, the server's value,
 // and what all views share (colours, words, positions). The parts are joined in this order when the
 // page loads (s2s/ui/linked_view.py, VIEW_FILES); Gradio runs them as one body with `element`,
 // `props`, `server` and `watch` in scope.
@@ -21,7 +21,9 @@ const state = { column: 1, hypothesis: 0, focus: null, pinned: null, pieces: fal
                 focusAlternatives: false, treeZoom: 1, treeExpanded: false,
                 // A Transformer's heads (lv_heads.js): the layer and head the heatmap shows (-1: the last
                 // layer, the average of its heads), the grid's kind, heads ticked off, a self-attention head enlarged.
-                head: { layer: -1, head: -1 }, headKind: "cross", headsOff: new Set(), selfHead: null };
+                head: { layer: -1, head: -1 }, headKind: "cross", headsOff: new Set(), selfHead: null,
+                // The "seen in training" panel (lv_neighbours.js): {side, token, column, hypothesis} or null.
+                nb: null };
 
 // How the chosen source words change the step's attention: only there (even), or the model's
 // own weights scaled there, renormalised.

@@ -1,4 +1,4 @@
-// The linked view, part 4: the beam search as a prefix tree (in words or pieces), grown up to the
+// The linked view, part 5: the beam search as a prefix tree (in words or pieces), grown up to the
 // word shown, with zoom, folding of dropped prefixes and SVG export.
 
 // Inside the SVG, so that a downloaded tree looks the same outside the page.

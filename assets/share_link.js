@@ -1,7 +1,8 @@
 // "Copy link" (s2s/ui/share.py): put the page's values in the address and copy it. Receives the
 // values of __NAMES__ in that order; settings equal to their default are left out of the link,
 // and the n-best row selected in the linked view goes in as `sel`, a Transformer's layer and head
-// shown in its heatmap as `head` (LAYER.HEAD, HEAD "avg" for the average of the layer's heads).
+// shown in its heatmap as `head` (LAYER.HEAD, HEAD "avg" for the average of the layer's heads), an open
+// "seen in training" panel as `nb` (out.WORD or src.WORD).
 (...values) => {
   const names = __NAMES__;
   const defaults = __DEFAULTS__;
@@ -21,6 +22,9 @@
     const [layer, head] = pick.value.split(".");
     if (pick.value !== `${lastLayer}.-1`) query.set("head", `${layer}.${head === "-1" ? "avg" : head}`);
   }
+  // The "seen in training" panel, when open: its side and word.
+  const neighbours = document.querySelector("#linked-view .lv-neighbours");
+  if (neighbours) query.set("nb", neighbours.dataset.nb);
   const link = `${window.location.origin}${window.location.pathname}?${query.toString()}`;
   window.history.replaceState(null, "", link);
   // Say what happened, on the button itself: copied, or (no clipboard on a plain-http address) where

@@ -107,6 +107,24 @@ def teacher_forced(model: EncoderDecoder, sources: list[list[int]], targets: lis
     return encoder, decoder, alphas
 
 
+def states_by_row(model: EncoderDecoder, sources: list[list[int]], targets: list[list[int]], group: int = 8
+                  ) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]:
+    """``teacher_forced`` of each pair without padding's cost: rows of similar length are run
+    together, ``group`` at a time (additive attention costs B x T x S x H, so one long sentence in
+    a batch makes every row long). Per pair: encoder states [S, De] (</s> included), decoder states
+    [T + 1, Dd], cross-attention [T + 1, S] or None."""
+    order = sorted(range(len(sources)), key=lambda row: (len(sources[row]), len(targets[row])))
+    found: dict[int, tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]] = {}
+    for first in range(0, len(order), group):
+        rows = order[first:first + group]
+        encoder, decoder, alphas = teacher_forced(model, [sources[r] for r in rows], [targets[r] for r in rows])
+        for batch_row, row in enumerate(rows):
+            width, length = len(sources[row]), len(targets[row]) + 1
+            found[row] = (encoder[batch_row, :width], decoder[batch_row, :length],
+                          None if alphas is None else alphas[batch_row, :length, :width])
+    return [found[row] for row in range(len(sources))]
+
+
 @dataclasses.dataclass
 class Candidate:
     """A training piece found near a query: sentence number, piece position, quantised similarity."""

@@ -17,7 +17,8 @@ from typing import Any
 import torch
 
 from .model import EncoderDecoder
-from .neighbour_index import CANDIDATES_PER_NEIGHBOUR, SIDES, NeighbourIndex, pair_ids, teacher_forced, unit
+from .neighbour_index import CANDIDATES_PER_NEIGHBOUR, SIDES, Candidate, NeighbourIndex, pair_ids, states_by_row, \
+    teacher_forced, unit
 from .tokenizer import EOS_ID, Tokenizer, merge_pieces
 
 DEFAULT_NEIGHBOURS = 10
@@ -64,6 +65,28 @@ def pca_map(vectors: torch.Tensor) -> dict[str, Any]:
             "explained": [round(v, 4) for v in explained + [0.0] * (2 - len(explained))]}
 
 
+def exact_states(model: EncoderDecoder, sources: list[list[int]], targets: list[list[int]], side: str,
+                 candidates: list[Candidate], row_of: dict[int, int]
+                 ) -> tuple[list[torch.Tensor], list[torch.Tensor] | None]:
+    """Each candidate's state, recomputed: for the source side the encoder alone (the target is
+    not read), for the output side the decoder up to the candidate's piece (what comes after it
+    does not change its state). For the output side also each candidate's attention over its
+    source [S] (None without attention)."""
+    if side == "source":
+        rows = states_by_row(model, sources, [[] for _ in targets])
+        return [rows[row_of[c.sentence]][0][c.position] for c in candidates], None
+    reach = [0] * len(targets)
+    for candidate in candidates:
+        row = row_of[candidate.sentence]
+        reach[row] = max(reach[row], candidate.position)
+    rows = states_by_row(model, sources, [ids[:end] for ids, end in zip(targets, reach)])
+    picked = [rows[row_of[c.sentence]] for c in candidates]
+    states = [decoder[c.position] for (_, decoder, _), c in zip(picked, candidates)]
+    if not model.has_attention:
+        return states, None
+    return states, [alphas[c.position] for (_, _, alphas), c in zip(picked, candidates)]
+
+
 def find_neighbours(model: EncoderDecoder, tokenizer: Tokenizer, index: NeighbourIndex, source_ids: list[int],
                     output_ids: list[int], side: str, position: int, k: int) -> dict[str, Any]:
     """The k training pieces nearest piece ``position`` of ``side``; source_ids end in </s>,
@@ -82,25 +105,26 @@ def find_neighbours(model: EncoderDecoder, tokenizer: Tokenizer, index: Neighbou
     row_of = {sentence: row for row, sentence in enumerate(sentences)}
     pairs = [index.pairs[sentence] for sentence in sentences]
     sources, targets = pair_ids(tokenizer, pairs)
-    encoders, decoders, alphas = teacher_forced(model, sources, targets)
-    states = encoders if side == "source" else decoders
     limits = [len(ids) - 1 for ids in sources] if side == "source" else [len(ids) for ids in targets]
     candidates = [c for c in candidates if c.position < limits[row_of[c.sentence]]]  # a changed tokenizer
-    vectors = unit(torch.stack([states[row_of[c.sentence], c.position] for c in candidates])) \
-        if candidates else torch.zeros(0, query.numel())
+    states, attention = exact_states(model, sources, targets, side, candidates, row_of) if candidates else ([], None)
+    vectors = unit(torch.stack(states)) if states else torch.zeros(0, query.numel())
     similarity = vectors @ query
     order = similarity.argsort(descending=True)[:k].tolist()
+    if side == "source":  # the k returned pairs read in full: where the decoder looked at each source piece
+        read = states_by_row(model, [sources[row_of[candidates[n].sentence]] for n in order],
+                             [targets[row_of[candidates[n].sentence]] for n in order])
 
     neighbours = []
-    for number in order:
+    for rank, number in enumerate(order):
         candidate, row = candidates[number], row_of[candidates[number].sentence]
         source_pieces = tokenizer.pieces(sources[row])
         target_pieces = tokenizer.pieces(targets[row] + [EOS_ID])
-        aligned = None
-        if alphas is not None:
-            weights = alphas[row, : len(targets[row]), : len(sources[row]) - 1]  # real pieces, no </s>
-            aligned = int(weights[:, candidate.position].argmax()) if side == "source" \
-                else int(weights[candidate.position].argmax())
+        aligned = None  # the most attended piece of the other side (real pieces, not </s>)
+        if side == "source" and read[rank][2] is not None:
+            aligned = int(read[rank][2][: len(targets[row]), candidate.position].argmax())
+        elif side == "output" and attention is not None:
+            aligned = int(attention[number][: len(sources[row]) - 1].argmax())
         source_position, target_position = (candidate.position, aligned) if side == "source" \
             else (aligned, candidate.position)
         source_words, source_word = word_at(source_pieces, source_position) if source_position is not None \

@@ -3,7 +3,8 @@ speaking LibreTranslate's core routes so that existing translation clients work 
 
 - ``POST /v1/translate`` (one text or a list of texts, the model, every ``DecodeSettings`` field
   by name with its default), ``GET /v1/models``, and the what-if questions ``POST
-  /v1/alternatives``, ``/v1/redecode``, ``/v1/override``, ``/v1/saliency``, ``/v1/score``: the same
+  /v1/alternatives``, ``/v1/redecode``, ``/v1/override``, ``/v1/saliency``, ``/v1/score``,
+  ``/v1/neighbours``: the same
   JSON as the Python API; schema at ``/v1/openapi.json``, interactive docs at ``/v1/docs``.
 - LibreTranslate: ``POST /translate`` (``q`` a string or a list, ``source``, ``target``,
   ``format``, ``alternatives``; JSON or form-encoded, as its clients send), ``GET /languages``,
@@ -29,7 +30,7 @@ import os
 import secrets
 import time
 import uuid
-from typing import Any, Optional, Union
+from typing import Any, Literal, Optional, Union
 from urllib.parse import parse_qs
 
 from fastapi import APIRouter, FastAPI, Request
@@ -40,6 +41,7 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from . import schema
 from .admission import Busy
+from .neighbours import DEFAULT_NEIGHBOURS, MAX_NEIGHBOURS
 from .saliency import DEFAULT_STEPS
 from .service import DEFAULT_MODEL, RequestError, Service, SettingError, UnknownModel, settings_from
 
@@ -93,6 +95,20 @@ class SaliencyRequest(BaseModel):
     ids: Optional[list[int]] = None
     method: str = "integrated_gradients"
     steps: int = Field(DEFAULT_STEPS, description="integrated gradients' steps")
+
+
+class NeighboursRequest(BaseModel):
+    """The training pieces nearest piece `position` of the source or of `ids` (null: the best
+    output), by the model's hidden states (needs the model's neighbour index)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra={"examples": [
+        {"model": "en-fr", "text": "The cat sleeps.", "side": "output", "position": 1, "k": 10}]})
+    model: str = DEFAULT_MODEL
+    text: str
+    ids: Optional[list[int]] = None
+    side: Literal["source", "output"] = "output"
+    position: int = Field(0, description="piece index on that side (not </s>)")
+    k: int = Field(DEFAULT_NEIGHBOURS, ge=1, le=MAX_NEIGHBOURS, description="how many neighbours")
 
 
 def _settings(body: BaseModel) -> Any:
@@ -198,6 +214,12 @@ def create_app(service: Service, logins: list[tuple[str, str]] | None = None, mi
     @v1.post("/saliency", response_model=schema.Saliency)
     def saliency(body: SaliencyRequest) -> Any:
         return service.saliency(body.model, body.text, ids=body.ids, method=body.method, steps=body.steps)
+
+    @v1.post("/neighbours", response_model=schema.Neighbours)
+    def neighbours(body: NeighboursRequest) -> Any:
+        """The k nearest training pieces with their pairs, highlighted words, similarity and a 2-D map."""
+        return service.neighbours(body.model, body.text, ids=body.ids, side=body.side, position=body.position,
+                                  k=body.k)
 
     @v1.post("/score", response_model=schema.Scored)
     def score(body: ScoreRequest) -> Any:  # type: ignore[valid-type]

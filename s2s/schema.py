@@ -126,6 +126,36 @@ class Saliency(Shape):
     convergence: Optional[list[float]]
 
 
+class Neighbour(Shape):
+    sentence: int
+    position: int
+    similarity: float
+    source: str
+    target: str
+    source_words: list[str]
+    source_word: Optional[int]
+    target_words: list[str]
+    target_word: Optional[int]
+    same_word: Optional[bool]
+
+
+class NeighbourMap(Shape):
+    x: list[float]
+    y: list[float]
+    explained: list[float]
+
+
+class Neighbours(Shape):
+    side: str
+    position: int
+    word: str
+    k: int
+    neighbours: list[Neighbour]
+    same_word: Optional[int]
+    map: NeighbourMap
+    index: dict[str, Any]
+
+
 class Scored(Sentence):
     best: Optional[Hypothesis] = None
 

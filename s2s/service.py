@@ -21,6 +21,7 @@ from typing import Any, Hashable, Iterator
 
 from .admission import Gate
 from .batching import RequestBatcher
+from .neighbours import DEFAULT_NEIGHBOURS
 from .catalog import ModelCatalog
 from .saliency import DEFAULT_MEMORY_BUDGET, DEFAULT_STEPS
 from .translator import DecodeSettings, Translator, make_settings, without_control_characters
@@ -234,6 +235,16 @@ class Service:
         if key:
             self.saliency_answers.put(key, answer)
         return answer
+
+    def neighbours(self, model: str, source: Any, ids: Any = None, side: Any = "output", position: Any = 0,
+                   k: Any = DEFAULT_NEIGHBOURS, settings: DecodeSettings | None = None) -> dict[str, Any]:
+        """The ``k`` training pieces nearest piece ``position`` of the source (``side`` "source")
+        or of ``ids`` (None: the best output) by the model's hidden states (see
+        ``Translator.neighbours``); a missing or stale index is a RequestError that says how to
+        build it."""
+        translator, source, ids, _ = self._output(model, source, ids, settings or make_settings())
+        with as_request_errors(), self.gate.admit("decode"):
+            return translator.neighbours(source, ids, side, whole(position), whole(k))
 
     def score(self, model: str, source: Any, target: Any, settings: DecodeSettings,
               beside_best: bool = True) -> dict[str, Any]:

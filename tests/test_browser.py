@@ -566,6 +566,42 @@ def test_a_person_picks_a_transformer_head_and_switches_heads_off(server: str) -
         browser.close()
 
 
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="chromium is not installed (CI installs it)")
+def test_a_person_asks_where_the_model_learned_a_word_and_shares_the_answer(server: str) -> None:
+    playwright = pytest.importorskip("playwright.sync_api")
+    with playwright.sync_playwright() as driver:
+        browser = driver.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 720})
+        failures: list[str] = []
+        page.on("pageerror", lambda error: failures.append(str(error)))
+        page.goto(f"{server}/?text=The+young+doctor+is+my+brother.")
+        page.wait_for_selector("#linked-view .lv-col", timeout=60_000)
+        page.locator('#linked-view .lv-out[data-column="1"]').nth(1).click()  # "jeune", the beam's 2nd word
+        page.wait_for_selector("#linked-view .lv-nb-list li", timeout=60_000)
+        panel = page.locator("#linked-view .lv-neighbours")
+        assert panel.locator(".lv-nb-list li").count() == 10
+        assert panel.locator(".lv-nb-target mark").count() == 10  # the matching word marked in each translation
+        assert panel.locator(".lv-nb-map .lv-nb-dot").count() == 10 and panel.locator(".lv-nb-query").count() == 1
+        assert "say “jeune” there" in panel.inner_text()
+        page.keyboard.press("Escape")
+        page.locator("#linked-view .lv-out").nth(0).focus()
+        page.keyboard.press("Escape")  # unpinned: the output word's panel closes
+        assert page.locator("#linked-view .lv-neighbours").count() == 0
+        page.locator("#linked-view .lv-src").nth(2).click()  # "doctor"
+        page.wait_for_selector("#linked-view .lv-nb-list li", timeout=60_000)
+        assert "encoder state" in page.inner_text("#linked-view .lv-neighbours")
+        assert "doctor" in page.locator("#linked-view .lv-nb-source mark").first.inner_text().lower()
+        page.screenshot(path=str(ARTIFACTS / "neighbours.png"), full_page=False)
+        page.click("#share-button")
+        page.wait_for_function("window.location.search.includes('nb=src.2')", timeout=10_000)
+        shared = browser.new_page(viewport={"width": 1280, "height": 720})
+        shared.goto(page.url)
+        shared.wait_for_selector("#linked-view .lv-nb-list li", timeout=60_000)
+        assert "encoder state" in shared.inner_text("#linked-view .lv-neighbours")
+        assert error_badges(page) == 0 and error_badges(shared) == 0 and not failures, failures
+        browser.close()
+
+
 def test_libretranslate_clients_work_unchanged(server: str) -> None:
     # libretranslatepy, as browser extensions, CAT tools and chat bots use the API (form-encoded).
     libretranslatepy = pytest.importorskip("libretranslatepy")

@@ -180,3 +180,41 @@ def test_the_cli_builds_an_index_samples_it_and_adds_neighbours_to_json_output(
     ids = sentence["hypotheses"][0]["ids"]
     assert [n["position"] for n in sentence["neighbours"]] == [p for p, i in enumerate(ids) if i != EOS_ID]
     assert all(len(n["neighbours"]) == 3 for n in sentence["neighbours"])
+
+
+def test_the_page_the_gradio_endpoint_and_rest_answer_with_real_neighbours(indexed: tuple[Path, Path],
+                                                                          tokenizer: Tokenizer) -> None:
+    from fastapi.testclient import TestClient
+
+    from s2s.catalog import ModelCatalog
+    from s2s.rest import create_app
+    from s2s.service import Service
+    from s2s.ui.api import WhatIf
+    from s2s.ui.linked_view import server_functions
+
+    folder, _ = indexed
+    shutil.copytree(folder, folder.parent / "catalog" / "en-fr")
+    save_model(folder.parent / "catalog" / "en-fr-noindex", random_model(tokenizer.vocab_size), tokenizer)
+    service = Service(ModelCatalog(folder.parent / "catalog", default="en-fr"))
+    source, target = TRAIN_PAIRS[11]
+    ids = tokenizer.encode(target) + [EOS_ID]
+    (page,) = [f for f in server_functions(service) if f.__name__ == "neighbours"]
+    answer = json.loads(page({"model": "en-fr", "source": source, "ids": ids, "side": "output", "position": 0, "k": 4}))
+    found = answer["neighbours"]
+    assert len(found["neighbours"]) == 4 and found["neighbours"][0]["target"] == target
+    assert found["word"] == target.split()[0] and found["index"]["sentences"] == len(TRAIN_PAIRS)
+    missing = json.loads(page({"model": "en-fr-noindex", "source": source, "ids": ids, "side": "output",
+                               "position": 0}))
+    assert "no neighbour index; build it with: python -m s2s index" in missing["error"]
+    bad = json.loads(page({"model": "en-fr", "source": source, "ids": ids, "side": "output", "position": 99}))
+    assert "position must be" in bad["error"]
+
+    endpoint = WhatIf(service).neighbours("en-fr", source, side="source", position=0.0, k=3.0)
+    assert len(endpoint["neighbours"]) == 3 and endpoint["side"] == "source"
+
+    client = TestClient(create_app(service))
+    response = client.post("/v1/neighbours", json={"model": "en-fr", "text": source, "ids": ids, "position": 0, "k": 4})
+    assert response.status_code == 200 and response.json() == found
+    assert client.post("/v1/neighbours", json={"text": source, "k": 0}).status_code == 422
+    response = client.post("/v1/neighbours", json={"model": "en-fr-noindex", "text": source})
+    assert response.status_code == 422 and "python -m s2s index" in response.json()["detail"]

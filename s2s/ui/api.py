@@ -6,7 +6,9 @@ sentence is asked about) and defaults for everything else.
 - ``/redecode``: put a word (default: the runner-up piece) at a position and decode the rest;
 - ``/override``: set where the decoder looks at one step (default: evenly over the source);
 - ``/saliency``: gradient attributions of the best output beside its attention;
-- ``/score``: the model's score of a person's translation.
+- ``/score``: the model's score of a person's translation;
+- ``/neighbours``: the training pieces nearest one piece of the best output (or of the source)
+  by the model's hidden states.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Any, Callable, Iterator
 import gradio as gr
 
 from ..admission import Busy
+from ..neighbours import DEFAULT_NEIGHBOURS
 from ..saliency import DEFAULT_STEPS
 from ..service import RequestError, Service, whole
 from ..service import settings_from as service_settings
@@ -110,6 +113,15 @@ class WhatIf:
         with as_gradio_errors():
             return self.service.score(model, text, target, service_settings(settings))
 
+    def neighbours(self, model: str, text: str, side: str = "output", position: int = 0,
+                   k: int = DEFAULT_NEIGHBOURS, **settings: Any) -> dict:
+        """The ``k`` training sentences whose hidden state at a piece is nearest that of piece
+        ``position`` of the best output (``side`` "output") or of the source ("source"); see
+        ``Translator.neighbours``."""
+        with as_gradio_errors():
+            return self.service.neighbours(model, text, side=side, position=whole(position), k=whole(k),
+                                           settings=service_settings(settings))
+
     def register(self) -> None:
         """Declare the endpoints on the Blocks being built."""
         gr.api(signature_from_settings(self.alternatives), api_name="alternatives")
@@ -121,3 +133,6 @@ class WhatIf:
         gr.api(signature_from_settings(self.saliency, (_parameter("method", str, "integrated_gradients"),
                                                        _parameter("steps", int, DEFAULT_STEPS))), api_name="saliency")
         gr.api(signature_from_settings(self.score, (_parameter("target", str, ""),)), api_name="score")
+        gr.api(signature_from_settings(self.neighbours, (_parameter("side", str, "output"), _parameter("position", int, 0),
+                                                         _parameter("k", int, DEFAULT_NEIGHBOURS))),
+               api_name="neighbours")

@@ -24,14 +24,15 @@ from typing import Any, Callable
 import gradio as gr
 
 from ..admission import Busy
+from ..neighbours import DEFAULT_NEIGHBOURS
 from ..service import RequestError, Service, settings_from
 from ..translator import Translator
 from . import ASSETS
 
 LOG = logging.getLogger(__name__)
 # The browser code, one file per view around one selection state (lv_core.js), joined in this order.
-VIEW_FILES = ("lv_core.js", "lv_words.js", "lv_heatmap.js", "lv_heads.js", "lv_tree.js", "lv_answer.js",
-              "linked_view.js")
+VIEW_FILES = ("lv_core.js", "lv_words.js", "lv_heatmap.js", "lv_heads.js", "lv_tree.js", "lv_neighbours.js",
+              "lv_answer.js", "linked_view.js")
 
 
 def paragraph(result: dict[str, Any], shown: int) -> list[dict[str, Any]] | None:
@@ -163,7 +164,18 @@ def server_functions(service: Service) -> list[Callable[[Any], str]]:
             raise RequestError(result["message"])
         return {"sentence": result["sentences"][0]}
 
-    return [redecode, saliency, score, switch_heads]
+    @answer
+    def neighbours(request: dict[str, Any]) -> dict[str, Any]:
+        """request: ``model``, ``source`` (one sentence), ``ids`` (the output), ``side`` ("source"
+        or "output"), ``position`` (piece index) and ``k``. Answers ``{"neighbours": ...}``."""
+        ids = request.get("ids")
+        if ids is None:
+            raise RequestError("ids must be the output's piece ids")
+        return {"neighbours": service.neighbours(request.get("model"), request.get("source"), ids=ids,
+                                                 side=request.get("side"), position=request.get("position"),
+                                                 k=request.get("k", DEFAULT_NEIGHBOURS))}
+
+    return [redecode, saliency, score, switch_heads, neighbours]
 
 
 def linked_view(service: Service) -> gr.HTML:
