@@ -76,6 +76,8 @@ def render_card(metrics: dict[str, Any], name: str) -> str:
             lines += ["", f"Figure: `{by_length['figure']}`"]
     if metrics.get("head_importance"):
         lines += ["", *_head_importance_lines(metrics["head_importance"])]
+    if metrics.get("neighbour_index"):
+        lines += ["", *_neighbour_index_lines(metrics["neighbour_index"], name)]
     if metrics.get("speed"):
         lines += ["", "## Speed", ""] + [f"- {label}: {value}" for label, value in metrics["speed"].items()]
     for title, key in (("Known weaknesses", "weaknesses"), ("Notes", "notes")):
@@ -125,3 +127,24 @@ def _head_importance_lines(table: dict[str, Any]) -> list[str]:
         rows.setdefault(f"{kind} {layer}", {"layer": f"{kind} {layer}"})[f"head {head}"] = values["loss"]
     columns = sorted({key for row in rows.values() for key in row if key != "layer"})
     return lines + _table(list(rows.values()), [("layer", "attention, layer")] + [(c, c) for c in columns])
+
+
+def _neighbour_index_lines(index: dict[str, Any], name: str) -> list[str]:
+    """The card's section on the shipped neighbour index (``python -m s2s index``)."""
+    recall = index.get("recall_at_10", {})
+    sample = (f"a seeded sample (seed {index.get('seed')}) of {index.get('sentences'):,} of the "
+              f"{index.get('pairs_in_data'):,} pairs" if index.get("sampled") else f"all {index.get('sentences'):,} pairs")
+    return ["## Neighbour index (seen in training)", "",
+            f"- `index/`: {sample} of {', '.join(index.get('data', []))}, "
+            f"{index.get('pieces', {}).get('source', 0):,} source and {index.get('pieces', {}).get('output', 0):,} "
+            f"output pieces; {index.get('bytes', 0) / 1e6:.1f} MB with the pairs' text",
+            f"- FAISS {index.get('quantiser', {}).get('source')} (source, {index.get('dimensions', {}).get('source')}-d "
+            f"encoder states) and {index.get('quantiser', {}).get('output')} (output, "
+            f"{index.get('dimensions', {}).get('output')}-d decoder states), cosine similarity",
+            f"- recall@10 against exact search on {index.get('recall_queries')} queries: source "
+            f"{recall.get('source', {}).get('quantised')} quantised, {recall.get('source', {}).get('reranked')} "
+            f"re-ranked; output {recall.get('output', {}).get('quantised')} quantised, "
+            f"{recall.get('output', {}).get('reranked')} re-ranked (the app re-ranks 5 x k candidates exactly)",
+            f"- built in {index.get('built_seconds')} s on this project's 2-core CPU with "
+            f"`python -m s2s index --model checkpoints/{name} --data DATA"
+            f"{' --max-sentences ' + str(index.get('requested_sentences')) if index.get('sampled') else ''}`"]

@@ -5,7 +5,9 @@
 Times, after one warm-up, the median and 90th percentile of: an attention override re-decode
 (greedy + beam 5 are not re-run: one beam-5 re-decode steered at step 3), an alternative
 re-decode (beam 5), integrated gradients (the default steps) and input x gradient of the beam-5 output,
-and scoring a translation (force-decoding the beam output).
+scoring a translation (force-decoding the beam output), and the 10 nearest training pieces of
+the 3rd output piece and of the 3rd source piece (the model's neighbour index, loaded before
+timing; its load time is printed first).
 """
 
 from __future__ import annotations
@@ -54,6 +56,12 @@ def main() -> None:
         "input x gradient": lambda: translator.saliency(SENTENCE, best["ids"], "input_x_gradient"),
         "score a translation": lambda: translator.score(SENTENCE, best["text"]),
     }
+    if (ROOT / "checkpoints" / args.model / "index").is_dir():
+        started = time.perf_counter()
+        translator.neighbour_index.get()
+        print(f"neighbour index loaded in {(time.perf_counter() - started) * 1000:.0f} ms")
+        actions["neighbours, output word (k=10)"] = lambda: translator.neighbours(SENTENCE, best["ids"], "output", 2, 10)
+        actions["neighbours, source word (k=10)"] = lambda: translator.neighbours(SENTENCE, best["ids"], "source", 2, 10)
     print(f"{args.model}, {len(SENTENCE.split())}-word sentence, {len(best['ids'])} output pieces, {args.runs} runs")
     for name, action in actions.items():
         times = timed(action, args.runs)
