@@ -204,9 +204,11 @@ class Translator:
         return [sentence.strip() for sentence in sentencex.segment(language, text) if sentence.strip()]
 
     def translate_batch(self, texts: list[str], settings: DecodeSettings | None = None,
-                        batch_size: int = 64, **overrides: Any) -> list[dict[str, Any]]:
+                        batch_size: int = 64, self_attention: bool = True, **overrides: Any) -> list[dict[str, Any]]:
         """Translate many texts; all their sentences are decoded together, batched by length,
-        and the results come back in input order.
+        and the results come back in input order. ``self_attention=False`` leaves a Transformer's
+        ``encoder_attention`` and ``decoder_attention`` None (evaluation needs only the outputs:
+        the extra pass cost 9% of its time on de-en-transformer).
 
         Each result: ``source``, ``text`` (the best output of each sentence, joined),
         ``sentences`` (each with ``source``, ``source_pieces`` (</s> included), ``source_words``, ``hypotheses``
@@ -236,7 +238,8 @@ class Translator:
             for sentence, (hypotheses, trace) in zip(chunk, outputs):
                 sentence["hypotheses"] = [self.hypothesis_dict(h, forced=len(prefix_ids)) for h in hypotheses]
                 sentence["trace"] = self.trace_dicts(trace)
-            self._add_self_attention(chunk, settings)
+            if self_attention:
+                self._add_self_attention(chunk, settings)
         elapsed_ms = (time.perf_counter() - started) * 1000.0
         for result in results:
             for sentence in result["sentences"]:
