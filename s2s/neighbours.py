@@ -4,7 +4,7 @@ A query is a sentence, an output (piece ids) and one piece of either side. Its s
 encoder's state at a source piece, or the decoder's state that predicted an output piece — is
 looked up in the model's neighbour index (``s2s.neighbour_index``): the quantised search proposes
 ``CANDIDATES_PER_NEIGHBOUR x k`` training pieces, the model recomputes their exact states from the
-stored text (one teacher-forced batch), and the k most similar by cosine are returned with their
+stored text (teacher-forced, rows of similar length together), and the k most similar by cosine are returned with their
 pair, the matching word highlighted on its side and the word its attention aligns it with on the
 other, and, for output pieces, whether the training translation says the same word there. A 2-D
 principal-component map of the query and its neighbours comes with them.
@@ -89,9 +89,15 @@ def exact_states(model: EncoderDecoder, sources: list[list[int]], targets: list[
 
 def find_neighbours(model: EncoderDecoder, tokenizer: Tokenizer, index: NeighbourIndex, source_ids: list[int],
                     output_ids: list[int], side: str, position: int, k: int) -> dict[str, Any]:
-    """The k training pieces nearest piece ``position`` of ``side``; source_ids end in </s>,
-    output_ids may. See the module docstring; the result's shape is documented in the README."""
-    check_query(side, position, k, len(source_ids) - 1, output_ids)
+    """The k training pieces nearest piece ``position`` of ``side`` (a query ``check_query``
+    accepts); source_ids end in </s>, output_ids may. Returns ``side``, ``position``, ``word`` (the
+    word holding that piece), ``k``, ``neighbours`` (nearest first, each: ``sentence`` (its number
+    in the index), ``position`` (the matching piece), ``similarity`` (exact cosine), ``source`` and
+    ``target`` (the pair's text), ``source_words`` and ``target_words`` with ``source_word`` and
+    ``target_word`` (the matching word and the word the attention aligns it with, None without
+    attention), ``same_word`` (output side: the training translation says the same word there)),
+    ``same_word`` (how many do; None for the source side), ``map`` (``x``, ``y`` [k + 1], the query
+    first, ``explained``) and ``index`` (its summary)."""
     target = [i for i in output_ids if i != EOS_ID]
     encoder, decoder, _ = teacher_forced(model, [source_ids], [target])
     query = unit(encoder[0, position] if side == "source" else decoder[0, position])
@@ -100,8 +106,7 @@ def find_neighbours(model: EncoderDecoder, tokenizer: Tokenizer, index: Neighbou
     sentences = sorted({candidate.sentence for candidate in candidates})
     if not sentences:
         return {"side": side, "position": position, "word": query_words[query_word], "k": k, "neighbours": [],
-                "same_word": None,
-                "map": pca_map(query[None]), "index": index.summary()}
+                "same_word": None, "map": pca_map(query[None]), "index": index.summary()}
     row_of = {sentence: row for row, sentence in enumerate(sentences)}
     pairs = [index.pairs[sentence] for sentence in sentences]
     sources, targets = pair_ids(tokenizer, pairs)

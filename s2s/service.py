@@ -21,8 +21,8 @@ from typing import Any, Hashable, Iterator
 
 from .admission import Gate
 from .batching import RequestBatcher
-from .neighbours import DEFAULT_NEIGHBOURS
 from .catalog import ModelCatalog
+from .neighbours import DEFAULT_NEIGHBOURS
 from .saliency import DEFAULT_MEMORY_BUDGET, DEFAULT_STEPS
 from .translator import DecodeSettings, Translator, make_settings, without_control_characters
 

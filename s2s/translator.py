@@ -360,6 +360,15 @@ class Translator:
             raise ValueError(result["message"])
         return result["sentences"][0]["source_pieces"]
 
+    def check_output(self, ids: Any) -> None:
+        """Refuse ``ids`` that are not an output of this model: piece ids it can output (</s>
+        included), at most MAX_TARGET_LEN of them."""
+        if not isinstance(ids, list) or not ids or not all(
+                isinstance(i, int) and not isinstance(i, bool) and (self.is_output_piece(i) or i == EOS_ID) for i in ids):
+            raise ValueError("ids must be the output's piece ids (pieces this model can output, </s> included)")
+        if len(ids) > MAX_TARGET_LEN:
+            raise ValueError(f"the output has {len(ids)} pieces; at most {MAX_TARGET_LEN}")
+
     def is_output_piece(self, piece_id: int) -> bool:
         """Whether a person may put ``piece_id`` in an output: a piece of this vocabulary that
         search can output, </s> aside (it ends the output by itself)."""
@@ -439,11 +448,7 @@ class Translator:
         gradients, ``convergence`` (per piece, how far the row's sum is from the exact change).
         ``memory_budget`` (bytes) bounds what the attribution holds at once; a sentence too long for
         it is refused before any work starts."""
-        if not isinstance(ids, list) or not ids or not all(
-                isinstance(i, int) and not isinstance(i, bool) and (self.is_output_piece(i) or i == EOS_ID) for i in ids):
-            raise ValueError("ids must be the output's piece ids (pieces this model can output, </s> included)")
-        if len(ids) > MAX_TARGET_LEN:
-            raise ValueError(f"the output has {len(ids)} pieces; at most {MAX_TARGET_LEN}")
+        self.check_output(ids)
         result = self._prepare(source, make_settings(split_sentences=False))
         if result["message"]:
             raise ValueError(result["message"])
@@ -472,11 +477,7 @@ class Translator:
         sentence ``source`` (``side`` "source") or of its output ``ids`` ("output"), from the model
         folder's neighbour index (see ``s2s.neighbours``). A ValueError (NeighbourIndexError) says
         how to build a missing index or rebuild a stale one."""
-        if not isinstance(ids, list) or not ids or not all(
-                isinstance(i, int) and not isinstance(i, bool) and (self.is_output_piece(i) or i == EOS_ID) for i in ids):
-            raise ValueError("ids must be the output's piece ids (pieces this model can output, </s> included)")
-        if len(ids) > MAX_TARGET_LEN:
-            raise ValueError(f"the output has {len(ids)} pieces; at most {MAX_TARGET_LEN}")
+        self.check_output(ids)
         result = self._prepare(source, make_settings(split_sentences=False))
         if result["message"]:
             raise ValueError(result["message"])
