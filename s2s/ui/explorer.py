@@ -438,6 +438,69 @@ def build_more_settings(page: "Page") -> gr.Checkbox:
     return merge_words
 
 
+def build_input_band(page: Page, names: list[str], first: str | None) -> None:
+    """One band with what every translation needs (``page.model``, ``.text``, ``.translate_button``,
+    the strategy and the beam size), and the sampling controls shown when sampling is chosen
+    (``page.sampling``, ``.resample_button``); everything else folds away, so that the outputs and
+    the heatmap fit the first screen (1280 x 720)."""
+    with gr.Row(elem_id="input-band", equal_height=True):
+        page.model = gr.Dropdown(names, value=first, label="Model", interactive=True, scale=1,
+                                 min_width=120, elem_id="model-picker")
+        # One line that grows to 8: Enter translates, Shift+Enter starts a new line.
+        page.text = gr.Textbox(label="Source text · Enter translates, Shift+Enter: new line", lines=1, max_lines=8,
+                               elem_id="source-text", scale=5, placeholder="Type a sentence, or click an example below")
+        page.translate_button = gr.Button("Translate", variant="primary", elem_id="translate-button", scale=0,
+                                          min_width=110)
+        page.control("strategy", gr.Dropdown, ["beam", "sample"], label="Compare greedy with", elem_id="strategy",
+                     scale=1, min_width=140)
+        page.control("beam_size", gr.Slider, 1, UI_MAX_BEAM, step=1, label="Beam size", elem_id="beam-size",
+                     scale=1, min_width=150)
+    with gr.Group(visible=False, elem_id="sampling") as page.sampling:
+        with gr.Row():
+            page.control("temperature", gr.Slider, 0.1, 3.0, step=0.05, label="Sampling temperature")
+            page.control("top_k", gr.Slider, 0, 100, step=1, label="Sampling top-k (0 = off)")
+            page.control("top_p", gr.Slider, 0.05, 1.0, step=0.05, label="Sampling top-p (1 = off)")
+            page.control("seed", gr.Number, precision=0, label="Sampling seed (empty = new samples each time)")
+            page.resample_button = gr.Button("Resample (a fresh seed)", elem_id="resample-button", size="sm")
+
+
+def build_options_band(page: Page, first: str | None) -> None:
+    """The folded band under it: the examples (``page.examples_box``, ``.examples``; open on a bare
+    page, something to click first, folded by the first translation), more decoding settings
+    (``page.merge_words``), the reference (``page.reference``) and the model card (``page.card``)."""
+    with gr.Row(elem_id="options-band"):
+        with gr.Accordion("Examples (click one to translate)", open=True, elem_id="examples-box") as page.examples_box:
+            page.examples = gr.Dataset(components=[page.text], samples=example_samples(first), label="Examples",
+                                       show_label=False, samples_per_page=6)
+        page.merge_words = build_more_settings(page)
+        with gr.Accordion("Reference translation", open=False, elem_id="reference-box"):
+            page.reference = gr.Textbox(label="Reference translation (optional): sentence BLEU and chrF of every "
+                                              "output", lines=1, elem_id="reference")
+        with gr.Accordion("About this model", open=False, elem_id="card-box"):
+            page.card = gr.Markdown(model_markdown(first), elem_classes="model-card", elem_id="model-card")
+
+
+def build_results(page: Page) -> None:
+    """Where a translation appears: the notes, the sentence picker, the verdict and the linked view,
+    then the reference scores, export and share (``page.export_button``, ``.share_button``,
+    ``.export_file``) and the session's ``page.state``."""
+    with gr.Column(elem_id="results"):  # no gaps around the notes while they are empty
+        page.status = gr.Markdown(elem_id="status")
+        page.sentence = gr.Radio(choices=[], type="index", label="Sentence shown below", visible=False,
+                                 elem_id="sentence-picker")
+        page.verdict = gr.Markdown(elem_id="verdict")
+        page.linked = linked_view(service)
+    with gr.Row():
+        page.reference_scores = gr.Markdown(elem_id="reference-scores")
+        with gr.Column():
+            with gr.Row():
+                page.export_button = gr.Button("Export result as JSON", elem_id="export-button")
+                page.share_button = gr.Button("Copy a link to this view", elem_id="share-button")
+            page.export_file = gr.File(label="Exported JSON", interactive=False, elem_id="export-file", height=90,
+                                       visible=False)
+    page.state = gr.State(time_to_live=STATE_TTL_SECONDS)
+
+
 def build_app(max_batch: int = 32, concurrency: int = 8, queue_size: int = 256,
               memory_budget_mb: int = DEFAULT_MEMORY_BUDGET // 2**20) -> gr.Blocks:
     """The page. ``max_batch`` concurrent requests are decoded together (1 = each alone);
@@ -456,60 +519,15 @@ def build_app(max_batch: int = 32, concurrency: int = 8, queue_size: int = 256,
                     "hover and click the output words to see why", elem_id="title")
         with gr.Tabs(elem_id="tabs"):
             with gr.Tab("Explore", id="explore"):
-                # One band with what every translation needs; everything else folds away, so that
-                # the outputs and the heatmap fit the first screen (1280 x 720).
-                with gr.Row(elem_id="input-band", equal_height=True):
-                    model = gr.Dropdown(names, value=first, label="Model", interactive=True, scale=1,
-                                        min_width=120, elem_id="model-picker")
-                    # One line that grows to 8: Enter translates, Shift+Enter starts a new line.
-                    text = gr.Textbox(label="Source text · Enter translates, Shift+Enter: new line",
-                                      lines=1, max_lines=8,
-                                      elem_id="source-text", scale=5,
-                                      placeholder="Type a sentence, or click an example below")
-                    translate_button = gr.Button("Translate", variant="primary", elem_id="translate-button",
-                                                 scale=0, min_width=110)
-                    strategy = page.control("strategy", gr.Dropdown, ["beam", "sample"], label="Compare greedy with",
-                                            elem_id="strategy", scale=1, min_width=140)
-                    page.control("beam_size", gr.Slider, 1, UI_MAX_BEAM, step=1, label="Beam size",
-                                  elem_id="beam-size", scale=1, min_width=150)
-                with gr.Group(visible=False, elem_id="sampling") as sampling:
-                    with gr.Row():
-                        page.control("temperature", gr.Slider, 0.1, 3.0, step=0.05, label="Sampling temperature")
-                        page.control("top_k", gr.Slider, 0, 100, step=1, label="Sampling top-k (0 = off)")
-                        page.control("top_p", gr.Slider, 0.05, 1.0, step=0.05, label="Sampling top-p (1 = off)")
-                        page.control("seed", gr.Number, precision=0, label="Sampling seed (empty = new samples each time)")
-                        resample_button = gr.Button("Resample (a fresh seed)", elem_id="resample-button", size="sm")
-                with gr.Row(elem_id="options-band"):
-                    # Open on a bare page (something to click first), folded by the first translation.
-                    with gr.Accordion("Examples (click one to translate)", open=True,
-                                      elem_id="examples-box") as examples_box:
-                        examples = gr.Dataset(components=[text], samples=example_samples(first), label="Examples",
-                                              show_label=False, samples_per_page=6)
-                    merge_words = build_more_settings(page)
-                    with gr.Accordion("Reference translation", open=False, elem_id="reference-box"):
-                        reference = gr.Textbox(label="Reference translation (optional): sentence BLEU and chrF of "
-                                                     "every output", lines=1, elem_id="reference")
-                    with gr.Accordion("About this model", open=False, elem_id="card-box"):
-                        card = gr.Markdown(model_markdown(first), elem_classes="model-card", elem_id="model-card")
+                build_input_band(page, names, first)
+                build_options_band(page, first)
                 missing = ({field.name for field in dataclasses.fields(DecodeSettings)} - set(page.controls)
                            - LINKED_VIEW_SETTINGS)
                 assert not missing, f"settings without a control: {missing}"
-                with gr.Column(elem_id="results"):  # no gaps around the notes while they are empty
-                    page.status = gr.Markdown(elem_id="status")
-                    page.sentence = gr.Radio(choices=[], type="index", label="Sentence shown below", visible=False,
-                                             elem_id="sentence-picker")
-                    page.verdict = gr.Markdown(elem_id="verdict")
-                    page.linked = linked_view(service)
-                with gr.Row():
-                    page.reference_scores = gr.Markdown(elem_id="reference-scores")
-                    with gr.Column():
-                        with gr.Row():
-                            export_button = gr.Button("Export result as JSON", elem_id="export-button")
-                            share_button = gr.Button("Copy a link to this view", elem_id="share-button")
-                        page.export_file = gr.File(label="Exported JSON", interactive=False, elem_id="export-file",
-                                                   height=90, visible=False)
-                page.state = gr.State(time_to_live=STATE_TTL_SECONDS)
+                build_results(page)
+                model, text, reference, merge_words = page.model, page.text, page.reference, page.merge_words
                 state, reference_scores_view, export_file = page.state, page.reference_scores, page.export_file
+                examples_box, examples, card = page.examples_box, page.examples, page.card
 
                 page.classic_open = gr.State(False)
                 classic = build_classic_views(page)
@@ -590,21 +608,22 @@ def build_app(max_batch: int = 32, concurrency: int = 8, queue_size: int = 256,
         classic_open = page.classic_open
         explore_outputs = [*page_outputs, reference_scores_view, export_file, examples_box]
         explore_inputs = {model, text, reference, merge_words, classic_open, *page.controls.values()}
-        for trigger in (translate_button.click, text.submit):
+        for trigger in (page.translate_button.click, text.submit):
             trigger(explore, explore_inputs, explore_outputs,
                     api_visibility="undocumented")
-        resample_button.click(lambda: None, None, page.controls["seed"], api_visibility="undocumented").then(
+        page.resample_button.click(lambda: None, None, page.controls["seed"], api_visibility="undocumented").then(
             explore, explore_inputs, explore_outputs, api_visibility="undocumented")
         examples.click(lambda sample: sample[0], examples, text, api_visibility="undocumented").then(
             explore, explore_inputs, explore_outputs,
             api_visibility="undocumented")
         model.change(on_model_change, model, [card, examples], api_visibility="undocumented")
-        share_button.click(None, shared, None, js=share_script(shared_names))
+        page.share_button.click(None, shared, None, js=share_script(shared_names))
         demo.load(restore, None, shared, api_visibility="undocumented").then(
             explore_restored, explore_inputs, explore_outputs,
             api_visibility="undocumented")
         demo.load(train["load"], None, train["outputs"], api_visibility="undocumented")
-        strategy.change(on_strategy_change, strategy, [sampling, page.controls["beam_size"]],
+        page.controls["strategy"].change(on_strategy_change, page.controls["strategy"],
+                                         [page.sampling, page.controls["beam_size"]],
                         api_visibility="undocumented")
         page.sentence.input(select_sentence, [state, merge_words, classic_open, page.sentence], page_outputs,
                             api_visibility="undocumented")
@@ -614,7 +633,7 @@ def build_app(max_batch: int = 32, concurrency: int = 8, queue_size: int = 256,
         for opened, trigger in ((True, classic.expand), (False, classic.collapse)):
             trigger(lambda opened=opened: opened, None, classic_open, api_visibility="undocumented").then(
                 redraw, [state, merge_words, classic_open], page_outputs, api_visibility="undocumented")
-        export_button.click(export, [state, reference], export_file, api_visibility="undocumented")
+        page.export_button.click(export, [state, reference], export_file, api_visibility="undocumented")
         reference.input(rescore, [state, reference], reference_scores_view, api_visibility="undocumented")
         compare_tab.connect(text, page.controls["alpha"], merge_words)
         gr.api(signature_from_settings(translate_api), api_name="translate",
