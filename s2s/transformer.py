@@ -44,7 +44,7 @@ class MultiHeadAttention(nn.Module):
         super().__init__()
         if d_model % heads:
             raise ValueError(f"embedding_dim ({d_model}) must be divisible by attention_heads ({heads})")
-        self.heads, self.d_k, self.dropout = heads, d_model // heads, dropout
+        self.heads, self.d_k, self.dropout_p = heads, d_model // heads, dropout
         self.query = nn.Linear(d_model, d_model)
         self.key_value = nn.Linear(d_model, 2 * d_model)
         self.output = nn.Linear(d_model, d_model)
@@ -69,7 +69,7 @@ class MultiHeadAttention(nn.Module):
         mask = mask.unsqueeze(1)  # [N, 1, T, S]
         if not need_weights and steer is None:
             context = F.scaled_dot_product_attention(query, keys, values, attn_mask=mask,
-                                                     dropout_p=self.dropout if self.training else 0.0)
+                                                     dropout_p=self.dropout_p if self.training else 0.0)
             weights = None
         else:
             scores = (query @ keys.transpose(-2, -1)) / math.sqrt(self.d_k)
@@ -79,7 +79,7 @@ class MultiHeadAttention(nn.Module):
                 steered = torch.where(rows[..., :1].isnan(), weights, rows)
                 weights = steered if steer_head < 0 else torch.cat(
                     [weights[:, :steer_head], steered[:, steer_head:steer_head + 1], weights[:, steer_head + 1:]], 1)
-            context = F.dropout(weights, self.dropout, self.training) @ values
+            context = F.dropout(weights, self.dropout_p, self.training) @ values
         if keep is not None:
             context = context * keep.to(context.dtype).view(1, -1, 1, 1)
         merged = context.transpose(1, 2).reshape(x.size(0), x.size(1), -1)
