@@ -9,7 +9,11 @@ cache folders, then
    every tenth, and counts the files left in the temp and cache folders;
 2. calls ``/translate`` ``--api-calls`` times from ``--clients`` threads, each call a new client
    session (as a room of browsers would), and samples the server's resident memory; prints its
-   growth after the first ``--warmup`` calls.
+   growth after the first ``--warmup`` calls;
+3. calls the REST API's ``POST /v1/translate`` ``--rest-calls`` times from ``--clients`` threads,
+   each call on a new connection (as ``curl`` makes), and prints the resident memory's growth
+   after the first ``--rest-warmup`` calls.
+Any phase can be skipped with 0 calls.
 Traffic stays on loopback and is bounded in count and in time (``--max-minutes``).
 """
 
@@ -88,6 +92,8 @@ def main() -> None:
     parser.add_argument("--page-calls", type=int, default=2000)
     parser.add_argument("--api-calls", type=int, default=5500)
     parser.add_argument("--warmup", type=int, default=500)
+    parser.add_argument("--rest-calls", type=int, default=5000)
+    parser.add_argument("--rest-warmup", type=int, default=1000)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--max-minutes", type=float, default=60.0)
     args = parser.parse_args()
@@ -113,28 +119,48 @@ def main() -> None:
         print(f"page phase: {args.page_calls} translations in {time.perf_counter() - started:.0f} s; temp files "
               f"{files_under(work / 'tmp')}, gradio cache files {files_under(work / 'gradio')}", flush=True)
 
-        defaults = api_defaults(base)
-        samples: list[tuple[int, float]] = []
-        latencies: list[float] = []
-        done = 0
-        users = [ApiClient(base, defaults, keep_session=False) for _ in range(args.clients)]
-        with ThreadPoolExecutor(args.clients) as pool:
-            while done < args.api_calls and time.monotonic() < deadline:
-                batch = min(100, args.api_calls - done)
-                latencies += pool.map(lambda n: users[n % len(users)].translate("en-fr", SENTENCES[n % len(SENTENCES)]),
-                                      range(done, done + batch))
-                done += batch
-                samples.append((done, resident_mb(server.pid)))
-                if done % 500 == 0:
-                    print(f"api {done}: {samples[-1][1]:.0f} MB resident", flush=True)
-        for user in users:
-            user.close()
-        after_warmup = [mb for count, mb in samples if count >= args.warmup]
-        print(f"api phase: {done} calls, p50 latency {statistics.median(latencies) * 1000:.0f} ms; resident "
-              f"{after_warmup[0]:.0f} MB after {args.warmup} calls, {after_warmup[-1]:.0f} MB at the end "
-              f"(growth {after_warmup[-1] - after_warmup[0]:+.0f} MB over {done - args.warmup} calls; "
-              f"peak {max(after_warmup):.0f} MB)", flush=True)
-        print(json.dumps({"resident_mb": samples}))
+        if args.api_calls:
+            defaults = api_defaults(base)
+            users = [ApiClient(base, defaults, keep_session=False) for _ in range(args.clients)]
+            samples = memory_phase("api", server.pid,
+                                   lambda n: users[n % len(users)].translate("en-fr", SENTENCES[n % len(SENTENCES)]),
+                                   args.api_calls, args.warmup, args.clients, deadline)
+            for user in users:
+                user.close()
+            print(json.dumps({"resident_mb": samples}))
+        if args.rest_calls:
+            def one_off(n: int) -> float:
+                started = time.perf_counter()
+                response = httpx.post(f"{base}/v1/translate", timeout=120,  # a new connection per call
+                                      json={"model": "en-fr", "text": SENTENCES[n % len(SENTENCES)]})
+                response.raise_for_status()
+                return time.perf_counter() - started
+
+            samples = memory_phase("rest", server.pid, one_off, args.rest_calls, args.rest_warmup, args.clients, deadline)
+            print(json.dumps({"rest_resident_mb": samples}))
+
+
+def memory_phase(name: str, pid: int, call, calls: int, warmup: int, clients: int, deadline: float
+                 ) -> list[tuple[int, float]]:
+    """``calls`` calls of ``call(n)`` (-> seconds) from ``clients`` threads, the server's resident
+    memory sampled every 100; prints its growth after ``warmup`` calls. Returns the samples."""
+    samples: list[tuple[int, float]] = []
+    latencies: list[float] = []
+    done = 0
+    with ThreadPoolExecutor(clients) as pool:
+        while done < calls and time.monotonic() < deadline:
+            batch = min(100, calls - done)
+            latencies += pool.map(call, range(done, done + batch))
+            done += batch
+            samples.append((done, resident_mb(pid)))
+            if done % 500 == 0:
+                print(f"{name} {done}: {samples[-1][1]:.0f} MB resident", flush=True)
+    after_warmup = [mb for count, mb in samples if count >= warmup] or [samples[-1][1]]
+    print(f"{name} phase: {done} calls, p50 latency {statistics.median(latencies) * 1000:.0f} ms; resident "
+          f"{after_warmup[0]:.0f} MB after {warmup} calls, {after_warmup[-1]:.0f} MB at the end "
+          f"(growth {after_warmup[-1] - after_warmup[0]:+.0f} MB over {done - warmup} calls; "
+          f"peak {max(after_warmup):.0f} MB)", flush=True)
+    return samples
 
 
 if __name__ == "__main__":
