@@ -45,6 +45,7 @@ from tqdm import tqdm
 
 from .checkpoint import WEIGHTS_FILE, load_model, write_json
 from .data import pad, stream_pairs
+from .heads import last_layer_average
 from .model import EncoderDecoder, evaluating
 from .tokenizer import BOS_ID, EOS_ID, Tokenizer
 
@@ -103,7 +104,7 @@ def teacher_forced(model: EncoderDecoder, sources: list[list[int]], targets: lis
     with evaluating(model), torch.inference_mode():
         encoder, decoder, alphas = model.states(source, lengths, target_in)
     if alphas is not None and alphas.dim() == 5:
-        alphas = alphas[..., -1, :, :].mean(-2)
+        alphas = last_layer_average(alphas)
     return encoder, decoder, alphas
 
 
@@ -312,19 +313,12 @@ def _chunk_states(model: EncoderDecoder, tokenizer: Tokenizer, pairs: list[tuple
     sources, targets = [sources[row] for row in kept], [targets[row] for row in kept]
     lengths = np.array([[len(source) - 1, len(target)] for source, target in zip(sources, targets)],
                        dtype=np.int64).reshape(-1, 2)
-    states: dict[str, list[torch.Tensor]] = {side: [] for side in SIDES}
-    order = sorted(range(len(pairs)), key=lambda row: len(sources[row]))
-    for first in range(0, len(order), 128):
-        rows = order[first:first + 128]
-        encoder, decoder, _ = teacher_forced(model, [sources[r] for r in rows], [targets[r] for r in rows])
-        for batch_row, row in enumerate(rows):
-            states["source"].append((row, unit(encoder[batch_row, : lengths[row, 0]])))
-            states["output"].append((row, unit(decoder[batch_row, : lengths[row, 1]])))
-    stacked = {}
-    for side in SIDES:
-        in_order = [vectors for _, vectors in sorted(states[side], key=lambda item: item[0])]
-        stacked[side] = torch.cat(in_order).numpy() if in_order else np.zeros((0, 1), dtype=np.float32)
-    return pairs, lengths, stacked
+    rows = states_by_row(model, sources, targets, group=128)
+    states = {side: np.zeros((0, 1), dtype=np.float32) for side in SIDES}
+    if rows:
+        states["source"] = unit(torch.cat([encoder[:-1] for encoder, _, _ in rows])).numpy()  # </s> not indexed
+        states["output"] = unit(torch.cat([decoder[:-1] for _, decoder, _ in rows])).numpy()  # nor the one predicting it
+    return pairs, lengths, states
 
 
 def quantiser(count: int, dimension: int, bytes_per_vector: int) -> str:
