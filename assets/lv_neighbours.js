@@ -53,10 +53,11 @@ function neighboursPanel(value, hyp) {
   const question = neighbourQuestion(value, hyp);
   if (!question) return "";
   const answer = neighbourAnswers.get(question.key) || { pending: true };
-  const state_ = question.side === "output" ? "decoder state that chose" : "encoder state at";
+  const what = question.side === "output" ? "decoder state that chose" : "encoder state at";
   const head = `<div class="lv-alts-head"><button type="button" class="lv-edit-close lv-nb-close" aria-label="close ` +
-    `the training sentences" title="close">×</button><strong>Seen in training</strong>: the training pairs whose ` +
-    `${state_} a word is nearest the model's ${state_} “${escapeHtml(question.label)}” here`;
+    `the training sentences" title="close">×</button><strong>Seen in training</strong>: the training pairs where the ` +
+    `${what} a word is nearest to the one ${question.side === "output" ? "that chose" : "at"} ` +
+    `“${escapeHtml(question.label)}” here`;
   const panel = (inner) => `<div class="lv-neighbours" aria-label="seen in training" data-nb="` +
     `${question.side === "output" ? "out" : "src"}.${state.nb.token}">${inner}</div>`;
   if (answer.pending) return panel(`${head}.</div><p class="lv-note">Looking it up…</p>`);
