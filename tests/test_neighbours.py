@@ -218,3 +218,15 @@ def test_the_page_the_gradio_endpoint_and_rest_answer_with_real_neighbours(index
     assert client.post("/v1/neighbours", json={"text": source, "k": 0}).status_code == 422
     response = client.post("/v1/neighbours", json={"model": "en-fr-noindex", "text": source})
     assert response.status_code == 422 and "python -m s2s index" in response.json()["detail"]
+
+
+def test_a_model_without_attention_finds_neighbours_without_aligned_words(tmp_path: Path, tokenizer: Tokenizer) -> None:
+    folder = tmp_path / "noattn"
+    save_model(folder, random_model(tokenizer.vocab_size, attention="none", scale=2.0), tokenizer, fp16=False)
+    build_index(folder, [write_tsv(tmp_path / "train.tsv", TRAIN_PAIRS)], bytes_per_vector=4, progress=False,
+                log=lambda message: None)
+    source, target = TRAIN_PAIRS[20]
+    ids = tokenizer.encode(target) + [EOS_ID]
+    found = Translator.load(folder).neighbours(source, ids, "output", 0, k=3)
+    assert (found["neighbours"][0]["source"], found["neighbours"][0]["target"]) == (source, target)
+    assert all(n["source_word"] is None and n["target_word"] is not None for n in found["neighbours"])
