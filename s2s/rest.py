@@ -139,6 +139,17 @@ def create_app(service: Service, logins: list[tuple[str, str]] | None = None, mi
                   redoc_url=None, middleware=middleware or [],
                   description="Translate and ask the models why, over plain HTTP. See the README's REST API section.")
     metrics = Metrics()
+    _add_guard(app, metrics, logins)
+    _add_error_handlers(app)
+    app.include_router(_v1_routes(service, metrics))
+    _add_operations(app, service, metrics)
+    _add_libretranslate(app, service)
+    return app
+
+
+def _add_guard(app: FastAPI, metrics: "Metrics", logins: list[tuple[str, str]] | None) -> None:
+    """The API's routes: refuse a body over MAX_BODY_BYTES and a caller without a login (when
+    there are logins); count every request and its latency."""
     protected = ("/v1/", "/translate", "/languages", "/detect", "/metrics")
 
     @app.middleware("http")
@@ -161,6 +172,10 @@ def create_app(service: Service, logins: list[tuple[str, str]] | None = None, mi
         metrics.latency.labels(name).observe(time.perf_counter() - started)
         return response
 
+
+def _add_error_handlers(app: FastAPI) -> None:
+    """RequestError -> 422 (404 for an unknown model; 400 with ``{"error"}`` on LibreTranslate's
+    routes), Busy -> 503 with Retry-After, anything else -> logged and 500 with an id."""
     @app.exception_handler(RequestError)
     async def bad_request(request: Request, error: RequestError) -> JSONResponse:
         if request.url.path in ("/translate", "/detect"):
@@ -180,6 +195,9 @@ def create_app(service: Service, logins: list[tuple[str, str]] | None = None, mi
         LOG.exception("%s %s failed (error %s)", request.method, request.url.path, incident, exc_info=error)
         return JSONResponse({"detail": "internal error; it is in the server's log", "id": incident}, status_code=500)
 
+
+def _v1_routes(service: Service, metrics: "Metrics") -> APIRouter:
+    """``/v1/``: translate, models and the what-if questions, thin over ``service``."""
     v1 = APIRouter(prefix="/v1", tags=["s2s"])
 
     @v1.post("/translate", response_model=Union[schema.Result, list[schema.Result]])
@@ -225,8 +243,11 @@ def create_app(service: Service, logins: list[tuple[str, str]] | None = None, mi
     def score(body: ScoreRequest) -> Any:  # type: ignore[valid-type]
         return service.score(body.model, body.text, body.target, _settings(body))
 
-    app.include_router(v1)
+    return v1
 
+
+def _add_operations(app: FastAPI, service: Service, metrics: "Metrics") -> None:
+    """``/healthz`` (no login) and ``/metrics`` (Prometheus text)."""
     @app.get("/healthz", tags=["operations"])
     def healthz() -> dict[str, Any]:
         """Alive, and the models there are."""
@@ -237,8 +258,9 @@ def create_app(service: Service, logins: list[tuple[str, str]] | None = None, mi
     def prometheus() -> Response:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-    # ---------------------------------------------------------------- LibreTranslate's routes
 
+def _add_libretranslate(app: FastAPI, service: Service) -> None:
+    """LibreTranslate's core routes, the model chosen from the language pair."""
     @app.post("/translate", tags=["LibreTranslate"])
     async def libre_translate(request: Request) -> Any:
         """LibreTranslate's `/translate`: `q` (a text or a list), `source`, `target`, `format`
@@ -286,8 +308,6 @@ def create_app(service: Service, logins: list[tuple[str, str]] | None = None, mi
     def detect() -> Any:
         raise RequestError("Language detection is not supported: each model reads one source language and "
                            "cannot tell languages apart. Name the source language.")
-
-    return app
 
 
 def _logged_in(request: Request, logins: list[tuple[str, str]]) -> bool:
