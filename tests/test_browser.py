@@ -46,6 +46,26 @@ def translated(server: str, text: str, height: int = 900) -> Iterator[Any]:
             browser.close()
 
 
+@contextlib.contextmanager
+def chromium() -> Iterator[Any]:
+    """Headless Chromium, closed after the block."""
+    playwright = pytest.importorskip("playwright.sync_api")
+    with playwright.sync_playwright() as driver:
+        browser = driver.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def watched_page(browser: Any, height: int) -> tuple[Any, list[str]]:
+    """A 1280 x ``height`` page and the list its uncaught script errors are added to."""
+    page = browser.new_page(viewport={"width": 1280, "height": height})
+    failures: list[str] = []
+    page.on("pageerror", lambda error: failures.append(str(error)))
+    return page, failures
+
+
 @pytest.fixture(scope="module")
 def app() -> Iterator[RunningApp]:
     with running_app() as started:
@@ -534,12 +554,8 @@ def test_a_person_compares_two_models_in_their_own_tab(server: str) -> None:
 
 @pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="chromium is not installed (CI installs it)")
 def test_a_person_picks_a_transformer_head_and_switches_heads_off(server: str) -> None:
-    playwright = pytest.importorskip("playwright.sync_api")
-    with playwright.sync_playwright() as driver:
-        browser = driver.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
-        failures: list[str] = []
-        page.on("pageerror", lambda error: failures.append(str(error)))
+    with chromium() as browser:
+        page, failures = watched_page(browser, 900)
         page.goto(f"{server}/?model=de-en-transformer&text=Ein+Hund+rennt+durch+den+Park.")
         page.wait_for_selector("#linked-view .lv-head-canvas", timeout=60_000)
         assert page.locator("#linked-view .lv-head-canvas").count() == 3 * 4  # every layer's every head
@@ -563,17 +579,12 @@ def test_a_person_picks_a_transformer_head_and_switches_heads_off(server: str) -
         page.wait_for_function("window.location.search.includes('head=1.2')", timeout=10_000)
         page.screenshot(path=str(ARTIFACTS / "heads.png"), full_page=True)
         assert error_badges(page) == 0 and not failures, failures
-        browser.close()
 
 
 @pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="chromium is not installed (CI installs it)")
 def test_a_person_asks_where_the_model_learned_a_word_and_shares_the_answer(server: str) -> None:
-    playwright = pytest.importorskip("playwright.sync_api")
-    with playwright.sync_playwright() as driver:
-        browser = driver.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1280, "height": 720})
-        failures: list[str] = []
-        page.on("pageerror", lambda error: failures.append(str(error)))
+    with chromium() as browser:
+        page, failures = watched_page(browser, 720)
         page.goto(f"{server}/?text=The+young+doctor+is+my+brother.")
         page.wait_for_selector("#linked-view .lv-col", timeout=60_000)
         page.locator('#linked-view .lv-out[data-column="1"]').nth(1).click()  # "jeune", the beam's 2nd word
@@ -599,7 +610,6 @@ def test_a_person_asks_where_the_model_learned_a_word_and_shares_the_answer(serv
         shared.wait_for_selector("#linked-view .lv-nb-list li", timeout=60_000)
         assert "encoder state" in shared.inner_text("#linked-view .lv-neighbours")
         assert error_badges(page) == 0 and error_badges(shared) == 0 and not failures, failures
-        browser.close()
 
 
 def test_libretranslate_clients_work_unchanged(server: str) -> None:
