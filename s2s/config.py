@@ -16,6 +16,9 @@ ATTENTION_TYPES = ("bahdanau", "luong-dot", "luong-general", "none")
 RNN_TYPES = ("gru", "lstm")
 DEVICES = ("auto", "cpu", "cuda")  # auto = CUDA when PyTorch sees a GPU
 PRECISIONS = ("fp32", "bf16")  # bf16 = forward passes under bfloat16 autocast
+# plateau: the rate is multiplied by lr_decay after lr_patience bad validations; linear: after the
+# warm-up it falls in a straight line to min_lr at the end of the max_time budget
+LR_SCHEDULES = ("plateau", "linear")
 
 MAX_PROBE_CHARS = 500
 MIN_VOCAB_SIZE = 5  # the four special pieces and one more: sentencepiece fails below (3 did)
@@ -88,6 +91,7 @@ class TrainConfig:
     batch_tokens: int = 2000  # target tokens per batch (bucketed by length)
     lr: float = 1.5e-3
     warmup_steps: int = 300
+    lr_schedule: str = "plateau"  # one of LR_SCHEDULES
     lr_decay: float = 0.5  # multiply the learning rate by this after `lr_patience` bad validations
     lr_patience: int = 3
     min_lr: float = 2e-5
@@ -127,6 +131,10 @@ class TrainConfig:
         _require(self.valid_every >= 1, f"valid_every must be >= 1, got {self.valid_every}")
         _require(self.log_every >= 1, f"log_every must be >= 1, got {self.log_every}")
         _require(self.valid_beam_size >= 1, f"valid_beam_size must be >= 1, got {self.valid_beam_size}")
+        _require(self.lr_schedule in LR_SCHEDULES,
+                 f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
+        _require(self.lr_schedule != "linear" or self.max_time > 0,
+                 "lr_schedule linear falls to min_lr at the end of the time budget: it needs max_time > 0")
         _require(self.device in DEVICES, f"device must be one of {DEVICES}, got {self.device!r}")
         _require(self.precision in PRECISIONS, f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         _require(isinstance(self.probe, str) and len(self.probe) <= MAX_PROBE_CHARS,

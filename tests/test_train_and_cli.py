@@ -237,6 +237,15 @@ def test_schedules() -> None:
     assert learning_rate(config, Progress(step=50)) == pytest.approx(1e-3)
     assert learning_rate(config, Progress(step=50, lr_scale=0.01)) == pytest.approx(1e-4)
 
+    linear = TrainConfig(lr=1e-3, warmup_steps=10, min_lr=1e-4, lr_schedule="linear", max_time=100.0)
+    rates = [learning_rate(linear, Progress(step=50, elapsed=t, lr_scale=0.01)) for t in (0, 50, 100, 150)]
+    assert rates == pytest.approx([1e-3, 5.5e-4, 1e-4, 1e-4])  # the plateau scale plays no part
+    assert learning_rate(linear, Progress(step=4, elapsed=50)) == pytest.approx(5.5e-4 / 2)
+    with pytest.raises(ValueError, match="max_time"):
+        TrainConfig(lr_schedule="linear").validate()
+    with pytest.raises(ValueError, match="lr_schedule"):
+        TrainConfig(lr_schedule="cosine").validate()
+
 
 def test_a_transformer_trains_and_heads_measures_every_head_into_the_card(reverse_data: tuple[Path, Path],
                                                                           tmp_path: Path) -> None:
