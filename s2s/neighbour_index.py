@@ -93,19 +93,34 @@ def pair_ids(tokenizer: Tokenizer, pairs: Sequence[tuple[str, str]]) -> tuple[li
     return [ids + [EOS_ID] for ids in sources], targets
 
 
-def teacher_forced(model: EncoderDecoder, sources: list[list[int]], targets: list[list[int]]
-                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-    """The states of pairs (source ids with </s>, target ids without): encoder states [B, S, De],
-    the decoder state that predicts each target piece [B, T, Dd] (T = the longest target + 1, the
-    last predicting </s>), cross-attention [B, T, S] (multi-head: the last layer's average) or None."""
-    source = pad(sources)
+def encoded(model: EncoderDecoder, sources: list[list[int]]) -> tuple[Any, Any]:
+    """The model's encoding of source ids (each with </s>), one batch: its memory (``memory.states``,
+    the encoder states [B, S, De]) and the decoder's initial state, each with ``select(rows)``."""
     lengths = torch.tensor([len(ids) for ids in sources])
+    with evaluating(model), torch.inference_mode():
+        return model.encode(pad(sources), lengths)
+
+
+def read_targets(model: EncoderDecoder, memory: Any, state: Any, targets: list[list[int]]
+                 ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The teacher-forced decoder over target ids (without </s>), one row of ``memory`` each: the
+    state that predicts each target piece [B, T, Dd] (T = the longest target + 1, the last
+    predicting </s>), cross-attention [B, T, S] (multi-head: the last layer's average) or None."""
     target_in = pad([[BOS_ID] + ids for ids in targets])
     with evaluating(model), torch.inference_mode():
-        encoder, decoder, alphas = model.states(source, lengths, target_in)
+        decoder, alphas = model.read(target_in, state, memory)
     if alphas is not None and alphas.dim() == 5:
         alphas = last_layer_average(alphas)
-    return encoder, decoder, alphas
+    return decoder, alphas
+
+
+def teacher_forced(model: EncoderDecoder, sources: list[list[int]], targets: list[list[int]]
+                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """The states of pairs (source ids with </s>, target ids without): encoder states [B, S, De]
+    and ``read_targets``'s decoder states [B, T, Dd] and cross-attention [B, T, S] or None."""
+    memory, state = encoded(model, sources)
+    decoder, alphas = read_targets(model, memory, state, targets)
+    return memory.states, decoder, alphas
 
 
 def states_by_row(model: EncoderDecoder, sources: list[list[int]], targets: list[list[int]], group: int = 8

@@ -4,10 +4,12 @@ A query is a sentence, an output (piece ids) and one piece of either side. Its s
 encoder's state at a source piece, or the decoder's state that predicted an output piece — is
 looked up in the model's neighbour index (``s2s.neighbour_index``): the quantised search proposes
 ``CANDIDATES_PER_NEIGHBOUR x k`` training pieces, the model recomputes their exact states from the
-stored text (teacher-forced, rows of similar length together), and the k most similar by cosine are returned with their
-pair, the matching word highlighted on its side and the word its attention aligns it with on the
-other, and, for output pieces, whether the training translation says the same word there. A 2-D
-principal-component map of the query and its neighbours comes with them.
+stored text (source pieces: the encoder alone, in one batch; output pieces: teacher-forced, rows of
+similar length together), and the k most similar by cosine are returned with their pair, the
+matching word highlighted on its side and the word its attention aligns it with on the other (for
+source pieces, the k returned pairs decoded from the encoding already made), and, for output
+pieces, whether the training translation says the same word there. A 2-D principal-component map
+of the query and its neighbours comes with them.
 """
 
 from __future__ import annotations
@@ -17,8 +19,8 @@ from typing import Any
 import torch
 
 from .model import EncoderDecoder
-from .neighbour_index import CANDIDATES_PER_NEIGHBOUR, SIDES, Candidate, NeighbourIndex, pair_ids, states_by_row, \
-    teacher_forced, unit
+from .neighbour_index import CANDIDATES_PER_NEIGHBOUR, SIDES, Candidate, NeighbourIndex, encoded, pair_ids, \
+    read_targets, states_by_row, teacher_forced, unit
 from .tokenizer import EOS_ID, Tokenizer, merge_pieces
 
 DEFAULT_NEIGHBOURS = 10
@@ -65,16 +67,12 @@ def pca_map(vectors: torch.Tensor) -> dict[str, Any]:
             "explained": [round(v, 4) for v in explained + [0.0] * (2 - len(explained))]}
 
 
-def exact_states(model: EncoderDecoder, sources: list[list[int]], targets: list[list[int]], side: str,
-                 candidates: list[Candidate], row_of: dict[int, int]
-                 ) -> tuple[list[torch.Tensor], list[torch.Tensor] | None]:
-    """Each candidate's state, recomputed: for the source side the encoder alone (the target is
-    not read), for the output side the decoder up to the candidate's piece (what comes after it
-    does not change its state). For the output side also each candidate's attention over its
-    source [S] (None without attention)."""
-    if side == "source":
-        rows = states_by_row(model, sources, [[] for _ in targets])
-        return [rows[row_of[c.sentence]][0][c.position] for c in candidates], None
+def output_states(model: EncoderDecoder, sources: list[list[int]], targets: list[list[int]],
+                  candidates: list[Candidate], row_of: dict[int, int]
+                  ) -> tuple[list[torch.Tensor], list[torch.Tensor] | None]:
+    """Each output-side candidate's exact decoder state [Dd], the decoder run up to the candidate's
+    piece (what comes after it does not change its state), and its attention over its source [S]
+    (None without attention)."""
     reach = [0] * len(targets)
     for candidate in candidates:
         row = row_of[candidate.sentence]
@@ -112,13 +110,21 @@ def find_neighbours(model: EncoderDecoder, tokenizer: Tokenizer, index: Neighbou
     sources, targets = pair_ids(tokenizer, pairs)
     limits = [len(ids) - 1 for ids in sources] if side == "source" else [len(ids) for ids in targets]
     candidates = [c for c in candidates if c.position < limits[row_of[c.sentence]]]  # a changed tokenizer
-    states, attention = exact_states(model, sources, targets, side, candidates, row_of) if candidates else ([], None)
+    attention: list[torch.Tensor] | None = None
+    if not candidates:
+        states = []
+    elif side == "source":  # the encoder alone, one batch (packed: padding costs an RNN nothing)
+        memory, first_state = encoded(model, sources)
+        states = [memory.states[row_of[c.sentence], c.position] for c in candidates]
+    else:
+        states, attention = output_states(model, sources, targets, candidates, row_of)
     vectors = unit(torch.stack(states)) if states else torch.zeros(0, query.numel())
     similarity = vectors @ query
     order = similarity.argsort(descending=True)[:k].tolist()
-    if side == "source":  # the k returned pairs read in full: where the decoder looked at each source piece
-        read = states_by_row(model, [sources[row_of[candidates[n].sentence]] for n in order],
-                             [targets[row_of[candidates[n].sentence]] for n in order])
+    if side == "source" and order and model.has_attention:  # where the decoder looked at each returned piece
+        returned = torch.tensor([row_of[candidates[n].sentence] for n in order])
+        _, read = read_targets(model, memory.select(returned), first_state.select(returned),
+                               [targets[row] for row in returned.tolist()])
 
     neighbours = []
     for rank, number in enumerate(order):
@@ -126,8 +132,8 @@ def find_neighbours(model: EncoderDecoder, tokenizer: Tokenizer, index: Neighbou
         source_pieces = tokenizer.pieces(sources[row])
         target_pieces = tokenizer.pieces(targets[row] + [EOS_ID])
         aligned = None  # the most attended piece of the other side (real pieces, not </s>)
-        if side == "source" and read[rank][2] is not None:
-            aligned = int(read[rank][2][: len(targets[row]), candidate.position].argmax())
+        if side == "source" and model.has_attention:
+            aligned = int(read[rank, : len(targets[row]), candidate.position].argmax())
         elif side == "output" and attention is not None:
             aligned = int(attention[number][: len(sources[row]) - 1].argmax())
         source_position, target_position = (candidate.position, aligned) if side == "source" \

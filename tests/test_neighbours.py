@@ -63,20 +63,29 @@ def test_a_training_sentences_own_word_finds_that_sentence_first(indexed: tuple[
     assert checked == 8
 
 
-def test_the_aligned_word_follows_the_models_attention(indexed: tuple[Path, Path]) -> None:
+@pytest.mark.parametrize("side", ["output", "source"])
+def test_the_aligned_word_follows_the_models_attention(indexed: tuple[Path, Path], side: str) -> None:
+    """The other side's marked word is the model's own forced-decoding argmax: for an output
+    neighbour, the source piece its row attends most; for a source neighbour, the target piece
+    whose row attends most to it (the returned pairs are read in one padded batch)."""
     folder, _ = indexed
     translator = Translator.load(folder)
     source, target = TRAIN_PAIRS[7]
     ids = translator.tokenizer.encode(target) + [EOS_ID]
-    found = translator.neighbours(source, ids, "output", 0, k=3)
+    found = translator.neighbours(source, ids, side, 0, k=5)
+    assert len(found["neighbours"]) == 5
     for neighbour in found["neighbours"]:
         source_ids = translator.tokenizer.encode(neighbour["source"]) + [EOS_ID]
         target_ids = translator.tokenizer.encode(neighbour["target"]) + [EOS_ID]
         forced = translator.score(neighbour["source"], target_ids[:-1])["hypotheses"][0]
-        attention = torch.tensor(forced["attention"])[neighbour["position"], : len(source_ids) - 1]
-        expected = int(attention.argmax())
-        words = translator.tokenizer.pieces(source_ids)
-        assert neighbour["source_words"][neighbour["source_word"]].strip() in words[expected].replace("▁", " ")
+        attention = torch.tensor(forced["attention"])[: len(target_ids) - 1, : len(source_ids) - 1]  # real pieces
+        if side == "output":
+            expected, pieces = int(attention[neighbour["position"]].argmax()), translator.tokenizer.pieces(source_ids)
+            word = neighbour["source_words"][neighbour["source_word"]]
+        else:
+            expected, pieces = int(attention[:, neighbour["position"]].argmax()), translator.tokenizer.pieces(target_ids)
+            word = neighbour["target_words"][neighbour["target_word"]]
+        assert word.strip() in pieces[expected].replace("▁", " ")
 
 
 def test_a_stale_index_is_refused_with_the_command_that_rebuilds_it(indexed: tuple[Path, Path],
