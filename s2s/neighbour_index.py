@@ -462,18 +462,43 @@ def build_index(model_folder: Path, data: Sequence[Path], max_sentences: int | N
     return manifest
 
 
+def folder_signature(model_folder: Path) -> tuple[tuple[str, int, int], ...]:
+    """Name, size and modification time of the weights and of every file in ``index/``: what a
+    refusal depends on, read without hashing a byte."""
+    paths = [model_folder / WEIGHTS_FILE]
+    if (model_folder / INDEX_FOLDER).is_dir():
+        paths += sorted((model_folder / INDEX_FOLDER).iterdir())
+    entries = []
+    for path in paths:
+        try:
+            status = path.stat()
+        except OSError:
+            continue
+        entries.append((path.name, status.st_size, status.st_mtime_ns))
+    return tuple(entries)
+
+
 class LazyIndex:
-    """A model folder's index, loaded on first use (once, across threads). A missing or refused
-    index is looked for again at the next use, so one built while the app runs is found."""
+    """A model folder's index, loaded on first use (once, across threads). A refusal (missing,
+    stale, damaged) is remembered with the folder's ``folder_signature`` and repeated without
+    hashing the files again until a file changes, so one built while the app runs is found."""
 
     def __init__(self, model_folder: Path | None) -> None:
         self.model_folder, self.lock = model_folder, threading.Lock()
         self.loaded: NeighbourIndex | None = None
+        self.refusal: tuple[tuple[tuple[str, int, int], ...], str] | None = None  # (signature, message)
 
     def get(self) -> NeighbourIndex:
         if self.model_folder is None:
             raise NeighbourIndexError("this model was not loaded from a folder, so it has no neighbour index")
         with self.lock:
             if self.loaded is None:
-                self.loaded = NeighbourIndex.load(self.model_folder)
+                signature = folder_signature(self.model_folder)
+                if self.refusal is not None and self.refusal[0] == signature:
+                    raise NeighbourIndexError(self.refusal[1])  # a new error: a kept one would grow its traceback
+                try:
+                    self.loaded = NeighbourIndex.load(self.model_folder)
+                except NeighbourIndexError as error:
+                    self.refusal = (signature, str(error))
+                    raise
             return self.loaded

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from s2s.checkpoint import save_model
+from s2s import neighbour_index
 from s2s.cli import main
 from s2s.neighbour_index import INDEX_FOLDER, MANIFEST_FILE, PARTIAL_FOLDER, NeighbourIndex, NeighbourIndexError, \
     build_index
@@ -88,9 +89,9 @@ def test_the_aligned_word_follows_the_models_attention(indexed: tuple[Path, Path
         assert word.strip() in pieces[expected].replace("▁", " ")
 
 
-def test_a_stale_index_is_refused_with_the_command_that_rebuilds_it(indexed: tuple[Path, Path],
-                                                                    tokenizer: Tokenizer) -> None:
-    folder, _ = indexed
+def test_a_stale_index_is_refused_with_the_command_that_rebuilds_it(indexed: tuple[Path, Path], tokenizer: Tokenizer,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    folder, data = indexed
     config = json.loads((folder / "config.json").read_text())
     retrained = random_model(tokenizer.vocab_size, scale=2.0, seed=9, **{
         k: v for k, v in config.items() if k in ("arch", "encoder_layers", "decoder_layers", "attention_heads",
@@ -99,6 +100,14 @@ def test_a_stale_index_is_refused_with_the_command_that_rebuilds_it(indexed: tup
     translator = Translator.load(folder)
     with pytest.raises(NeighbourIndexError, match=r"stale.*python -m s2s index --model"):
         translator.neighbours(TRAIN_PAIRS[0][0], [EOS_ID], "source", 0)
+    hashed = []
+    monkeypatch.setattr(neighbour_index, "file_digest", lambda path: hashed.append(path) or "")
+    with pytest.raises(NeighbourIndexError, match=r"stale.*python -m s2s index --model"):
+        translator.neighbours(TRAIN_PAIRS[0][0], [EOS_ID], "source", 0)
+    assert hashed == []  # the refusal is remembered while no file changes
+    monkeypatch.undo()
+    main(["index", "--model", str(folder), "--data", str(data)])  # rebuilt while the app runs
+    assert translator.neighbours(TRAIN_PAIRS[0][0], [EOS_ID], "source", 0)["neighbours"]
 
 
 @pytest.mark.parametrize("damage", ["flip a byte", "truncate", "remove", "manifest"])
