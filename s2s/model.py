@@ -141,12 +141,31 @@ class Decoder(nn.Module):
         to use instead of the model's at rows not NaN."""
         embedded = self.dropout(self.embedding(previous))
         queries, state = self.rnn(embedded, state)  # [N, T, Hd]
+        attentional, alphas = self.attend(queries, memory, steer)
+        return attentional, state, alphas
+
+    def last_attentional_states(self, previous: torch.Tensor, lengths: torch.Tensor, state: RNNState,
+                                memory: EncoderMemory) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """previous [N, T] ids, row n real up to ``lengths`` [N] -> the attentional state at each
+        row's last real step [N, E] and its alphas [N, S] or None: the RNN runs packed (padding
+        costs nothing) and only that step is attended (teacher-forced, as ``attentional_states``)."""
+        embedded = self.dropout(self.embedding(previous))
+        packed = pack_padded_sequence(embedded, lengths.cpu(), batch_first=True, enforce_sorted=False)
+        _, final = self.rnn(packed, state)
+        last = (final[0] if isinstance(final, tuple) else final)[-1]  # the top layer's last step [N, Hd]
+        attentional, alphas = self.attend(last.unsqueeze(1), memory)
+        return attentional.squeeze(1), None if alphas is None else alphas.squeeze(1)
+
+    def attend(self, queries: torch.Tensor, memory: EncoderMemory, steer: torch.Tensor | None = None
+               ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """queries s_t [N, T, Hd] -> attentional states h~ = tanh(W_c [s_t; c_t]) [N, T, E], alphas
+        [N, T, S] or None (without attention c_t is the encoder's summary)."""
         if self.attention is None:
             context = memory.summary.unsqueeze(1).expand(-1, queries.size(1), -1)
             alphas = None
         else:
             context, alphas = self.attention(queries, memory.keys, memory.states, memory.mask, steer)
-        return torch.tanh(self.combine(torch.cat([queries, context], dim=-1))), state, alphas
+        return torch.tanh(self.combine(torch.cat([queries, context], dim=-1))), alphas
 
     def logits(self, attentional: torch.Tensor) -> torch.Tensor:
         """attentional states [..., E] -> output logits [..., V]."""
@@ -189,6 +208,8 @@ class EncoderDecoder(nn.Module):
       (every layer and head, the Transformer), or None without attention. Search calls it with T = 1.
     - ``read(target_in [N, T], state, memory)`` -> what the output layer reads at every target
       position [N, T, D] and the cross-attention (see ``step``): the teacher-forced decoder pass.
+    - ``last_states(target_in [N, T], lengths [N], state, memory)`` -> ``read``'s at each row's last
+      real position only, [N, D] and [N, S] (or [N, layers, heads, S]): the neighbour index's re-ranking.
     - ``states`` -> the encoder's states and ``read``'s (the neighbour index); ``teacher_forced_states``
       -> ``read``'s; ``forward`` -> logits and cross-attention (training, force-decoding).
     ``encoder.embedding`` looks source ids up; ``decoder.logits`` is the output layer.
@@ -212,6 +233,14 @@ class EncoderDecoder(nn.Module):
 
     def read(self, target_in: torch.Tensor, state: Any, memory: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
         raise NotImplementedError
+
+    def last_states(self, target_in: torch.Tensor, lengths: torch.Tensor, state: Any, memory: Any
+                    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``read``'s at each row's last real position only: target_in [N, T], row n real up to
+        ``lengths`` [N] -> [N, D] and the cross-attention there ([N, S] or [N, layers, heads, S])."""
+        attentional, alphas = self.read(target_in, state, memory)
+        rows, last = torch.arange(target_in.size(0)), lengths.to(target_in.device) - 1
+        return attentional[rows, last], None if alphas is None else alphas[rows, last]
 
     def states(self, source: torch.Tensor, lengths: torch.Tensor, target_in: torch.Tensor,
                source_embeddings: torch.Tensor | None = None, heads: HeadSettings = NO_HEAD_SETTINGS
@@ -294,3 +323,8 @@ class Seq2Seq(EncoderDecoder):
         [B, T, S] or None."""
         attentional, _, alphas = self.decoder.attentional_states(target_in, state.hidden, memory)
         return attentional, alphas
+
+    def last_states(self, target_in: torch.Tensor, lengths: torch.Tensor, state: RNNDecoderState,
+                    memory: EncoderMemory) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """See ``EncoderDecoder.last_states``: the decoder packed, one attention step per row."""
+        return self.decoder.last_attentional_states(target_in, lengths, state.hidden, memory)

@@ -4,12 +4,12 @@ A query is a sentence, an output (piece ids) and one piece of either side. Its s
 encoder's state at a source piece, or the decoder's state that predicted an output piece — is
 looked up in the model's neighbour index (``s2s.neighbour_index``): the quantised search proposes
 ``CANDIDATES_PER_NEIGHBOUR x k`` training pieces, the model recomputes their exact states from the
-stored text (source pieces: the encoder alone, in one batch; output pieces: teacher-forced, rows of
-similar length together), and the k most similar by cosine are returned with their pair, the
-matching word highlighted on its side and the word its attention aligns it with on the other (for
-source pieces, the k returned pairs decoded from the encoding already made), and, for output
-pieces, whether the training translation says the same word there. A 2-D principal-component map
-of the query and its neighbours comes with them.
+stored text (the sources encoded in one batch; for output pieces, one decoder row per candidate,
+teacher-forced up to its piece, an RNN's packed), and the k most similar by cosine are returned
+with their pair, the matching word highlighted on its side and the word its attention aligns it
+with on the other (for source pieces, the k returned pairs decoded from the encoding already
+made), and, for output pieces, whether the training translation says the same word there. A 2-D
+principal-component map of the query and its neighbours comes with them.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from typing import Any
 import torch
 
 from .model import EncoderDecoder
-from .neighbour_index import CANDIDATES_PER_NEIGHBOUR, SIDES, Candidate, NeighbourIndex, encoded, pair_ids, \
-    read_targets, states_by_row, teacher_forced, unit
+from .neighbour_index import CANDIDATES_PER_NEIGHBOUR, SIDES, Candidate, NeighbourIndex, encoded, last_read, \
+    pair_ids, read_targets, teacher_forced, unit
 from .tokenizer import EOS_ID, Tokenizer, merge_pieces
 
 DEFAULT_NEIGHBOURS = 10
@@ -70,19 +70,14 @@ def pca_map(vectors: torch.Tensor) -> dict[str, Any]:
 def output_states(model: EncoderDecoder, sources: list[list[int]], targets: list[list[int]],
                   candidates: list[Candidate], row_of: dict[int, int]
                   ) -> tuple[list[torch.Tensor], list[torch.Tensor] | None]:
-    """Each output-side candidate's exact decoder state [Dd], the decoder run up to the candidate's
-    piece (what comes after it does not change its state), and its attention over its source [S]
-    (None without attention)."""
-    reach = [0] * len(targets)
-    for candidate in candidates:
-        row = row_of[candidate.sentence]
-        reach[row] = max(reach[row], candidate.position)
-    rows = states_by_row(model, sources, [ids[:end] for ids, end in zip(targets, reach)])
-    picked = [rows[row_of[c.sentence]] for c in candidates]
-    states = [decoder[c.position] for (_, decoder, _), c in zip(picked, candidates)]
-    if not model.has_attention:
-        return states, None
-    return states, [alphas[c.position] for (_, _, alphas), c in zip(picked, candidates)]
+    """Each output-side candidate's exact decoder state [Dd] and its attention over its source
+    [S] (None without attention): the sources encoded in one batch, then one decoder row per
+    candidate run up to its piece (what comes after it does not change its state)."""
+    memory, first_state = encoded(model, sources)
+    rows = torch.tensor([row_of[c.sentence] for c in candidates])
+    states, attention = last_read(model, memory.select(rows), first_state.select(rows),
+                                  [targets[row_of[c.sentence]][:c.position] for c in candidates])
+    return list(states), None if attention is None else list(attention)
 
 
 def find_neighbours(model: EncoderDecoder, tokenizer: Tokenizer, index: NeighbourIndex, source_ids: list[int],

@@ -11,11 +11,12 @@ import pytest
 import torch
 
 from s2s.checkpoint import save_model
+from s2s.data import pad
 from s2s import neighbour_index
 from s2s.cli import main
 from s2s.neighbour_index import INDEX_FOLDER, MANIFEST_FILE, PARTIAL_FOLDER, NeighbourIndex, NeighbourIndexError, \
     build_index
-from s2s.tokenizer import EOS_ID, Tokenizer
+from s2s.tokenizer import BOS_ID, EOS_ID, Tokenizer
 from s2s.translator import Translator
 
 from .conftest import random_model, reverse_task, write_tsv
@@ -87,6 +88,29 @@ def test_the_aligned_word_follows_the_models_attention(indexed: tuple[Path, Path
             expected, pieces = int(attention[:, neighbour["position"]].argmax()), translator.tokenizer.pieces(target_ids)
             word = neighbour["target_words"][neighbour["target_word"]]
         assert word.strip() in pieces[expected].replace("▁", " ")
+
+
+@pytest.mark.parametrize("overrides", [
+    {}, {"rnn_type": "lstm", "decoder_layers": 2}, {"attention": "none"}, {"attention": "luong-general"},
+    {"arch": "transformer", "encoder_layers": 2, "decoder_layers": 2, "attention_heads": 2, "feedforward_dim": 32}])
+def test_the_state_at_each_rows_end_is_the_full_reads(overrides: dict) -> None:
+    """``last_states`` (one packed RNN pass, one attention step per row) gives what ``read`` gives
+    at each row's last real position, rows of different lengths padded together."""
+    model = random_model(30, scale=2.0, **overrides)
+    source = pad([[5, 6, 7, EOS_ID], [8, 9, EOS_ID], [10, 11, 12, 13, 14, EOS_ID]])
+    lengths = torch.tensor([4, 3, 6])
+    target_in = pad([[BOS_ID, 20, 21, 22], [BOS_ID], [BOS_ID, 23, 24]])
+    last = torch.tensor([4, 1, 3])
+    with torch.inference_mode():
+        memory, state = model.encode(source, lengths)
+        full, full_alphas = model.read(target_in, state, memory)
+        states, alphas = model.last_states(target_in, last, state, memory)
+    rows = torch.arange(3)
+    torch.testing.assert_close(states, full[rows, last - 1], atol=1e-5, rtol=1e-4)
+    if overrides.get("attention") == "none":
+        assert alphas is None and full_alphas is None
+    else:
+        torch.testing.assert_close(alphas, full_alphas[rows, last - 1], atol=1e-5, rtol=1e-4)
 
 
 def test_a_stale_index_is_refused_with_the_command_that_rebuilds_it(indexed: tuple[Path, Path], tokenizer: Tokenizer,
