@@ -136,6 +136,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--workers", type=int, default=1, help="processes, each with its own copy of the models")
+    serve.add_argument("--threads", type=int, help="torch threads per worker (default: the CPU cores divided "
+                                                   "among the workers, so that they do not take turns on a core)")
     serve.add_argument("--auth-file", type=Path, help="file of user:password lines")
 
     card = commands.add_parser("card", help="set a model card's text fields and re-render its README.md",
@@ -281,10 +283,16 @@ def run_card(args: argparse.Namespace) -> None:
 def run_serve(args: argparse.Namespace) -> None:
     import os
 
+    import torch
     import uvicorn
 
     if args.workers < 1:
         raise ValueError(f"--workers must be at least 1, got {args.workers}")
+    threads = max(1, (os.cpu_count() or 1) // args.workers) if args.threads is None else args.threads
+    if threads < 1:
+        raise ValueError(f"--threads must be at least 1, got {args.threads}")
+    os.environ["OMP_NUM_THREADS"] = str(threads)  # read by torch in every worker process uvicorn starts
+    torch.set_num_threads(threads)  # one worker runs in this process
     if args.auth_file:
         if not args.auth_file.is_file():
             raise FileNotFoundError(f"no such file: {args.auth_file}")

@@ -20,7 +20,7 @@ import torch
 
 from .model import EncoderDecoder
 from .neighbour_index import CANDIDATES_PER_NEIGHBOUR, SIDES, Candidate, NeighbourIndex, encoded, last_read, \
-    pair_ids, read_targets, teacher_forced, unit
+    pair_ids, read_targets, unit
 from .tokenizer import EOS_ID, Tokenizer, merge_pieces
 
 DEFAULT_NEIGHBOURS = 10
@@ -80,6 +80,18 @@ def output_states(model: EncoderDecoder, sources: list[list[int]], targets: list
     return list(states), None if attention is None else list(attention)
 
 
+def query_state(model: EncoderDecoder, source_ids: list[int], target: list[int], side: str, position: int
+                ) -> torch.Tensor:
+    """The state the index holds for piece ``position`` of ``side`` of one pair (source ids with
+    </s>, target ids without) [D]: the encoder's state of that source piece, or the decoder's state
+    that predicts that target piece (the decoder run up to it only)."""
+    memory, state = encoded(model, [source_ids])
+    if side == "source":
+        return memory.states[0, position]
+    decoder, _ = last_read(model, memory, state, [target[:position]])
+    return decoder[0]
+
+
 def find_neighbours(model: EncoderDecoder, tokenizer: Tokenizer, index: NeighbourIndex, source_ids: list[int],
                     output_ids: list[int], side: str, position: int, k: int) -> dict[str, Any]:
     """The k training pieces nearest piece ``position`` of ``side`` (a query ``check_query``
@@ -91,9 +103,7 @@ def find_neighbours(model: EncoderDecoder, tokenizer: Tokenizer, index: Neighbou
     attention), ``same_word`` (output side: the training translation says the same word there)),
     ``same_word`` (how many do; None for the source side), ``map`` (``x``, ``y`` [k + 1], the query
     first, ``explained``) and ``index`` (its summary)."""
-    target = [i for i in output_ids if i != EOS_ID]
-    encoder, decoder, _ = teacher_forced(model, [source_ids], [target])
-    query = unit(encoder[0, position] if side == "source" else decoder[0, position])
+    query = unit(query_state(model, source_ids, [i for i in output_ids if i != EOS_ID], side, position))
     candidates = index.search(side, query, k * CANDIDATES_PER_NEIGHBOUR)
     query_words, query_word = word_at(tokenizer.pieces(source_ids if side == "source" else output_ids), position)
     sentences = sorted({candidate.sentence for candidate in candidates})

@@ -12,6 +12,11 @@ server session at every call (``curl``). The batched server is also called throu
 (``POST /v1/translate``, a new connection per call, as ``curl`` makes), in the same run. The
 clients run on the same machine, so they take some of its CPU from the server. Loopback only;
 bounded in count and time (``--max-minutes``).
+
+    python -m scripts.load_app --servers --rest-workers 1 2 --clients 32
+
+starts the REST API alone (``python -m s2s serve --workers N``) for each N and measures its
+one-off calls the same way, with the resident memory of every worker after the run.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 
-from scripts.local_server import ApiClient, api_defaults, running_app
+from scripts.local_server import ApiClient, api_defaults, resident_mb, running_app, running_rest, worker_processes
 
 SENTENCES = ["Where is the station?", "I would like a cup of coffee, please.", "Tom didn't know what to say to Mary.",
              "The cat is sleeping on the red chair.", "We have to leave before it starts raining.",
@@ -70,13 +75,21 @@ def load(base: str, defaults: list, model: str, clients: int, rounds: int,
     return time.perf_counter() - started, latencies
 
 
+def report(server: str, door: str, clients: int, seconds: float, latencies: list[float]) -> None:
+    """One row of the table: calls, requests per second, p50 and p95 latency."""
+    print(f"{server:>10} {door:>12} {clients:>7} {len(latencies):>5} {len(latencies) / seconds:>7.1f} "
+          f"{statistics.median(latencies) * 1000:>7.0f} {percentile(latencies, 95) * 1000:>7.0f}", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clients", nargs="+", type=int, default=[1, 8, 32, 100])
     parser.add_argument("--rounds", type=int, default=4, help="calls per client at each level")
     parser.add_argument("--model", default="en-fr")
     parser.add_argument("--max-minutes", type=float, default=20.0)
-    parser.add_argument("--servers", nargs="+", choices=["each alone", "batched"], default=["each alone", "batched"])
+    parser.add_argument("--servers", nargs="*", choices=["each alone", "batched"], default=["each alone", "batched"])
+    parser.add_argument("--rest-workers", nargs="*", type=int, default=[],
+                        help="also serve the REST API alone with this many workers (one run per number)")
     args = parser.parse_args()
     deadline = time.monotonic() + args.max_minutes * 60
     print(f"{'server':>10} {'door':>12} {'clients':>7} {'calls':>5} {'req/s':>7} {'p50 ms':>7} {'p95 ms':>7}")
@@ -91,11 +104,20 @@ def main() -> None:
                     if time.monotonic() > deadline:
                         print("time limit reached")
                         return
-                    seconds, latencies = load(base, defaults, args.model, clients, args.rounds, door)
-                    print(f"{label:>10} {door:>12} {clients:>7} "
-                          f"{len(latencies):>5} {len(latencies) / seconds:>7.1f} "
-                          f"{statistics.median(latencies) * 1000:>7.0f} {percentile(latencies, 95) * 1000:>7.0f}",
-                          flush=True)
+                    report(label, door, clients, *load(base, defaults, args.model, clients, args.rounds, door))
+    for workers in args.rest_workers:
+        with running_rest("--workers", str(workers)) as (base, server, _):
+            label = f"{workers} worker" + "s" * (workers > 1)
+            # Every worker loads its own models on its first calls: warm them all up.
+            load(base, [], args.model, 4 * workers, 2, "rest")
+            for clients in args.clients:
+                if time.monotonic() > deadline:
+                    print("time limit reached")
+                    return
+                report(label, "rest alone", clients, *load(base, [], args.model, clients, args.rounds, "rest"))
+            processes = worker_processes(server.pid) if workers > 1 else [server.pid]
+            print(f"{label}: resident MB per worker " + ", ".join(f"{resident_mb(pid):.0f}" for pid in processes)
+                  + (f"; supervisor {resident_mb(server.pid):.0f}" if workers > 1 else ""), flush=True)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
-"""Start ``app.py`` on a free 127.0.0.1 port for a benchmark, and call its ``/translate`` as a
-client would (Gradio's REST API)."""
+"""Start ``app.py`` (or the REST API alone, ``python -m s2s serve``) on a free 127.0.0.1 port for a
+benchmark or a test, and call its ``/translate`` as a client would (Gradio's REST API)."""
 
 from __future__ import annotations
 
@@ -45,19 +45,33 @@ class RunningApp(NamedTuple):
 def running_app(*options: str, env: dict[str, str] | None = None) -> Iterator[RunningApp]:
     """``python app.py OPTIONS`` on loopback (offline); yields a ``RunningApp`` and stops it
     after. An app that exits or does not answer within 120 s raises, with what it printed."""
+    with _running(["app.py", *options], "/", env) as started:
+        yield started
+
+
+@contextlib.contextmanager
+def running_rest(*options: str, env: dict[str, str] | None = None) -> Iterator[RunningApp]:
+    """``python -m s2s serve OPTIONS`` (the REST API alone) on loopback, as ``running_app``."""
+    with _running(["-m", "s2s", "serve", *options], "/healthz", env) as started:
+        yield started
+
+
+@contextlib.contextmanager
+def _running(arguments: list[str], ready_path: str, env: dict[str, str] | None) -> Iterator[RunningApp]:
+    """``python ARGUMENTS --host 127.0.0.1 --port P`` until ``ready_path`` answers 200."""
     port = free_port()
     log = tempfile.TemporaryFile("w+", encoding="utf-8")
-    server = subprocess.Popen([sys.executable, "app.py", "--host", "127.0.0.1", "--port", str(port), *options],
+    server = subprocess.Popen([sys.executable, *arguments, "--host", "127.0.0.1", "--port", str(port)],
                               cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
                               env={**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1",
                                    **(env or {})})
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 120
-        while not _answers(base):
+        while not _answers(base + ready_path):
             if server.poll() is not None or time.monotonic() > deadline:
                 log.seek(0)
-                raise RuntimeError(f"the app did not start (exit code {server.poll()}):\n{log.read()[-3000:]}")
+                raise RuntimeError(f"the server did not start (exit code {server.poll()}):\n{log.read()[-3000:]}")
             time.sleep(0.5)
         def printed() -> str:
             log.flush()
@@ -76,9 +90,29 @@ def running_app(*options: str, env: dict[str, str] | None = None) -> Iterator[Ru
         log.close()
 
 
-def _answers(base: str) -> bool:
+def worker_processes(pid: int) -> list[int]:
+    """The worker processes uvicorn's supervisor ``pid`` spawned (not its resource tracker), from /proc."""
+    return [int(entry.name) for entry in Path("/proc").iterdir() if entry.name.isdigit()
+            and _parent(int(entry.name)) == pid and b"spawn_main" in _command(int(entry.name))]
+
+
+def _command(pid: int) -> bytes:
     try:
-        return httpx.get(base, timeout=2).status_code == 200
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+def _parent(pid: int) -> int | None:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
     except httpx.HTTPError:
         return False
 

@@ -15,7 +15,8 @@ from s2s.data import pad
 from s2s import neighbour_index
 from s2s.cli import main
 from s2s.neighbour_index import INDEX_FOLDER, MANIFEST_FILE, PARTIAL_FOLDER, NeighbourIndex, NeighbourIndexError, \
-    build_index
+    build_index, teacher_forced
+from s2s.neighbours import query_state
 from s2s.tokenizer import BOS_ID, EOS_ID, Tokenizer
 from s2s.translator import Translator
 
@@ -63,6 +64,20 @@ def test_a_training_sentences_own_word_finds_that_sentence_first(indexed: tuple[
             assert len(found["map"]["x"]) == len(found["map"]["y"]) == 6
             checked += 1
     assert checked == 8
+
+
+def test_the_query_is_the_state_the_index_holds_at_every_position(indexed: tuple[Path, Path]) -> None:
+    """A query reads only what it needs (the encoder; the decoder up to its piece) and still gets the
+    state that the index's full teacher-forced pass stores for that piece, on both sides."""
+    translator = Translator.load(indexed[0])
+    source, target = TRAIN_PAIRS[11]
+    source_ids = translator.tokenizer.encode(source) + [EOS_ID]
+    target_ids = translator.tokenizer.encode(target)
+    encoder, decoder, _ = teacher_forced(translator.model, [source_ids], [target_ids])
+    for side, states in (("source", encoder[0]), ("output", decoder[0])):
+        for position in range(len(states)):
+            torch.testing.assert_close(query_state(translator.model, source_ids, target_ids, side, position),
+                                       states[position], atol=1e-5, rtol=1e-4)
 
 
 @pytest.mark.parametrize("side", ["output", "source"])
