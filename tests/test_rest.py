@@ -187,3 +187,25 @@ def test_serve_starts_answers_and_stops_on_sigterm(tmp_path: Path) -> None:
     finally:
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=60) == 0
+
+
+@pytest.mark.parametrize("options, threads", [([], os.cpu_count() or 1), (["--workers", "2"], max(1, (os.cpu_count() or 1) // 2)),
+                                              (["--workers", "2", "--threads", "3"], 3)])
+def test_serve_gives_each_worker_its_share_of_the_cores(monkeypatch: pytest.MonkeyPatch, options: list[str],
+                                                        threads: int) -> None:
+    """Workers that each took every core would take turns on them: each gets the cores divided
+    among the workers (torch reads OMP_NUM_THREADS in every worker uvicorn starts)."""
+    import torch
+    import uvicorn
+
+    from s2s.cli import main
+
+    started, set_threads = [], []
+    monkeypatch.setattr(uvicorn, "run", lambda *args, **kwargs: started.append(kwargs))
+    monkeypatch.setattr(torch, "set_num_threads", set_threads.append)
+    monkeypatch.setattr(signal, "signal", lambda *args: None)  # serve's SIGTERM handler: not in pytest
+    monkeypatch.setenv("OMP_NUM_THREADS", "")
+    main(["serve", *options])
+    assert os.environ["OMP_NUM_THREADS"] == str(threads) and set_threads == [threads]
+    assert started[0]["workers"] == (2 if options else 1) and started[0]["host"] == "127.0.0.1"
+    assert main(["serve", "--threads", "0"]) == 2 and len(started) == 1
