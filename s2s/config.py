@@ -17,7 +17,7 @@ RNN_TYPES = ("gru", "lstm")
 DEVICES = ("auto", "cpu", "cuda")  # auto = CUDA when PyTorch sees a GPU
 PRECISIONS = ("fp32", "bf16")  # bf16 = forward passes under bfloat16 autocast
 # plateau: the rate is multiplied by lr_decay after lr_patience bad validations; linear: after the
-# warm-up it falls in a straight line to min_lr at the end of the max_time budget
+# warm-up it falls in a straight line to min_lr at the end of the budget (max_steps if set, else max_time)
 LR_SCHEDULES = ("plateau", "linear")
 
 MAX_PROBE_CHARS = 500
@@ -133,8 +133,8 @@ class TrainConfig:
         _require(self.valid_beam_size >= 1, f"valid_beam_size must be >= 1, got {self.valid_beam_size}")
         _require(self.lr_schedule in LR_SCHEDULES,
                  f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
-        _require(self.lr_schedule != "linear" or self.max_time > 0,
-                 "lr_schedule linear falls to min_lr at the end of the time budget: it needs max_time > 0")
+        _require(self.lr_schedule != "linear" or self.max_steps > 0 or self.max_time > 0,
+                 "lr_schedule linear falls to min_lr at the end of the budget: it needs max_steps or max_time > 0")
         _require(self.device in DEVICES, f"device must be one of {DEVICES}, got {self.device!r}")
         _require(self.precision in PRECISIONS, f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         _require(isinstance(self.probe, str) and len(self.probe) <= MAX_PROBE_CHARS,

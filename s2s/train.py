@@ -94,11 +94,14 @@ def teacher_forcing_ratio(config: TrainConfig, step: int) -> float:
 
 def learning_rate(config: TrainConfig, progress: Progress) -> float:
     """Linear warm-up, then the plateau-decayed rate or, with ``lr_schedule="linear"``, a rate that
-    falls in a straight line from ``lr`` to ``min_lr`` as ``progress.elapsed`` reaches ``max_time``
-    (never below ``min_lr`` either way)."""
+    falls in a straight line from ``lr`` to ``min_lr`` as ``progress.step`` reaches ``max_steps``
+    or, without a step budget, as ``progress.elapsed`` reaches ``max_time`` (never below ``min_lr``
+    either way). A step budget gives the same run on any machine; a time budget gives a faster
+    machine more steps."""
     warmup = min(1.0, (progress.step + 1) / max(1, config.warmup_steps))
     if config.lr_schedule == "linear":
-        remaining = max(0.0, 1.0 - progress.elapsed / config.max_time)
+        done = progress.step / config.max_steps if config.max_steps else progress.elapsed / config.max_time
+        remaining = max(0.0, 1.0 - done)
         return (config.min_lr + (config.lr - config.min_lr) * remaining) * warmup
     return max(config.min_lr, config.lr * progress.lr_scale) * warmup
 

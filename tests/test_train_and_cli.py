@@ -241,7 +241,11 @@ def test_schedules() -> None:
     rates = [learning_rate(linear, Progress(step=50, elapsed=t, lr_scale=0.01)) for t in (0, 50, 100, 150)]
     assert rates == pytest.approx([1e-3, 5.5e-4, 1e-4, 1e-4])  # the plateau scale plays no part
     assert learning_rate(linear, Progress(step=4, elapsed=50)) == pytest.approx(5.5e-4 / 2)
-    with pytest.raises(ValueError, match="max_time"):
+    # A step budget sets the pace whatever the time taken: the same run on a slower machine.
+    stepped = TrainConfig(lr=1e-3, warmup_steps=10, min_lr=1e-4, lr_schedule="linear", max_steps=200, max_time=100.0)
+    rates = [learning_rate(stepped, Progress(step=s, elapsed=t)) for s, t in ((50, 90), (100, 10), (200, 0), (300, 0))]
+    assert rates == pytest.approx([7.75e-4, 5.5e-4, 1e-4, 1e-4])
+    with pytest.raises(ValueError, match="max_steps or max_time"):
         TrainConfig(lr_schedule="linear").validate()
     with pytest.raises(ValueError, match="lr_schedule"):
         TrainConfig(lr_schedule="cosine").validate()
