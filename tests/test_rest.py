@@ -189,7 +189,10 @@ def test_serve_starts_answers_and_stops_on_sigterm(tmp_path: Path) -> None:
         assert process.wait(timeout=60) == 0
 
 
-@pytest.mark.parametrize("options, threads", [([], os.cpu_count() or 1), (["--workers", "2"], max(1, (os.cpu_count() or 1) // 2)),
+CORES = os.cpu_count() or 1
+
+
+@pytest.mark.parametrize("options, threads", [([], CORES), (["--workers", "2"], max(1, CORES // 2)),
                                               (["--workers", "2", "--threads", "3"], 3)])
 def test_serve_gives_each_worker_its_share_of_the_cores(monkeypatch: pytest.MonkeyPatch, options: list[str],
                                                         threads: int) -> None:
