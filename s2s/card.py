@@ -50,6 +50,11 @@ def render_card(metrics: dict[str, Any], name: str) -> str:
               f"({training.get('tokens_per_second', '?')} target tokens/s) on {metrics.get('hardware', '?')}; "
               f"stopped because: {training.get('stopped_because', '?')}; best dev BLEU at step "
               f"{training.get('best_step', '?')}; {training.get('runs', 1)} run(s) (a run continues the last with --resume)"]
+    start = metrics.get("initialised_from")
+    if start:
+        lines += [f"- started from the weights of {start.get('model')}, itself trained {start.get('steps', '?')} steps "
+                  f"in {(start.get('seconds') or 0) / 60:.1f} minutes (`{start.get('command', '')}`): "
+                  f"{(training.get('seconds', 0) + (start.get('seconds') or 0)) / 60:.1f} minutes of training in all"]
     dev = metrics.get("dev")
     if dev:
         lines += [f"- dev during training ({dev.get('decoding')}): BLEU {dev.get('bleu')}, chrF {dev.get('chrf')}, "

@@ -69,6 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="gold word alignments of the dev pairs (one line each, 0-3 1-2 ...): adds the "
                             "attention's alignment accuracy to every validation (toy-data writes one)")
     train.add_argument("--resume", action="store_true", help="continue the run saved in --out")
+    train.add_argument("--init-from", type=Path, metavar="MODEL",
+                       help="start from this model folder's weights, tokenizer and architecture (fine-tuning); "
+                            "the model options are then ignored and the optimiser and schedule start anew")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
     # The model's vocab_size is that of the trained tokenizer, set by the training's --vocab-size.
     _add_dataclass_options(train, ModelConfig, "model", skip=("vocab_size",))
@@ -163,7 +166,8 @@ def run_train(args: argparse.Namespace, argv: Sequence[str]) -> None:
     train_config = from_dict(TrainConfig, train_values, "training settings")
     command = "python -m s2s " + " ".join(shlex.quote(a) for a in argv if a != "--resume")
     train(model_config, train_config, args.train, args.dev, args.out, resume=args.resume,
-          command=command, show_progress=not args.no_progress, dev_alignments=args.dev_alignments)
+          command=command, show_progress=not args.no_progress, dev_alignments=args.dev_alignments,
+          init_from=args.init_from)
 
 
 def nbest_texts(result: dict[str, Any]) -> list[str]:

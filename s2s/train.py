@@ -45,7 +45,7 @@ from tqdm import tqdm
 from .alignment import aligned_pairs, forced_alignment_accuracy
 from .architectures import build_model
 from .card import write_card
-from .checkpoint import METRICS_FILE, TOKENIZER_FILE, atomic_write, read_metrics, save_model, write_json
+from .checkpoint import METRICS_FILE, TOKENIZER_FILE, atomic_write, load_model, read_metrics, save_model, write_json
 from .config import ModelConfig, TrainConfig, from_dict, read_json
 from .data import Batch, bucket_batches, group_references, make_batch, read_pairs
 from .distributed import Cluster
@@ -194,8 +194,10 @@ def _read_output(out: Path) -> tuple[Tokenizer, ModelConfig]:
 
 
 def _prepare_output(out: Path, resume: bool, model_config: ModelConfig, config: TrainConfig,
-                    train_pairs: Sequence[tuple[str, str]], say: Callable[[str], None]) -> tuple[Tokenizer, ModelConfig]:
-    """Fresh run: train the tokenizer and fix the vocabulary. Resume: read both back from ``out``."""
+                    train_pairs: Sequence[tuple[str, str]], say: Callable[[str], None],
+                    init_from: Path | None = None) -> tuple[Tokenizer, ModelConfig]:
+    """Fresh run: train the tokenizer and fix the vocabulary, or with ``init_from`` take both from
+    that model folder. Resume: read both back from ``out``."""
     if resume:
         if not (out / STATE_FILE).exists():
             raise FileNotFoundError(f"cannot resume: missing file {out / STATE_FILE}")
@@ -203,6 +205,13 @@ def _prepare_output(out: Path, resume: bool, model_config: ModelConfig, config: 
     if (out / STATE_FILE).exists():
         raise FileExistsError(f"{out} already holds a training run; pass --resume to continue it "
                               "or choose another --out")
+    if init_from is not None:
+        _, tokenizer = load_model(init_from)  # checks the folder whole before anything is written
+        out.mkdir(parents=True, exist_ok=True)
+        say(f"starting from the weights, tokenizer and architecture of {init_from}")
+        tokenizer.save(out / TOKENIZER_FILE)
+        write_json(out / "config.json", read_json(init_from / "config.json"))
+        return _read_output(out)
     out.mkdir(parents=True, exist_ok=True)
     say(f"training sentencepiece ({config.vocab_size} pieces) ...")
     rng = random.Random(config.seed)
@@ -216,15 +225,19 @@ def _prepare_output(out: Path, resume: bool, model_config: ModelConfig, config: 
 
 def train(model_config: ModelConfig, config: TrainConfig, train_paths: Sequence[Path], dev_paths: Sequence[Path],
           out: Path, resume: bool = False, command: str = "", show_progress: bool = True,
-          dev_alignments: Path | None = None) -> dict[str, Any]:
+          dev_alignments: Path | None = None, init_from: Path | None = None) -> dict[str, Any]:
     """Train a model into ``out``; returns the final metrics. ``dev_alignments`` (one gold
     alignment per dev pair, see ``s2s.toy``) adds the alignment accuracy to every validation.
+    ``init_from`` (a model folder) starts a fresh run from that model's weights, tokenizer and
+    architecture instead of random weights (fine-tuning); the optimiser and schedule start anew.
     Under torchrun every process calls this; see ``s2s.distributed``."""
     config.validate()
     cluster = start_cluster(config.device)
     try:
+        if init_from is not None and resume:
+            raise ValueError("--init-from starts a new run; --resume continues one: pass only one of them")
         trainer = Trainer(cluster, model_config, config, train_paths, dev_paths, Path(out), resume, command,
-                          show_progress, dev_alignments)
+                          show_progress, dev_alignments, None if init_from is None else Path(init_from))
         trainer.run()
         metrics = trainer.finish()
         # Every process is done before any tears the group down: a rank leaving while the other
@@ -247,7 +260,7 @@ class Trainer:
 
     def __init__(self, cluster: Cluster, model_config: ModelConfig, config: TrainConfig,
                  train_paths: Sequence[Path], dev_paths: Sequence[Path], out: Path, resume: bool, command: str,
-                 show_progress: bool, dev_alignments: Path | None) -> None:
+                 show_progress: bool, dev_alignments: Path | None, init_from: Path | None = None) -> None:
         self.cluster, self.config, self.out, self.show_progress = cluster, config, out, show_progress
         self.device = cluster.device
         check_precision(config.precision, self.device)
@@ -259,12 +272,16 @@ class Trainer:
             raise ValueError(f"{dev_alignments} has {len(gold)} alignments for {len(dev_pairs)} dev pairs: "
                              "one line per dev pair is needed")
         if cluster.is_main:
-            self.tokenizer, model_config = _prepare_output(out, resume, model_config, config, train_pairs, self.say)
+            self.tokenizer, model_config = _prepare_output(out, resume, model_config, config, train_pairs, self.say,
+                                                           init_from)
         cluster.barrier()
         if not cluster.is_main:  # rank 0 has written (or kept) the tokenizer and the architecture
             self.tokenizer, model_config = _read_output(out)
         torch.manual_seed(config.seed)
-        self.model = build_model(model_config).to(self.device)
+        self.model = build_model(model_config)
+        if init_from is not None:  # every rank reads the same weights
+            self.model.load_state_dict(load_model(init_from)[0].state_dict())
+        self.model = self.model.to(self.device)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
         self.progress = Progress()
         self.generator = torch.Generator().manual_seed(config.seed)  # scheduled-sampling draws
@@ -278,7 +295,7 @@ class Trainer:
         self.translator = Translator(self.model, self.tokenizer, name=out.name)
         self.valid_settings = DecodeSettings(strategy="greedy" if config.valid_beam_size == 1 else "beam",
                                              beam_size=config.valid_beam_size, split_sentences=False).validate()
-        self.metrics = self._start_metrics(model_config, train_paths, dev_paths, skipped, resume, command)
+        self.metrics = self._start_metrics(model_config, train_paths, dev_paths, skipped, resume, command, init_from)
         self.stop_signals: list[str] = []
         self.say(f"{len(self.sources)} training pairs ({self.dropped} longer than {config.max_len} pieces skipped), "
                  f"{len(self.dev_sources)} dev sources, {self.model.parameter_count():,} parameters, "
@@ -348,10 +365,16 @@ class Trainer:
             if gold else []
 
     def _start_metrics(self, model_config: ModelConfig, train_paths: Sequence[Path], dev_paths: Sequence[Path],
-                       skipped: int, resume: bool, command: str) -> dict[str, Any]:
+                       skipped: int, resume: bool, command: str, init_from: Path | None) -> dict[str, Any]:
         """The run's settings and data in ``metrics.json``, written now so that --resume finds them
-        even after a hard kill."""
+        even after a hard kill. A run started from another model records that model's own training
+        (``initialised_from``), so the card can give the time and steps of both together."""
         metrics = read_metrics(self.out) if resume else {}
+        if init_from is not None:
+            earlier = read_metrics(init_from)
+            metrics["initialised_from"] = {"model": str(init_from), "command": earlier.get("command", ""),
+                                           **{key: earlier.get("training", {}).get(key)
+                                              for key in ("steps", "seconds", "best_step")}}
         device = self.device
         metrics.update({
             "model": vars(model_config), "parameters": self.model.parameter_count(), "train": vars(self.config),

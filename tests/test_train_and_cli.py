@@ -72,6 +72,36 @@ def test_resume_continues_exactly_where_it_stopped(reverse_data: tuple[Path, Pat
     assert [r["step"] for r in log_records(tmp_path / "split", "resume")] == [4]
 
 
+def test_init_from_fine_tunes_the_given_model_and_its_card_counts_both_runs(trained: Path,
+                                                                           reverse_data: tuple[Path, Path],
+                                                                           tmp_path: Path) -> None:
+    train, dev = reverse_data
+    out = tmp_path / "tuned"
+    # --embedding-dim 48 is ignored: the architecture is the starting model's.
+    assert main(["train", "--train", str(train), "--dev", str(dev), "--out", str(out), "--init-from", str(trained),
+                 "--max-steps", "2", "--valid-every", "2", "--log-every", "1", "--seed", "3",
+                 *TINY_TRAIN_OPTIONS, "--embedding-dim", "48"]) == 0
+    assert (out / "spm.model").read_bytes() == (trained / "spm.model").read_bytes()
+    assert json.loads((out / "config.json").read_text()) == json.loads((trained / "config.json").read_text())
+    # The same seed and data: a fresh run's first loss is the random model's; this one starts trained.
+    first_loss = log_records(out, "train")[0]["loss"]
+    assert first_loss < 0.7 * log_records(trained, "train")[0]["loss"]
+    assert first_loss < 1.5 * log_records(trained, "train")[-1]["loss"]
+    start = json.loads((out / "metrics.json").read_text())["initialised_from"]
+    assert start["model"] == str(trained) and start["steps"] == 60
+    assert f"started from the weights of {trained}, itself trained 60 steps" in (out / "README.md").read_text()
+
+
+def test_init_from_refuses_a_missing_model_and_resume(trained: Path, reverse_data: tuple[Path, Path],
+                                                      tmp_path: Path) -> None:
+    train, dev = reverse_data
+    common = ["--train", str(train), "--dev", str(dev), "--max-steps", "1"]
+    missing = run_cli("train", *common, "--out", str(tmp_path / "a"), "--init-from", str(tmp_path / "nothing"))
+    assert missing.returncode != 0 and "no model folder at" in missing.stderr
+    both = run_cli("train", *common, "--out", str(trained), "--init-from", str(trained), "--resume")
+    assert both.returncode != 0 and "pass only one of them" in both.stderr
+
+
 def test_a_second_run_into_the_same_folder_needs_resume(trained: Path, reverse_data: tuple[Path, Path]) -> None:
     train, dev = reverse_data
     result = run_cli("train", "--train", str(train), "--dev", str(dev), "--out", str(trained), "--max-steps", "1")
