@@ -204,13 +204,15 @@ class TransformerDecoder(nn.Module):
         return TransformerState([empty] * len(self.layers), [empty] * len(self.layers))
 
     def attentional_states(self, previous: torch.Tensor, state: TransformerState, memory: TransformerMemory,
-                           steer: torch.Tensor | None = None, need_weights: bool = True
+                           steer: torch.Tensor | None = None, need_weights: bool = True,
+                           need_self_weights: bool = False
                            ) -> tuple[torch.Tensor, TransformerState, torch.Tensor | None, torch.Tensor | None]:
         """previous [N, T] ids (positions t..t+T-1 after the t cached ones) -> decoder output
         [N, T, d_model] (what the output layer reads), the cache extended by T positions,
-        cross-attention [N, T, layers, h, S] and decoder self-attention [N, layers, h, T, t+T]
-        (both None unless ``need_weights``). ``steer`` [N, T, S] replaces the cross-attention
-        chosen by ``memory.heads`` at rows not NaN."""
+        cross-attention [N, T, layers, h, S] (None unless ``need_weights``) and decoder
+        self-attention [N, layers, h, T, t+T] (None unless ``need_self_weights``: search reads only
+        the cross-attention, so its self-attention runs in the fused kernel). ``steer`` [N, T, S]
+        replaces the cross-attention chosen by ``memory.heads`` at rows not NaN."""
         start, d_model, heads = state.length, self.config.embedding_dim, self.config.attention_heads
         steps = previous.size(1)
         positions = sinusoidal_positions(torch.arange(start, start + steps, device=previous.device), d_model)
@@ -225,7 +227,8 @@ class TransformerDecoder(nn.Module):
             keys.append(torch.cat([state.keys[number], new_keys], 2))
             values.append(torch.cat([state.values[number], new_values], 2))
             attended, own = layer.self_attention(normed, keys[-1], values[-1], causal,
-                                                 memory.heads.keep("decoder", number, heads), need_weights=need_weights)
+                                                 memory.heads.keep("decoder", number, heads),
+                                                 need_weights=need_self_weights)
             x = x + layer.dropout(attended)
             attended, weights = layer.cross_attention(
                 layer.cross_attention_norm(x), memory.keys[number], memory.values[number], source_mask,
@@ -237,7 +240,7 @@ class TransformerDecoder(nn.Module):
             self_attention.append(own)
         return (self.norm(x), TransformerState(keys, values),
                 torch.stack(cross, 2).transpose(1, 3) if need_weights else None,
-                torch.stack(self_attention, 1) if need_weights else None)
+                torch.stack(self_attention, 1) if need_self_weights else None)
 
     def logits(self, attentional: torch.Tensor) -> torch.Tensor:
         """decoder output [..., d_model] -> output logits [..., V]."""
@@ -292,5 +295,6 @@ class Transformer(EncoderDecoder):
         heads.check(self.config)
         states, encoder_attention = self.encoder(source, None, heads, need_weights=True)
         _, _, _, decoder_attention = self.decoder.attentional_states(
-            target_in, self.decoder.initial_state(source.size(0), source.device), self._memory(states, source, heads))
+            target_in, self.decoder.initial_state(source.size(0), source.device), self._memory(states, source, heads),
+            need_self_weights=True)
         return encoder_attention, decoder_attention

@@ -15,6 +15,7 @@ Settings are validated here, where they enter, and nowhere else. Input rules:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 import unicodedata
 from pathlib import Path
@@ -43,6 +44,17 @@ MAX_INPUT_CHARS = 5000
 MAX_SENTENCES = 50
 MAX_TARGET_LEN = 256  # hard cap on output tokens, whatever the ratio says
 WORD_WINDOW = 4  # pieces before a candidate that decide whether it starts a word (trace_dicts)
+
+
+@functools.lru_cache(maxsize=8192)
+def word_count(pieces: tuple[str, ...]) -> int:
+    """How many words ``merge_pieces`` makes of a few pieces. Beam traces ask this of the same
+    short windows again and again (every candidate of a prefix, the same pieces in every
+    sentence), so the answers are kept: 8,192 windows of at most WORD_WINDOW + 1 pieces, a few MB
+    at most."""
+    return len(merge_pieces(pieces))
+
+
 MAX_ALTERNATIVES = 20
 MAX_HEADS_OFF_CHARS = 2000
 PYTHON_FLOAT_BYTES = 32  # a float in a result's lists: the object and its pointer (decode_bytes)
@@ -612,8 +624,8 @@ class Translator:
         def starts_word(parent: int, piece: str) -> bool:
             # Only the last few pieces decide (the word so far, a bare ▁, punctuation), so the rule
             # runs on a window of them: the trace stays linear in the output's length.
-            tail = prefixes.get(parent, [])[-WORD_WINDOW:]
-            return len(merge_pieces(tail + [piece])) > len(merge_pieces(tail))
+            tail = tuple(prefixes.get(parent, [])[-WORD_WINDOW:])
+            return word_count(tail + (piece,)) > word_count(tail)
 
         steps = []
         for step in trace:
