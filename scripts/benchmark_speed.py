@@ -2,22 +2,36 @@
 process (start-up and model loading included) over a file of sentences.
 
     python -m scripts.benchmark_speed --model checkpoints/de-en [checkpoints/de-en-transformer ...] \
-        --source ../shared/data/multi30k/test_2016_flickr.de.gz [--no-bf16] [--save]
+        --source ../shared/data/multi30k/test_2016_flickr.de.gz [--no-bf16] [--save] \
+        [--reference ../shared/data/multi30k/test_2016_flickr.en.gz] [--runs 3] [--one-at-a-time-lines 300] \
+        [--joey-python joey-venv/bin/python --joey-config rnn.yaml]
 
-Rows: greedy and beam 5 in batches of 64, and beam 5 one sentence at a time (--batch-size 1);
-beam 5 again with the output layer in bfloat16 (--bf16-output) unless --no-bf16. Several models
-are timed row by row, one after the other, so that each row compares them in the same minutes.
-Also prints the training speed recorded in metrics.json. --save stores the figures in metrics.json.
+Rows: greedy and beam 5 in batches of 64, then one sentence at a time (--batch-size 1); beam 5
+again with the output layer in bfloat16 (--bf16-output) unless --no-bf16. Several systems are
+timed row by row, one after the other, so that each row compares them in the same minutes;
+``--runs`` repeats every row and reports the median. With ``--reference`` each row also gets its
+BLEU (sacrebleu, as the project scores). ``--one-at-a-time-lines`` times the one-sentence rows on
+the first N lines only (they are the slow ones; BLEU is then of those lines).
+
+The peer, Joey NMT (see ``../shared/peers/joeynmt/README.md``; in its own venv), joins as one more
+system with ``--joey-python`` and ``--joey-config``: its ``joeynmt translate`` runs with the row's
+beam size and batch size written into a copy of the config (rows without a Joey equivalent, the
+bf16 ones, skip it). Also prints the training speed recorded in metrics.json. --save stores our
+models' figures in metrics.json.
 """
 
 from __future__ import annotations
 
 import argparse
+import re
+import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
+import sacrebleu
 import torch
 
 from s2s.card import update_metrics
@@ -25,13 +39,38 @@ from s2s.checkpoint import read_metrics
 from s2s.data import open_text
 
 ROOT = Path(__file__).resolve().parent.parent
-RUNS = (("greedy, batches of 64", ["--strategy", "greedy", "--batch-size", "64"]),
-        ("beam 5, batches of 64", ["--strategy", "beam", "--beam-size", "5", "--batch-size", "64"]),
-        ("beam 5, one sentence at a time", ["--strategy", "beam", "--beam-size", "5", "--batch-size", "1"]),
+# label, options of `python -m s2s translate`, (beam size, batch size) for Joey or None
+RUNS = (("greedy, batches of 64", ["--strategy", "greedy", "--batch-size", "64"], (1, 64)),
+        ("beam 5, batches of 64", ["--strategy", "beam", "--beam-size", "5", "--batch-size", "64"], (5, 64)),
+        ("greedy, one sentence at a time", ["--strategy", "greedy", "--batch-size", "1"], (1, 1)),
+        ("beam 5, one sentence at a time", ["--strategy", "beam", "--beam-size", "5", "--batch-size", "1"], (5, 1)),
         ("beam 5, batches of 64, --bf16-output",
-         ["--strategy", "beam", "--beam-size", "5", "--batch-size", "64", "--bf16-output"]),
+         ["--strategy", "beam", "--beam-size", "5", "--batch-size", "64", "--bf16-output"], None),
         ("beam 5, one sentence at a time, --bf16-output",
-         ["--strategy", "beam", "--beam-size", "5", "--batch-size", "1", "--bf16-output"]))
+         ["--strategy", "beam", "--beam-size", "5", "--batch-size", "1", "--bf16-output"], None))
+
+
+def joey_config(config: Path, beam_size: int, batch_size: int, folder: Path) -> Path:
+    """A copy of Joey's YAML config with ``testing.beam_size`` and ``testing.batch_size`` set
+    (both keys must be in its ``testing`` section, as in the peer recipe)."""
+    text = config.read_text()
+    for key, value in (("beam_size", beam_size), ("batch_size", batch_size)):
+        testing = text.index("\ntesting:")
+        pattern = re.compile(rf"(\n\s+{key}:\s*)\d+")
+        match = pattern.search(text, testing)
+        if match is None:
+            raise SystemExit(f"{config}: no testing.{key} to set")
+        text = text[:match.start()] + f"{match.group(1)}{value}" + text[match.end():]
+    path = folder / f"joey-beam{beam_size}-batch{batch_size}.yaml"
+    path.write_text(text)
+    return path
+
+
+def timed(command: list[str], text: str) -> tuple[float, list[str]]:
+    """Seconds the whole process took, and its stdout lines."""
+    started = time.perf_counter()
+    result = subprocess.run(command, input=text, text=True, capture_output=True, check=True, cwd=ROOT)
+    return time.perf_counter() - started, result.stdout.splitlines()
 
 
 def main() -> None:
@@ -39,24 +78,58 @@ def main() -> None:
     parser.add_argument("--model", type=Path, nargs="+", required=True)
     parser.add_argument("--no-bf16", action="store_true", help="skip the --bf16-output rows")
     parser.add_argument("--source", type=Path, required=True, help="one sentence per line (.gz accepted)")
+    parser.add_argument("--reference", type=Path, help="the references, line by line: BLEU beside each row")
+    parser.add_argument("--runs", type=int, default=1, help="runs of every row; the median is reported")
+    parser.add_argument("--one-at-a-time-lines", type=int, default=0,
+                        help="time the one-sentence rows on the first N lines only (0 = all)")
+    parser.add_argument("--joey-python", type=Path, help="the Python of Joey NMT's venv")
+    parser.add_argument("--joey-config", type=Path, help="the peer's YAML config (its model_dir holds the model)")
     parser.add_argument("--save", action="store_true")
     args = parser.parse_args()
+    if (args.joey_python is None) != (args.joey_config is None):
+        parser.error("--joey-python and --joey-config go together")
 
     with open_text(args.source) as handle:
         lines = [line.rstrip("\n") for line in handle]
-    text = "\n".join(lines) + "\n"
+    references = None
+    if args.reference:
+        with open_text(args.reference) as handle:
+            references = [line.rstrip("\n") for line in handle]
+        if len(references) != len(lines):
+            parser.error(f"{args.reference} has {len(references)} lines for {len(lines)} sources")
     speed: dict[Path, dict[str, object]] = {model: {} for model in args.model}
-    for label, options in RUNS:
-        if args.no_bf16 and "--bf16-output" in options:
-            continue
-        for model in args.model:
-            started = time.perf_counter()
-            subprocess.run([sys.executable, "-m", "s2s", "translate", "--model", str(model), *options],
-                           input=text, text=True, stdout=subprocess.DEVNULL, check=True, cwd=ROOT)
-            seconds = time.perf_counter() - started
-            speed[model][f"sentences/s, {label} (whole process)"] = round(len(lines) / seconds, 1)
-            print(f"{model.name:<20} {label:<46} {len(lines) / seconds:8.1f} sentences/s  "
-                  f"({seconds:.1f} s for {len(lines)})")
+    with tempfile.TemporaryDirectory(prefix="s2s-benchmark-") as folder:
+        for label, options, joey in RUNS:
+            if args.no_bf16 and "--bf16-output" in options:
+                continue
+            count = len(lines)
+            if "--batch-size" in options and options[options.index("--batch-size") + 1] == "1" \
+                    and args.one_at_a_time_lines:
+                count = min(count, args.one_at_a_time_lines)
+            text = "\n".join(lines[:count]) + "\n"
+            systems = [(model.name, [sys.executable, "-m", "s2s", "translate", "--model", str(model), *options],
+                        model) for model in args.model]
+            if args.joey_python and joey is not None:
+                config = joey_config(args.joey_config, *joey, Path(folder))
+                systems.append(("joeynmt", [str(args.joey_python), "-m", "joeynmt", "translate", str(config)], None))
+            seconds: dict[str, list[float]] = {name: [] for name, _, _ in systems}
+            outputs: dict[str, list[str]] = {}
+            for _ in range(args.runs):
+                for name, command, _ in systems:  # one system after the other, in the same minutes
+                    taken, outputs[name] = timed(command, text)
+                    seconds[name].append(taken)
+            for name, _, model in systems:
+                median = statistics.median(seconds[name])
+                bleu = ""
+                if references is not None:
+                    if len(outputs[name]) != count:
+                        raise SystemExit(f"{name} wrote {len(outputs[name])} lines for {count} inputs")
+                    bleu = f"  BLEU {sacrebleu.corpus_bleu(outputs[name], [references[:count]]).score:.2f}"
+                runs = ", ".join(f"{count / s:.1f}" for s in seconds[name])
+                print(f"{name:<20} {label:<46} {count / median:8.1f} sentences/s  (median of {args.runs}: {runs}; "
+                      f"{count} sentences){bleu}", flush=True)
+                if model is not None:
+                    speed[model][f"sentences/s, {label} (whole process)"] = round(count / median, 1)
     for model in args.model:
         training = read_metrics(model).get("training", {}).get("tokens_per_second")
         if training:
