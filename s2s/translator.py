@@ -44,6 +44,9 @@ MAX_INPUT_CHARS = 5000
 MAX_SENTENCES = 50
 MAX_TARGET_LEN = 256  # hard cap on output tokens, whatever the ratio says
 WORD_WINDOW = 4  # pieces before a candidate that decide whether it starts a word (trace_dicts)
+MAX_ALTERNATIVES = 20
+MAX_HEADS_OFF_CHARS = 2000
+PYTHON_FLOAT_BYTES = 32  # a float in a result's lists: the object and its pointer (decode_bytes)
 
 
 @functools.lru_cache(maxsize=8192)
@@ -53,11 +56,6 @@ def word_count(pieces: tuple[str, ...]) -> int:
     sentence), so the answers are kept: 8,192 windows of at most WORD_WINDOW + 1 pieces, a few MB
     at most."""
     return len(merge_pieces(pieces))
-
-
-MAX_ALTERNATIVES = 20
-MAX_HEADS_OFF_CHARS = 2000
-PYTHON_FLOAT_BYTES = 32  # a float in a result's lists: the object and its pointer (decode_bytes)
 
 
 @dataclasses.dataclass(frozen=True)
