@@ -52,9 +52,10 @@ def render_card(metrics: dict[str, Any], name: str) -> str:
               f"{training.get('best_step', '?')}; {training.get('runs', 1)} run(s) (a run continues the last with --resume)"]
     start = metrics.get("initialised_from")
     if start:
+        earlier_seconds = start.get("seconds") or 0
         lines += [f"- started from the weights of {start.get('model')}, itself trained {start.get('steps', '?')} steps "
-                  f"in {(start.get('seconds') or 0) / 60:.1f} minutes (`{start.get('command', '')}`): "
-                  f"{(training.get('seconds', 0) + (start.get('seconds') or 0)) / 60:.1f} minutes of training in all"]
+                  f"in {earlier_seconds / 60:.1f} minutes (`{start.get('command', '')}`): "
+                  f"{(training.get('seconds', 0) + earlier_seconds) / 60:.1f} minutes of training in all"]
     dev = metrics.get("dev")
     if dev:
         lines += [f"- dev during training ({dev.get('decoding')}): BLEU {dev.get('bleu')}, chrF {dev.get('chrf')}, "

@@ -195,9 +195,9 @@ def _read_output(out: Path) -> tuple[Tokenizer, ModelConfig]:
 
 def _prepare_output(out: Path, resume: bool, model_config: ModelConfig, config: TrainConfig,
                     train_pairs: Sequence[tuple[str, str]], say: Callable[[str], None],
-                    init_from: Path | None = None) -> tuple[Tokenizer, ModelConfig]:
-    """Fresh run: train the tokenizer and fix the vocabulary, or with ``init_from`` take both from
-    that model folder. Resume: read both back from ``out``."""
+                    start: tuple[EncoderDecoder, Tokenizer] | None = None) -> tuple[Tokenizer, ModelConfig]:
+    """Fresh run: train the tokenizer and fix the vocabulary, or take both from ``start`` (the
+    model and tokenizer a fine-tuning run starts from). Resume: read both back from ``out``."""
     if resume:
         if not (out / STATE_FILE).exists():
             raise FileNotFoundError(f"cannot resume: missing file {out / STATE_FILE}")
@@ -205,14 +205,12 @@ def _prepare_output(out: Path, resume: bool, model_config: ModelConfig, config: 
     if (out / STATE_FILE).exists():
         raise FileExistsError(f"{out} already holds a training run; pass --resume to continue it "
                               "or choose another --out")
-    if init_from is not None:
-        _, tokenizer = load_model(init_from)  # checks the folder whole before anything is written
-        out.mkdir(parents=True, exist_ok=True)
-        say(f"starting from the weights, tokenizer and architecture of {init_from}")
-        tokenizer.save(out / TOKENIZER_FILE)
-        write_json(out / "config.json", read_json(init_from / "config.json"))
-        return _read_output(out)
     out.mkdir(parents=True, exist_ok=True)
+    if start is not None:
+        model, tokenizer = start
+        tokenizer.save(out / TOKENIZER_FILE)
+        write_json(out / "config.json", vars(model.config))
+        return tokenizer, model.config
     say(f"training sentencepiece ({config.vocab_size} pieces) ...")
     rng = random.Random(config.seed)
     sample = rng.sample(list(train_pairs), min(len(train_pairs), TOKENIZER_SAMPLE // 2))
@@ -232,10 +230,10 @@ def train(model_config: ModelConfig, config: TrainConfig, train_paths: Sequence[
     architecture instead of random weights (fine-tuning); the optimiser and schedule start anew.
     Under torchrun every process calls this; see ``s2s.distributed``."""
     config.validate()
+    if init_from is not None and resume:
+        raise ValueError("--init-from starts a new run; --resume continues one: pass only one of them")
     cluster = start_cluster(config.device)
     try:
-        if init_from is not None and resume:
-            raise ValueError("--init-from starts a new run; --resume continues one: pass only one of them")
         trainer = Trainer(cluster, model_config, config, train_paths, dev_paths, Path(out), resume, command,
                           show_progress, dev_alignments, None if init_from is None else Path(init_from))
         trainer.run()
@@ -271,16 +269,21 @@ class Trainer:
         if dev_alignments and len(gold) != len(dev_pairs):
             raise ValueError(f"{dev_alignments} has {len(gold)} alignments for {len(dev_pairs)} dev pairs: "
                              "one line per dev pair is needed")
+        # A fine-tuning run's starting model, checked whole before anything is written; every rank
+        # reads the same weights.
+        start = load_model(init_from) if init_from is not None else None
+        if start is not None:
+            self.say(f"starting from the weights, tokenizer and architecture of {init_from}")
         if cluster.is_main:
             self.tokenizer, model_config = _prepare_output(out, resume, model_config, config, train_pairs, self.say,
-                                                           init_from)
+                                                           start)
         cluster.barrier()
         if not cluster.is_main:  # rank 0 has written (or kept) the tokenizer and the architecture
             self.tokenizer, model_config = _read_output(out)
         torch.manual_seed(config.seed)
         self.model = build_model(model_config)
-        if init_from is not None:  # every rank reads the same weights
-            self.model.load_state_dict(load_model(init_from)[0].state_dict())
+        if start is not None:
+            self.model.load_state_dict(start[0].state_dict())
         self.model = self.model.to(self.device)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
         self.progress = Progress()

@@ -15,8 +15,8 @@ the first N lines only (they are the slow ones; BLEU is then of those lines).
 
 The peer, Joey NMT (see ``../shared/peers/joeynmt/README.md``; in its own venv), joins as one more
 system with ``--joey-python`` and ``--joey-config``: its ``joeynmt translate`` runs with the row's
-beam size and batch size written into a copy of the config (rows without a Joey equivalent, the
-bf16 ones, skip it). Also prints the training speed recorded in metrics.json. --save stores our
+beam size and batch size written into a copy of the config (the bf16 rows, which Joey has no
+equivalent of, skip it). Also prints the training speed recorded in metrics.json. --save stores our
 models' figures in metrics.json.
 """
 
@@ -39,15 +39,19 @@ from s2s.checkpoint import read_metrics
 from s2s.data import open_text
 
 ROOT = Path(__file__).resolve().parent.parent
-# label, options of `python -m s2s translate`, (beam size, batch size) for Joey or None
-RUNS = (("greedy, batches of 64", ["--strategy", "greedy", "--batch-size", "64"], (1, 64)),
-        ("beam 5, batches of 64", ["--strategy", "beam", "--beam-size", "5", "--batch-size", "64"], (5, 64)),
-        ("greedy, one sentence at a time", ["--strategy", "greedy", "--batch-size", "1"], (1, 1)),
-        ("beam 5, one sentence at a time", ["--strategy", "beam", "--beam-size", "5", "--batch-size", "1"], (5, 1)),
-        ("beam 5, batches of 64, --bf16-output",
-         ["--strategy", "beam", "--beam-size", "5", "--batch-size", "64", "--bf16-output"], None),
-        ("beam 5, one sentence at a time, --bf16-output",
-         ["--strategy", "beam", "--beam-size", "5", "--batch-size", "1", "--bf16-output"], None))
+# label, beam size (1 = greedy), batch size, output layer in bfloat16 (our models only)
+RUNS = (("greedy, batches of 64", 1, 64, False),
+        ("beam 5, batches of 64", 5, 64, False),
+        ("greedy, one sentence at a time", 1, 1, False),
+        ("beam 5, one sentence at a time", 5, 1, False),
+        ("beam 5, batches of 64, --bf16-output", 5, 64, True),
+        ("beam 5, one sentence at a time, --bf16-output", 5, 1, True))
+
+
+def translate_options(beam_size: int, batch_size: int, bf16: bool) -> list[str]:
+    """The options of `python -m s2s translate` for one row."""
+    strategy = ["--strategy", "greedy"] if beam_size == 1 else ["--strategy", "beam", "--beam-size", str(beam_size)]
+    return [*strategy, "--batch-size", str(batch_size), *(["--bf16-output"] if bf16 else [])]
 
 
 def joey_config(config: Path, beam_size: int, batch_size: int, folder: Path) -> Path:
@@ -99,18 +103,17 @@ def main() -> None:
             parser.error(f"{args.reference} has {len(references)} lines for {len(lines)} sources")
     speed: dict[Path, dict[str, object]] = {model: {} for model in args.model}
     with tempfile.TemporaryDirectory(prefix="s2s-benchmark-") as folder:
-        for label, options, joey in RUNS:
-            if args.no_bf16 and "--bf16-output" in options:
+        for label, beam_size, batch_size, bf16 in RUNS:
+            if args.no_bf16 and bf16:
                 continue
-            count = len(lines)
-            if "--batch-size" in options and options[options.index("--batch-size") + 1] == "1" \
-                    and args.one_at_a_time_lines:
-                count = min(count, args.one_at_a_time_lines)
+            count = min(len(lines), args.one_at_a_time_lines) if batch_size == 1 and args.one_at_a_time_lines \
+                else len(lines)
             text = "\n".join(lines[:count]) + "\n"
+            options = translate_options(beam_size, batch_size, bf16)
             systems = [(model.name, [sys.executable, "-m", "s2s", "translate", "--model", str(model), *options],
                         model) for model in args.model]
-            if args.joey_python and joey is not None:
-                config = joey_config(args.joey_config, *joey, Path(folder))
+            if args.joey_python and not bf16:  # Joey has no bfloat16 output layer
+                config = joey_config(args.joey_config, beam_size, batch_size, Path(folder))
                 systems.append(("joeynmt", [str(args.joey_python), "-m", "joeynmt", "translate", str(config)], None))
             seconds: dict[str, list[float]] = {name: [] for name, _, _ in systems}
             outputs: dict[str, list[str]] = {}
@@ -129,7 +132,8 @@ def main() -> None:
                 print(f"{name:<20} {label:<46} {count / median:8.1f} sentences/s  (median of {args.runs}: {runs}; "
                       f"{count} sentences){bleu}", flush=True)
                 if model is not None:
-                    speed[model][f"sentences/s, {label} (whole process)"] = round(count / median, 1)
+                    subset = f", first {count} sentences" if count < len(lines) else ""
+                    speed[model][f"sentences/s, {label} (whole process{subset})"] = round(count / median, 1)
     for model in args.model:
         training = read_metrics(model).get("training", {}).get("tokens_per_second")
         if training:
