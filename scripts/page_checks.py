@@ -15,9 +15,19 @@ def error_badges(page: Any) -> int:
     return page.locator(".error:visible").count() + page.get_by_text("Error", exact=True).count()
 
 
+_BOX_OF_FIRST = """selector => {
+  const element = document.querySelector(selector);
+  const r = element ? element.getBoundingClientRect() : null;
+  return r && (r.width || r.height) ? { x: r.x, y: r.y, width: r.width, height: r.height } : null;
+}"""
+
+
 def box(page: Any, selector: str) -> dict[str, float] | None:
-    """The first element's bounding box in the window's coordinates (None when not shown)."""
-    return page.locator(selector).first.bounding_box()
+    """The first element's bounding box in the window's coordinates (None when not shown).
+
+    Found and measured in one task of the page, so a redraw between the two (the view redraws
+    itself when a late answer, such as a word's training neighbours, arrives) cannot lose it."""
+    return page.evaluate(_BOX_OF_FIRST, selector)
 
 
 def inside(found: dict[str, float] | None, width: int, height: int) -> bool:
