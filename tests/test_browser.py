@@ -537,7 +537,7 @@ def test_a_person_downloads_the_attention_heatmap_as_png_and_svg(server: str) ->
 def test_a_person_compares_two_models_in_their_own_tab(server: str) -> None:
     with translated(server, "The cat is sleeping.", height=720) as page:
         # On a 1280x720 projector the outputs of the linked view are on the first screen.
-        outputs = page.locator("#linked-view .lv-cols").bounding_box()
+        outputs = box(page, "#linked-view .lv-cols")
         assert outputs and outputs["y"] + 60 < 720, outputs
         page.screenshot(path=str(ARTIFACTS / "first_screen.png"))
         page.get_by_role("tab", name="Compare two models").click()
