@@ -10,11 +10,14 @@ training pairs, teacher-forced, and two sets of vectors are stored, one per side
 Each set is a FAISS index (``PQ{m}`` product quantisation, inner product of unit vectors = cosine):
 ``m`` bytes a vector, searched exhaustively in milliseconds, and no stored ids: vector i
 of a side is piece ``i - starts[s]`` of sentence ``s`` (``starts`` [N + 1], cumulative piece counts).
-Search returns candidates by the quantised similarity; the caller re-ranks them by the exact
-states, which it recomputes from the stored text (``Translator.neighbours``).
+Beside each vector the build keeps the piece of the other side that the model's attention aligns
+it with (``aligned`` [P], uint8; NO_ALIGNMENT without attention): for a source piece, the target
+piece whose step attends most to it; for a target piece, the source piece its step attends most.
+Search returns candidates by the quantised similarity, with their alignment; the caller re-ranks
+them by the exact states, which it recomputes from the stored text (``Translator.neighbours``).
 
 A model folder's ``index/`` holds ``source.faiss``, ``output.faiss``, ``positions.safetensors``
-(the starts), ``pairs.tsv.gz`` (the indexed pairs' text, so the app works where the training data
+(the starts, ``{side}``, and the alignments, ``{side}_aligned``), ``pairs.tsv.gz`` (the indexed pairs' text, so the app works where the training data
 is not) and ``manifest.json`` (the weights' SHA-256, each file's SHA-256, sizes, build time,
 recall). Loading checks both hashes before FAISS reads a byte: a retrained model's index is refused
 as stale, a damaged file as damaged, each with the command that rebuilds it.
@@ -55,7 +58,8 @@ MANIFEST_FILE = "manifest.json"
 PAIRS_FILE = "pairs.tsv.gz"
 POSITIONS_FILE = "positions.safetensors"
 SIDES = ("source", "output")
-FORMAT = 1
+FORMAT = 2  # 2: the alignment of every piece stored beside the starts
+NO_ALIGNMENT = 255  # an ``aligned`` entry of a model without attention (pieces are at most MAX_PIECES)
 CHUNK_PAIRS = 1024  # pairs run through the model between two progress records
 TRAINING_VECTORS = 65_536  # vectors the quantiser is trained on, at most
 RECALL_QUERIES = 200
@@ -157,19 +161,22 @@ def states_by_row(model: EncoderDecoder, sources: list[list[int]], targets: list
 
 @dataclasses.dataclass
 class Candidate:
-    """A training piece found near a query: sentence number, piece position, quantised similarity."""
+    """A training piece found near a query: sentence number, piece position, quantised similarity
+    and the piece of the other side its attention aligns it with (None without attention)."""
 
     sentence: int
     position: int
     similarity: float
+    aligned: int | None
 
 
 class NeighbourIndex:
     """A loaded index (see the module docstring); ``search`` is safe across threads."""
 
     def __init__(self, folder: Path, manifest: dict[str, Any], indexes: dict[str, faiss.Index],
-                 starts: dict[str, np.ndarray], pairs: list[tuple[str, str]]) -> None:
-        self.folder, self.manifest, self.indexes, self.starts, self.pairs = folder, manifest, indexes, starts, pairs
+                 starts: dict[str, np.ndarray], aligned: dict[str, np.ndarray], pairs: list[tuple[str, str]]) -> None:
+        self.folder, self.manifest, self.indexes, self.pairs = folder, manifest, indexes, pairs
+        self.starts, self.aligned = starts, aligned
 
     @classmethod
     def load(cls, model_folder: Path) -> "NeighbourIndex":
@@ -183,9 +190,10 @@ class NeighbourIndex:
         try:
             manifest = json.loads((folder / MANIFEST_FILE).read_text(encoding="utf-8"))
             files, weights = dict(manifest["files"]), str(manifest["weights_sha256"])
-            if manifest.get("format") != FORMAT or set(files) != {f"{side}.faiss" for side in SIDES} | {
-                    PAIRS_FILE, POSITIONS_FILE}:
-                raise ValueError("unknown format")
+            if manifest.get("format") != FORMAT:
+                raise ValueError(f"format {manifest.get('format')!r}; this version reads format {FORMAT}")
+            if set(files) != {f"{side}.faiss" for side in SIDES} | {PAIRS_FILE, POSITIONS_FILE}:
+                raise ValueError("unknown files")
         except (OSError, ValueError, KeyError, TypeError, RecursionError) as error:
             raise NeighbourIndexError(f"the neighbour index of {model_folder.name} is damaged "
                                       f"({MANIFEST_FILE}: {error}); re{rebuild}") from None
@@ -198,7 +206,9 @@ class NeighbourIndex:
                 raise NeighbourIndexError(f"the neighbour index of {model_folder.name} is damaged ({name} is "
                                           f"missing or does not match {MANIFEST_FILE}); re{rebuild}")
         try:
-            starts = {side: values.astype(np.int64) for side, values in load_file(str(folder / POSITIONS_FILE)).items()}
+            positions = load_file(str(folder / POSITIONS_FILE))
+            starts = {side: positions[side].astype(np.int64) for side in SIDES if side in positions}
+            aligned = {side: positions[f"{side}_aligned"] for side in SIDES if f"{side}_aligned" in positions}
             indexes = {side: faiss.read_index(str(folder / f"{side}.faiss")) for side in SIDES}
             with gzip.open(folder / PAIRS_FILE, "rt", encoding="utf-8") as lines:
                 pairs = [tuple(line.rstrip("\n").split("\t", 1)) for line in lines]
@@ -206,11 +216,11 @@ class NeighbourIndex:
             raise NeighbourIndexError(f"the neighbour index of {model_folder.name} cannot be read ({error}); "
                                       f"re{rebuild}") from None
         for side in SIDES:
-            if side not in starts or len(starts[side]) != len(pairs) + 1 or \
-                    int(starts[side][-1]) != indexes[side].ntotal:
+            if side not in starts or side not in aligned or len(starts[side]) != len(pairs) + 1 or \
+                    not int(starts[side][-1]) == len(aligned[side]) == indexes[side].ntotal:
                 raise NeighbourIndexError(f"the neighbour index of {model_folder.name} is inconsistent "
                                           f"({side}); re{rebuild}")
-        return cls(folder, manifest, indexes, starts, pairs)  # type: ignore[arg-type]
+        return cls(folder, manifest, indexes, starts, aligned, pairs)  # type: ignore[arg-type]
 
     @property
     def dimensions(self) -> dict[str, int]:
@@ -220,9 +230,10 @@ class NeighbourIndex:
         """The ``count`` indexed pieces of ``side`` nearest the unit vector ``query`` [D], by the
         quantised cosine similarity, nearest first."""
         scores, found = self.indexes[side].search(query.reshape(1, -1).numpy().astype(np.float32), count)
-        starts = self.starts[side]
+        starts, aligned = self.starts[side], self.aligned[side]
         sentences = np.searchsorted(starts, found[0], side="right") - 1
-        return [Candidate(int(sentence), int(number - starts[sentence]), float(score))
+        return [Candidate(int(sentence), int(number - starts[sentence]), float(score),
+                          None if aligned[number] == NO_ALIGNMENT else int(aligned[number]))
                 for score, number, sentence in zip(scores[0], found[0], sentences) if number >= 0]
 
     def summary(self) -> dict[str, Any]:
@@ -274,6 +285,7 @@ class _PartialBuild:
         # Cut every file back to what the progress record says was finished.
         sizes = {"pairs.tsv": None, "lengths.i32": progress["kept"] * 8}
         sizes |= {f"{side}.f16": progress["pieces"][side] * dimensions[side] * 2 for side in SIDES}
+        sizes |= {f"{side}.aligned.u8": progress["pieces"][side] for side in SIDES}
         self.streams = {}
         for name, size in sizes.items():
             path = folder / name
@@ -288,13 +300,14 @@ class _PartialBuild:
                                       **({"encoding": "utf-8"} if name == "pairs.tsv" else {}))
 
     def append(self, pairs: list[tuple[str, str]], lengths: np.ndarray, states: dict[str, np.ndarray],
-               read: int, seconds: float) -> None:
-        """Add one chunk: its pairs, their piece counts [n, 2] and states per side [P, D]; then
-        record the progress (after the data is on disk)."""
+               aligned: dict[str, np.ndarray], read: int, seconds: float) -> None:
+        """Add one chunk: its pairs, their piece counts [n, 2], states per side [P, D] and
+        alignments per side [P]; then record the progress (after the data is on disk)."""
         self.streams["pairs.tsv"].write("".join(f"{source}\t{target}\n" for source, target in pairs))
         self.streams["lengths.i32"].write(lengths.astype(np.int32).tobytes())
         for side in SIDES:
             self.streams[f"{side}.f16"].write(states[side].astype(np.float16).tobytes())
+            self.streams[f"{side}.aligned.u8"].write(aligned[side].astype(np.uint8).tobytes())
         for stream in self.streams.values():
             stream.flush()
         self.progress["read"], self.progress["kept"] = read, self.progress["kept"] + len(pairs)
@@ -306,6 +319,10 @@ class _PartialBuild:
     def close(self) -> None:
         for stream in self.streams.values():
             stream.close()
+
+    def aligned(self, side: str) -> np.ndarray:
+        """The alignments of ``side`` built so far [P] (uint8)."""
+        return np.fromfile(self.folder / f"{side}.aligned.u8", dtype=np.uint8)[: self.progress["pieces"][side]]
 
     def vectors(self, side: str) -> np.ndarray:
         """The states of ``side`` built so far [P, D] (float16, memory-mapped)."""
@@ -331,10 +348,22 @@ def _chunks(paths: Sequence[Path], keep: np.ndarray | None, skip: int) -> Iterat
         yield read, chunk
 
 
+def alignments(alphas: torch.Tensor | None, source_pieces: int, target_pieces: int) -> dict[str, torch.Tensor]:
+    """Per side, the other side's piece each real piece of one pair aligns with, from its
+    cross-attention [T + 1, S + 1] (the rows and column of </s> left out): source [S] (the target
+    piece that attends most to it), output [T] (the source piece it attends most); NO_ALIGNMENT
+    everywhere when ``alphas`` is None."""
+    if alphas is None:
+        return {"source": torch.full((source_pieces,), NO_ALIGNMENT), "output": torch.full((target_pieces,), NO_ALIGNMENT)}
+    real = alphas[:target_pieces, :source_pieces]
+    return {"source": real.argmax(0), "output": real.argmax(1)}
+
+
 def _chunk_states(model: EncoderDecoder, tokenizer: Tokenizer, pairs: list[tuple[str, str]]
-                  ) -> tuple[list[tuple[str, str]], np.ndarray, dict[str, np.ndarray]]:
+                  ) -> tuple[list[tuple[str, str]], np.ndarray, dict[str, np.ndarray], dict[str, np.ndarray]]:
     """The pairs of a chunk the model can read (at most MAX_PIECES a side), their piece counts
-    [n, 2] (source without </s>, target without </s>) and unit states per side [P, D]."""
+    [n, 2] (source without </s>, target without </s>), unit states per side [P, D] and
+    alignments per side [P] (``alignments``)."""
     sources, targets = pair_ids(tokenizer, pairs)
     kept = [row for row, (source, target) in enumerate(zip(sources, targets))
             if 1 < len(source) <= MAX_PIECES + 1 and 0 < len(target) <= MAX_PIECES]
@@ -344,10 +373,14 @@ def _chunk_states(model: EncoderDecoder, tokenizer: Tokenizer, pairs: list[tuple
                        dtype=np.int64).reshape(-1, 2)
     rows = states_by_row(model, sources, targets, group=128)
     states = {side: np.zeros((0, 1), dtype=np.float32) for side in SIDES}
+    aligned = {side: np.zeros(0, dtype=np.uint8) for side in SIDES}
     if rows:
         states["source"] = unit(torch.cat([encoder[:-1] for encoder, _, _ in rows])).numpy()  # </s> not indexed
         states["output"] = unit(torch.cat([decoder[:-1] for _, decoder, _ in rows])).numpy()  # nor the one predicting it
-    return pairs, lengths, states
+        per_pair = [alignments(alphas, source_pieces, target_pieces)
+                    for (_, _, alphas), (source_pieces, target_pieces) in zip(rows, lengths.tolist())]
+        aligned = {side: torch.cat([pair[side] for pair in per_pair]).numpy().astype(np.uint8) for side in SIDES}
+    return pairs, lengths, states, aligned
 
 
 def quantiser(count: int, dimension: int, bytes_per_vector: int) -> str:
@@ -432,8 +465,8 @@ def build_index(model_folder: Path, data: Sequence[Path], max_sentences: int | N
     try:
         for read, chunk in _chunks(data, keep, partial.progress["read"]):
             started = time.perf_counter()
-            pairs, lengths, states = _chunk_states(model, tokenizer, chunk)
-            partial.append(pairs, lengths, states, read, time.perf_counter() - started)
+            pairs, lengths, states, aligned = _chunk_states(model, tokenizer, chunk)
+            partial.append(pairs, lengths, states, aligned, read, time.perf_counter() - started)
             bar.update(read - bar.n)
     finally:
         bar.close()
@@ -442,7 +475,7 @@ def build_index(model_folder: Path, data: Sequence[Path], max_sentences: int | N
     final = model_folder / PARTIAL_FOLDER / "final"
     shutil.rmtree(final, ignore_errors=True)
     final.mkdir()
-    recalls, starts = {}, {}
+    recalls, positions = {}, {}
     lengths = np.fromfile(partial.folder / "lengths.i32", dtype=np.int32).reshape(-1, 2).astype(np.int64)
     for column, side in enumerate(SIDES):
         vectors = partial.vectors(side)
@@ -450,8 +483,9 @@ def build_index(model_folder: Path, data: Sequence[Path], max_sentences: int | N
         index = _quantise(vectors, bytes_per_vector, seed)
         faiss.write_index(index, str(final / f"{side}.faiss"))
         recalls[side] = recall(index, vectors, seed)
-        starts[side] = np.concatenate([[0], np.cumsum(lengths[:, column])]).astype(np.int32)
-    save_file(starts, str(final / POSITIONS_FILE))
+        positions[side] = np.concatenate([[0], np.cumsum(lengths[:, column])]).astype(np.int32)
+        positions[f"{side}_aligned"] = partial.aligned(side)
+    save_file(positions, str(final / POSITIONS_FILE))
     with open(partial.folder / "pairs.tsv", "rb") as text, open(final / PAIRS_FILE, "wb") as raw, \
             gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=9, mtime=0) as out:  # same text, same bytes
         shutil.copyfileobj(text, out)

@@ -7,9 +7,9 @@ looked up in the model's neighbour index (``s2s.neighbour_index``): the quantise
 stored text (the sources encoded in one batch; for output pieces, one decoder row per candidate,
 teacher-forced up to its piece, an RNN's packed), and the k most similar by cosine are returned
 with their pair, the matching word highlighted on its side and the word its attention aligns it
-with on the other (for source pieces, the k returned pairs decoded from the encoding already
-made), and, for output pieces, whether the training translation says the same word there. A 2-D
-principal-component map of the query and its neighbours comes with them.
+with on the other (stored in the index at build time), and, for output pieces, whether the
+training translation says the same word there. A 2-D principal-component map of the query and
+its neighbours comes with them.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import torch
 
 from .model import EncoderDecoder
 from .neighbour_index import CANDIDATES_PER_NEIGHBOUR, SIDES, Candidate, NeighbourIndex, encoded, last_read, \
-    pair_ids, read_targets, unit
+    pair_ids, unit
 from .tokenizer import EOS_ID, Tokenizer, merge_pieces
 
 DEFAULT_NEIGHBOURS = 10
@@ -67,17 +67,18 @@ def pca_map(vectors: torch.Tensor) -> dict[str, Any]:
             "explained": [round(v, 4) for v in explained + [0.0] * (2 - len(explained))]}
 
 
-def output_states(model: EncoderDecoder, sources: list[list[int]], targets: list[list[int]],
-                  candidates: list[Candidate], row_of: dict[int, int]
-                  ) -> tuple[list[torch.Tensor], list[torch.Tensor] | None]:
-    """Each output-side candidate's exact decoder state [Dd] and its attention over its source
-    [S] (None without attention): the sources encoded in one batch, then one decoder row per
-    candidate run up to its piece (what comes after it does not change its state)."""
+def candidate_states(model: EncoderDecoder, side: str, sources: list[list[int]], targets: list[list[int]],
+                     candidates: list[Candidate], row_of: dict[int, int]) -> torch.Tensor:
+    """Each candidate's exact state [N, D]: the sources encoded in one batch (packed: padding
+    costs an RNN nothing), then for the output side one decoder row per candidate run up to its
+    piece (what comes after it does not change its state)."""
     memory, first_state = encoded(model, sources)
     rows = torch.tensor([row_of[c.sentence] for c in candidates])
-    states, attention = last_read(model, memory.select(rows), first_state.select(rows),
-                                  [targets[row_of[c.sentence]][:c.position] for c in candidates])
-    return list(states), None if attention is None else list(attention)
+    if side == "source":
+        return memory.states[rows, torch.tensor([c.position for c in candidates])]
+    states, _ = last_read(model, memory.select(rows), first_state.select(rows),
+                          [targets[row_of[c.sentence]][:c.position] for c in candidates])
+    return states
 
 
 def query_state(model: EncoderDecoder, source_ids: list[int], target: list[int], side: str, position: int
@@ -115,32 +116,18 @@ def find_neighbours(model: EncoderDecoder, tokenizer: Tokenizer, index: Neighbou
     sources, targets = pair_ids(tokenizer, pairs)
     limits = [len(ids) - 1 for ids in sources] if side == "source" else [len(ids) for ids in targets]
     candidates = [c for c in candidates if c.position < limits[row_of[c.sentence]]]  # a changed tokenizer
-    attention: list[torch.Tensor] | None = None
-    if not candidates:
-        states = []
-    elif side == "source":  # the encoder alone, one batch (packed: padding costs an RNN nothing)
-        memory, first_state = encoded(model, sources)
-        states = [memory.states[row_of[c.sentence], c.position] for c in candidates]
-    else:
-        states, attention = output_states(model, sources, targets, candidates, row_of)
-    vectors = unit(torch.stack(states)) if states else torch.zeros(0, query.numel())
+    vectors = unit(candidate_states(model, side, sources, targets, candidates, row_of)) if candidates \
+        else torch.zeros(0, query.numel())
     similarity = vectors @ query
     order = similarity.argsort(descending=True)[:k].tolist()
-    if side == "source" and order and model.has_attention:  # where the decoder looked at each returned piece
-        returned = torch.tensor([row_of[candidates[n].sentence] for n in order])
-        _, read = read_targets(model, memory.select(returned), first_state.select(returned),
-                               [targets[row] for row in returned.tolist()])
 
     neighbours = []
-    for rank, number in enumerate(order):
+    for number in order:
         candidate, row = candidates[number], row_of[candidates[number].sentence]
         source_pieces = tokenizer.pieces(sources[row])
         target_pieces = tokenizer.pieces(targets[row] + [EOS_ID])
-        aligned = None  # the most attended piece of the other side (real pieces, not </s>)
-        if side == "source" and model.has_attention:
-            aligned = int(read[rank, : len(targets[row]), candidate.position].argmax())
-        elif side == "output" and attention is not None:
-            aligned = int(attention[number][: len(sources[row]) - 1].argmax())
+        other_side = len(targets[row]) if side == "source" else len(sources[row]) - 1
+        aligned = candidate.aligned if candidate.aligned is not None and candidate.aligned < other_side else None
         source_position, target_position = (candidate.position, aligned) if side == "source" \
             else (aligned, candidate.position)
         source_words, source_word = word_at(source_pieces, source_position) if source_position is not None \

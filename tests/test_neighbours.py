@@ -167,6 +167,16 @@ def test_a_damaged_index_gives_a_clear_message(indexed: tuple[Path, Path], damag
         NeighbourIndex.load(folder)
 
 
+def test_an_index_of_an_older_format_is_refused_with_the_command_that_rebuilds_it(indexed: tuple[Path, Path]) -> None:
+    """Format 1 stored no alignments: it is refused by name, not read half-way."""
+    folder, _ = indexed
+    manifest_path = folder / INDEX_FOLDER / MANIFEST_FILE
+    manifest = json.loads(manifest_path.read_text())
+    manifest_path.write_text(json.dumps(manifest | {"format": 1}))
+    with pytest.raises(NeighbourIndexError, match=r"format 1; this version reads format 2.*python -m s2s index --model"):
+        NeighbourIndex.load(folder)
+
+
 def test_a_folder_without_an_index_translates_and_says_how_to_build_one(tmp_path: Path, tokenizer: Tokenizer) -> None:
     folder = model_folder(tmp_path, tokenizer)
     translator = Translator.load(folder)
