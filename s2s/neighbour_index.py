@@ -17,10 +17,11 @@ Search returns candidates by the quantised similarity, with their alignment; the
 them by the exact states, which it recomputes from the stored text (``Translator.neighbours``).
 
 A model folder's ``index/`` holds ``source.faiss``, ``output.faiss``, ``positions.safetensors``
-(the starts, ``{side}``, and the alignments, ``{side}_aligned``), ``pairs.tsv.gz`` (the indexed pairs' text, so the app works where the training data
-is not) and ``manifest.json`` (the weights' SHA-256, each file's SHA-256, sizes, build time,
-recall). Loading checks both hashes before FAISS reads a byte: a retrained model's index is refused
-as stale, a damaged file as damaged, each with the command that rebuilds it.
+(per side the starts, ``{side}``, and the alignments, ``{side}_aligned``), ``pairs.tsv.gz`` (the
+indexed pairs' text, so the app works where the training data is not) and ``manifest.json`` (the
+weights' SHA-256, each file's SHA-256, sizes, build time, recall). Loading checks both hashes
+before FAISS reads a byte: a retrained model's index is refused as stale, a damaged file as
+damaged, each with the command that rebuilds it.
 
 Building streams the data in chunks into ``index.partial/`` (states as float16 on disk, memory
 bounded by one chunk) and records its progress after each chunk, so a build cut off (Ctrl-C)
@@ -354,7 +355,8 @@ def alignments(alphas: torch.Tensor | None, source_pieces: int, target_pieces: i
     piece that attends most to it), output [T] (the source piece it attends most); NO_ALIGNMENT
     everywhere when ``alphas`` is None."""
     if alphas is None:
-        return {"source": torch.full((source_pieces,), NO_ALIGNMENT), "output": torch.full((target_pieces,), NO_ALIGNMENT)}
+        return {"source": torch.full((source_pieces,), NO_ALIGNMENT),
+                "output": torch.full((target_pieces,), NO_ALIGNMENT)}
     real = alphas[:target_pieces, :source_pieces]
     return {"source": real.argmax(0), "output": real.argmax(1)}
 

@@ -173,7 +173,8 @@ def test_an_index_of_an_older_format_is_refused_with_the_command_that_rebuilds_i
     manifest_path = folder / INDEX_FOLDER / MANIFEST_FILE
     manifest = json.loads(manifest_path.read_text())
     manifest_path.write_text(json.dumps(manifest | {"format": 1}))
-    with pytest.raises(NeighbourIndexError, match=r"format 1; this version reads format 2.*python -m s2s index --model"):
+    with pytest.raises(NeighbourIndexError,
+                       match=r"format 1; this version reads format 2.*python -m s2s index --model"):
         NeighbourIndex.load(folder)
 
 
