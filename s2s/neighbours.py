@@ -126,8 +126,9 @@ def find_neighbours(model: EncoderDecoder, tokenizer: Tokenizer, index: Neighbou
         candidate, row = candidates[number], row_of[candidates[number].sentence]
         source_pieces = tokenizer.pieces(sources[row])
         target_pieces = tokenizer.pieces(targets[row] + [EOS_ID])
-        other_side = len(targets[row]) if side == "source" else len(sources[row]) - 1
-        aligned = candidate.aligned if candidate.aligned is not None and candidate.aligned < other_side else None
+        other_side = len(targets[row]) if side == "source" else len(sources[row]) - 1  # real pieces
+        aligned = candidate.aligned if candidate.aligned is not None and candidate.aligned < other_side \
+            else None  # None without attention, or past the pair's end under a changed tokenizer
         source_position, target_position = (candidate.position, aligned) if side == "source" \
             else (aligned, candidate.position)
         source_words, source_word = word_at(source_pieces, source_position) if source_position is not None \
