@@ -155,6 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run_train(args: argparse.Namespace, argv: Sequence[str]) -> None:
+    from .distributed import end_worker
     from .train import train  # imported here: tqdm and training code are not needed to translate
 
     file_values = read_json(args.config) if args.config else {}
@@ -168,6 +169,7 @@ def run_train(args: argparse.Namespace, argv: Sequence[str]) -> None:
     train(model_config, train_config, args.train, args.dev, args.out, resume=args.resume,
           command=command, show_progress=not args.no_progress, dev_alignments=args.dev_alignments,
           init_from=args.init_from)
+    end_worker()
 
 
 def nbest_texts(result: dict[str, Any]) -> list[str]:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import os
+import sys
 from typing import Any, Sequence, TypeVar
 
 import torch
@@ -99,3 +100,15 @@ def start(device_choice: str) -> Cluster:
 def stop(cluster: Cluster) -> None:
     if cluster.distributed and dist.is_initialized():
         dist.destroy_process_group()
+
+
+def end_worker() -> None:
+    """End a torchrun worker whose job is done, skipping the interpreter's teardown (no-op when
+    alone). Workers whose every file was written and whose process group was destroyed still
+    aborted now and then in that teardown ("terminate called without an active exception", no
+    Python frame left on any thread; 3 of about 70 two-process jobs of the test suite), and torchrun
+    then reports the finished job as failed. Only buffered output is left to flush."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)

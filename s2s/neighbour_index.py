@@ -38,9 +38,8 @@ import shutil
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
-import faiss
 import numpy as np
 import torch
 from safetensors import SafetensorError
@@ -51,6 +50,17 @@ from .checkpoint import WEIGHTS_FILE, load_model, write_json
 from .data import pad, stream_pairs
 from .heads import last_layer_average
 from .model import EncoderDecoder, evaluating
+
+if TYPE_CHECKING:
+    import faiss
+
+
+def _faiss() -> Any:
+    """FAISS, imported only by what reads or builds an index: training and plain translation
+    never need it, and it brings a second OpenMP runtime into the process beside torch's."""
+    import faiss
+
+    return faiss
 from .tokenizer import BOS_ID, EOS_ID, Tokenizer
 
 INDEX_FOLDER = "index"
@@ -210,7 +220,7 @@ class NeighbourIndex:
             positions = load_file(str(folder / POSITIONS_FILE))
             starts = {side: positions[side].astype(np.int64) for side in SIDES if side in positions}
             aligned = {side: positions[f"{side}_aligned"] for side in SIDES if f"{side}_aligned" in positions}
-            indexes = {side: faiss.read_index(str(folder / f"{side}.faiss")) for side in SIDES}
+            indexes = {side: _faiss().read_index(str(folder / f"{side}.faiss")) for side in SIDES}
             with gzip.open(folder / PAIRS_FILE, "rt", encoding="utf-8") as lines:
                 pairs = [tuple(line.rstrip("\n").split("\t", 1)) for line in lines]
         except (SafetensorError, OSError, RuntimeError, ValueError, EOFError) as error:
@@ -401,6 +411,7 @@ def _quantise(vectors: np.ndarray, bytes_per_vector: int, seed: int) -> faiss.In
     took 2-5x the training time and 30x the search time here; PQ with twice the bytes recalled
     more, see the README.)"""
     count, dimension = vectors.shape
+    faiss = _faiss()
     index = faiss.index_factory(dimension, quantiser(count, dimension, bytes_per_vector), faiss.METRIC_INNER_PRODUCT)
     sample = np.random.default_rng(seed).choice(count, size=min(count, TRAINING_VECTORS), replace=False)
     index.train(np.asarray(vectors[np.sort(sample)], dtype=np.float32))
@@ -483,7 +494,7 @@ def build_index(model_folder: Path, data: Sequence[Path], max_sentences: int | N
         vectors = partial.vectors(side)
         log(f"quantising {len(vectors):,} {side} states ({dimensions[side]} dimensions) ...")
         index = _quantise(vectors, bytes_per_vector, seed)
-        faiss.write_index(index, str(final / f"{side}.faiss"))
+        _faiss().write_index(index, str(final / f"{side}.faiss"))
         recalls[side] = recall(index, vectors, seed)
         positions[side] = np.concatenate([[0], np.cumsum(lengths[:, column])]).astype(np.int32)
         positions[f"{side}_aligned"] = partial.aligned(side)
