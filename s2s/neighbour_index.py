@@ -50,6 +50,7 @@ from .checkpoint import WEIGHTS_FILE, load_model, write_json
 from .data import pad, stream_pairs
 from .heads import last_layer_average
 from .model import EncoderDecoder, evaluating
+from .tokenizer import BOS_ID, EOS_ID, Tokenizer
 
 if TYPE_CHECKING:
     import faiss
@@ -61,7 +62,7 @@ def _faiss() -> Any:
     import faiss
 
     return faiss
-from .tokenizer import BOS_ID, EOS_ID, Tokenizer
+
 
 INDEX_FOLDER = "index"
 PARTIAL_FOLDER = "index.partial"
