@@ -45,7 +45,7 @@ class RestClient:
 
     One ``httpx.Client`` per simulated user, each call sent with ``Connection: close``: the server
     sees a new TCP connection per call, as from ``curl``, but the client does not build a new
-    ``httpx.Client`` (about 30 ms of CPU here, nearly all of it an SSL context a plain-HTTP call
+    ``httpx.Client`` (about 20 ms of CPU here, nearly all of it an SSL context a plain-HTTP call
     never uses) on the two cores the server is measured on."""
 
     def __init__(self, base: str) -> None:
