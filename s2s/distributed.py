@@ -81,10 +81,15 @@ class Cluster:
             dist.barrier()
 
 
+def _launched_world_size() -> int:
+    """The job's process count that torchrun set (1 without torchrun)."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
 def start(device_choice: str) -> Cluster:
     """Join the job torchrun started (its environment variables), or run alone without them,
     on the device ``device_choice`` names (``s2s.hardware``)."""
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    world_size = _launched_world_size()
     device = training_device(device_choice, int(os.environ.get("LOCAL_RANK", "0")))
     if world_size == 1:
         return Cluster(device=device)
@@ -108,7 +113,7 @@ def end_worker() -> None:
     aborted now and then in that teardown ("terminate called without an active exception", no
     Python frame left on any thread; 3 of about 70 two-process jobs of the test suite), and torchrun
     then reports the finished job as failed. Only buffered output is left to flush."""
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+    if _launched_world_size() > 1:
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(0)

@@ -130,18 +130,14 @@ def read_targets(model: EncoderDecoder, memory: Any, state: Any, targets: list[l
     return decoder, alphas
 
 
-def last_read(model: EncoderDecoder, memory: Any, state: Any, targets: list[list[int]]
-              ) -> tuple[torch.Tensor, torch.Tensor | None]:
+def last_read(model: EncoderDecoder, memory: Any, state: Any, targets: list[list[int]]) -> torch.Tensor:
     """``read_targets`` at each row's end only: the decoder state that predicts the piece after
-    each target (ids without </s>, one row of ``memory`` each) [N, Dd] and the cross-attention
-    there [N, S] (multi-head: the last layer's average) or None. An RNN decoder runs packed."""
+    each target (ids without </s>, one row of ``memory`` each) [N, Dd]. An RNN decoder runs packed."""
     target_in = pad([[BOS_ID] + ids for ids in targets])
     lengths = torch.tensor([len(ids) + 1 for ids in targets])
     with evaluating(model), torch.inference_mode():
-        decoder, alphas = model.last_states(target_in, lengths, state, memory)
-    if alphas is not None and alphas.dim() == 4:
-        alphas = last_layer_average(alphas)
-    return decoder, alphas
+        decoder, _ = model.last_states(target_in, lengths, state, memory)
+    return decoder
 
 
 def teacher_forced(model: EncoderDecoder, sources: list[list[int]], targets: list[list[int]]

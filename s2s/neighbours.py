@@ -19,8 +19,7 @@ from typing import Any
 import torch
 
 from .model import EncoderDecoder
-from .neighbour_index import CANDIDATES_PER_NEIGHBOUR, SIDES, Candidate, NeighbourIndex, encoded, last_read, \
-    pair_ids, unit
+from .neighbour_index import CANDIDATES_PER_NEIGHBOUR, SIDES, NeighbourIndex, encoded, last_read, pair_ids, unit
 from .tokenizer import EOS_ID, Tokenizer, merge_pieces
 
 DEFAULT_NEIGHBOURS = 10
@@ -67,30 +66,24 @@ def pca_map(vectors: torch.Tensor) -> dict[str, Any]:
             "explained": [round(v, 4) for v in explained + [0.0] * (2 - len(explained))]}
 
 
-def candidate_states(model: EncoderDecoder, side: str, sources: list[list[int]], targets: list[list[int]],
-                     candidates: list[Candidate], row_of: dict[int, int]) -> torch.Tensor:
-    """Each candidate's exact state [N, D]: the sources encoded in one batch (packed: padding
-    costs an RNN nothing), then for the output side one decoder row per candidate run up to its
-    piece (what comes after it does not change its state)."""
+def states_at(model: EncoderDecoder, side: str, sources: list[list[int]], targets: list[list[int]],
+              rows: list[int], positions: list[int]) -> torch.Tensor:
+    """The state the index holds for piece ``positions[n]`` of ``side`` of pair ``rows[n]`` (source
+    ids with </s>, target ids without) [N, D]: the sources encoded in one batch (packed: padding
+    costs an RNN nothing), then the encoder's state of each source piece, or one decoder row per
+    target piece, run up to it (what comes after it does not change its state)."""
     memory, first_state = encoded(model, sources)
-    rows = torch.tensor([row_of[c.sentence] for c in candidates])
+    index = torch.tensor(rows)
     if side == "source":
-        return memory.states[rows, torch.tensor([c.position for c in candidates])]
-    states, _ = last_read(model, memory.select(rows), first_state.select(rows),
-                          [targets[row_of[c.sentence]][:c.position] for c in candidates])
-    return states
+        return memory.states[index, torch.tensor(positions)]
+    return last_read(model, memory.select(index), first_state.select(index),
+                     [targets[row][:position] for row, position in zip(rows, positions)])
 
 
 def query_state(model: EncoderDecoder, source_ids: list[int], target: list[int], side: str, position: int
                 ) -> torch.Tensor:
-    """The state the index holds for piece ``position`` of ``side`` of one pair (source ids with
-    </s>, target ids without) [D]: the encoder's state of that source piece, or the decoder's state
-    that predicts that target piece (the decoder run up to it only)."""
-    memory, state = encoded(model, [source_ids])
-    if side == "source":
-        return memory.states[0, position]
-    decoder, _ = last_read(model, memory, state, [target[:position]])
-    return decoder[0]
+    """``states_at`` of one pair's piece ``position`` [D]."""
+    return states_at(model, side, [source_ids], [target], [0], [position])[0]
 
 
 def find_neighbours(model: EncoderDecoder, tokenizer: Tokenizer, index: NeighbourIndex, source_ids: list[int],
@@ -116,7 +109,8 @@ def find_neighbours(model: EncoderDecoder, tokenizer: Tokenizer, index: Neighbou
     sources, targets = pair_ids(tokenizer, pairs)
     limits = [len(ids) - 1 for ids in sources] if side == "source" else [len(ids) for ids in targets]
     candidates = [c for c in candidates if c.position < limits[row_of[c.sentence]]]  # a changed tokenizer
-    vectors = unit(candidate_states(model, side, sources, targets, candidates, row_of)) if candidates \
+    vectors = unit(states_at(model, side, sources, targets, [row_of[c.sentence] for c in candidates],
+                             [c.position for c in candidates])) if candidates \
         else torch.zeros(0, query.numel())
     similarity = vectors @ query
     order = similarity.argsort(descending=True)[:k].tolist()
