@@ -18,7 +18,6 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from captum.attr import InputXGradient, IntegratedGradients
 
 from .config import ModelConfig
 from .model import EncoderDecoder, evaluating
@@ -108,6 +107,8 @@ def source_saliency(model: EncoderDecoder, source_ids: list[int], target_ids: li
         raise ValueError(f"saliency of a {len(source_ids)}-piece sentence with a {len(target_ids)}-piece output "
                          f"needs about {per_example / 2**20:.0f} MB per example, over the budget of "
                          f"{memory_budget / 2**20:.0f} MB: shorten the sentence")
+    from captum.attr import InputXGradient, IntegratedGradients  # here: importing captum costs ~1 s of start-up
+
     signed_rows, convergence_rows = [], []
     # Output pieces attributed together, in order: as many as fit one pass with all their steps, so
     # each pass runs the decoder only up to its last piece (early pieces need a short prefix).
