@@ -39,6 +39,22 @@ def sinusoidal_positions(positions: torch.Tensor, dim: int) -> torch.Tensor:
     return torch.stack([angles.sin(), angles.cos()], dim=-1).flatten(1)[:, :dim]
 
 
+class PositionTable(nn.Module):
+    """PE of positions start..start+T-1 -> [T, dim], sliced from a table computed once (and again,
+    twice as long, when a longer sequence comes): a search step reads one row instead of computing
+    it (the same numbers: ``sinusoidal_positions`` is elementwise in the positions). Not saved."""
+
+    def __init__(self, dim: int, length: int = 256) -> None:
+        super().__init__()
+        self.register_buffer("table", sinusoidal_positions(torch.arange(length), dim), persistent=False)
+
+    def forward(self, start: int, steps: int) -> torch.Tensor:
+        if start + steps > self.table.size(0):
+            self.table = sinusoidal_positions(torch.arange(2 * (start + steps), device=self.table.device),
+                                              self.table.size(1))
+        return self.table[start:start + steps]
+
+
 class MultiHeadAttention(nn.Module):
     def __init__(self, d_model: int, heads: int, dropout: float) -> None:
         super().__init__()
@@ -166,6 +182,7 @@ class TransformerEncoder(nn.Module):
         self.config = config
         self.embedding = embedding
         self.dropout = nn.Dropout(config.dropout)
+        self.positions = PositionTable(config.embedding_dim)
         self.layers = nn.ModuleList(EncoderLayer(config) for _ in range(config.encoder_layers))
         self.norm = nn.LayerNorm(config.embedding_dim)
 
@@ -175,8 +192,7 @@ class TransformerEncoder(nn.Module):
         """source [N, S] ids (or their raw embeddings ``embedded`` [N, S, d_model]) -> states
         [N, S, d_model], self-attention [N, layers, h, S, S] (None unless ``need_weights``)."""
         embedded = self.embedding(source) if embedded is None else embedded
-        positions = sinusoidal_positions(torch.arange(source.size(1), device=source.device), self.config.embedding_dim)
-        x = self.dropout(embedded * math.sqrt(self.config.embedding_dim) + positions)
+        x = self.dropout(embedded * math.sqrt(self.config.embedding_dim) + self.positions(0, source.size(1)))
         mask = (source != PAD_ID).unsqueeze(1)  # [N, 1, S]
         attention = []
         for number, layer in enumerate(self.layers):
@@ -191,6 +207,7 @@ class TransformerDecoder(nn.Module):
         self.config = config
         self.embedding = embedding
         self.dropout = nn.Dropout(config.dropout)
+        self.positions = PositionTable(config.embedding_dim)
         self.layers = nn.ModuleList(DecoderLayer(config) for _ in range(config.decoder_layers))
         self.norm = nn.LayerNorm(config.embedding_dim)
         self.output = nn.Linear(config.embedding_dim, config.vocab_size)
@@ -215,8 +232,7 @@ class TransformerDecoder(nn.Module):
         replaces the cross-attention chosen by ``memory.heads`` at rows not NaN."""
         start, d_model, heads = state.length, self.config.embedding_dim, self.config.attention_heads
         steps = previous.size(1)
-        positions = sinusoidal_positions(torch.arange(start, start + steps, device=previous.device), d_model)
-        x = self.dropout(self.embedding(previous) * math.sqrt(d_model) + positions)
+        x = self.dropout(self.embedding(previous) * math.sqrt(d_model) + self.positions(start, steps))
         causal = torch.ones(steps, start + steps, dtype=torch.bool, device=previous.device).tril(start).unsqueeze(0)
         source_mask = memory.mask.unsqueeze(1)  # [N, 1, S]
         steer_layer = memory.heads.steer_layer % len(self.layers)
