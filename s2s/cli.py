@@ -207,7 +207,7 @@ def run_translate(args: argparse.Namespace) -> None:
         run_score(translator, lines, args.score_target, settings, args.format == "json")
         return
     results = translator.translate_batch(lines, settings, batch_size=args.batch_size,
-                                         self_attention=args.format == "json")
+                                         details=args.format == "json" or bool(args.saliency or args.neighbours))
     for number, result in enumerate(results, start=1):
         notes = result["warnings"] + ([result["message"]] if result["message"] and lines[number - 1].strip() else [])
         for note in notes:

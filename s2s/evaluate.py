@@ -46,7 +46,7 @@ def evaluate(translator: Translator, sources: Sequence[str], references: Sequenc
     rows = []
     for settings in runs:
         started = time.perf_counter()
-        results = translator.translate_batch(list(sources), settings, batch_size=batch_size, self_attention=False)
+        results = translator.translate_batch(list(sources), settings, batch_size=batch_size, details=False)
         seconds = time.perf_counter() - started
         outputs = [r["text"] for r in results]
         rows.append({"decoding": strategy_label(settings), **corpus_scores(outputs, references),

@@ -31,9 +31,8 @@ def head_importance(translator: Translator, sources: Sequence[str], references: 
     names = head_names(translator)
 
     def bleu(heads_off: str) -> float:
-        settings = DecodeSettings(strategy="greedy", alternatives=0, split_sentences=False, heads_off=heads_off)
-        results = translator.translate_batch(list(sources), settings.validate(), batch_size=batch_size,
-                                             self_attention=False)
+        settings = DecodeSettings(strategy="greedy", split_sentences=False, heads_off=heads_off)
+        results = translator.translate_batch(list(sources), settings.validate(), batch_size=batch_size, details=False)
         return corpus_scores([r["text"] for r in results], references)["bleu"]
 
     baseline = bleu("")

@@ -408,7 +408,7 @@ class Trainer:
             loss = dev_loss(model, self.dev_batches)
             # Search runs on the CPU: a GPU run validates a CPU copy of the weights.
             self.translator.model = model if self.device.type == "cpu" else copy.deepcopy(model).cpu()
-            results = self.translator.translate_batch(self.dev_sources, self.valid_settings, self_attention=False)
+            results = self.translator.translate_batch(self.dev_sources, self.valid_settings, details=False)
             scores = corpus_scores([r["text"] for r in results], self.dev_references)
             if self.aligned:
                 accuracy = forced_alignment_accuracy(model, self.aligned)

@@ -4,6 +4,7 @@ and 20 concurrent API calls through gradio_client. Uses the shipped checkpoints.
 from __future__ import annotations
 
 import contextlib
+import json
 import shutil
 import subprocess
 import sys
@@ -554,29 +555,32 @@ def test_a_person_compares_two_models_in_their_own_tab(server: str) -> None:
 
 @pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="chromium is not installed (CI installs it)")
 def test_a_person_picks_a_transformer_head_and_switches_heads_off(server: str) -> None:
+    config = json.loads((ROOT / "checkpoints" / "de-en-transformer" / "config.json").read_text())
+    layers, heads = config["decoder_layers"], config["attention_heads"]
+    last = layers - 1  # the picker's and the grid's layer index of the last cross-attention layer
     with chromium() as browser:
         page, failures = watched_page(browser, 900)
         page.goto(f"{server}/?model=de-en-transformer&text=Ein+Hund+rennt+durch+den+Park.")
         page.wait_for_selector("#linked-view .lv-head-canvas", timeout=60_000)
-        assert page.locator("#linked-view .lv-head-canvas").count() == 3 * 4  # every layer's every head
-        assert page.input_value("#linked-view .lv-head-pick") == "2.-1"  # the last layer's average
+        assert page.locator("#linked-view .lv-head-canvas").count() == layers * heads  # every layer's every head
+        assert page.input_value("#linked-view .lv-head-pick") == f"{last}.-1"  # the last layer's average
         page.select_option("#linked-view .lv-head-pick", "0.1")
         heatmap = page.locator("#linked-view .lv-right .lv-heatmap").first
         assert "(layer 1, head 2)" in heatmap.get_attribute("aria-label")
-        page.locator("#linked-view .lv-head-canvas").nth(6).click()  # layer 2, head 3 into the heatmap
-        assert page.input_value("#linked-view .lv-head-pick") == "1.2"
-        page.locator("#linked-view .lv-head-canvas").nth(6).hover()
-        assert "layer 2, head 3" in page.inner_text("#linked-view .lv-head-hover")
-        for index in (8, 9, 10, 11):  # every head of the last layer's cross-attention off
+        page.locator("#linked-view .lv-head-canvas").nth(last * heads + 2).click()  # last layer, head 3 enlarged
+        assert page.input_value("#linked-view .lv-head-pick") == f"{last}.2"
+        page.locator("#linked-view .lv-head-canvas").nth(last * heads + 2).hover()
+        assert f"layer {layers}, head 3" in page.inner_text("#linked-view .lv-head-hover")
+        for index in range(last * heads, layers * heads):  # every head of the last layer's cross-attention off
             page.locator("#linked-view .lv-head-off-box").nth(index).check()
         page.click("#linked-view .lv-heads-go")
         page.wait_for_selector("#linked-view .lv-edit", timeout=60_000)
-        assert "heads off: cross layer 3, head 1" in page.inner_text("#linked-view .lv-edit")
+        assert f"heads off: cross layer {layers}, head 1" in page.inner_text("#linked-view .lv-edit")
         page.locator("#linked-view .lv-head-kind[value=encoder]").check()
         page.locator("#linked-view .lv-head-canvas").first.click()
         assert page.locator("#linked-view .lv-heads .lv-heatmap").count() == 1  # an encoder head enlarged
         page.click("#share-button")
-        page.wait_for_function("window.location.search.includes('head=1.2')", timeout=10_000)
+        page.wait_for_function(f"window.location.search.includes('head={last}.2')", timeout=10_000)
         page.screenshot(path=str(ARTIFACTS / "heads.png"), full_page=True)
         assert error_badges(page) == 0 and not failures, failures
 

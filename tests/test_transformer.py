@@ -161,9 +161,10 @@ def test_a_translation_shows_every_head_and_both_self_attentions(tokenizer: Toke
     assert decoder.shape == (2, 4, target_length, target_length)
     torch.testing.assert_close(decoder.sum(-1), torch.ones(2, 4, target_length))
     assert bool((decoder.triu(1) == 0).all())  # no position reads a later one
-    (plain,) = translator.translate_batch(["red cat sleeps"], beam_size=3, self_attention=False)
+    (plain,) = translator.translate_batch(["red cat sleeps"], beam_size=3, details=False)
     assert plain["sentences"][0]["encoder_attention"] is None and plain["sentences"][0]["decoder_attention"] is None
-    assert plain["sentences"][0]["hypotheses"][0]["ids"] == best["ids"]  # evaluation skips only the extra pass
+    assert plain["sentences"][0]["trace"] is None and plain["sentences"][0]["hypotheses"][0]["alternatives"] == []
+    assert plain["sentences"][0]["hypotheses"][0]["ids"] == best["ids"]  # evaluation skips only the details
     off = translator.translate("red cat sleeps", beam_size=3, heads_off="cross.1.0,cross.1.1,cross.1.2,cross.1.3")
     assert off["settings"]["heads_off"]
     rnn = Translator(random_model(tokenizer.vocab_size), tokenizer).translate("red cat sleeps")["sentences"][0]
