@@ -4,14 +4,15 @@ process (start-up and model loading included) over a file of sentences.
     python -m scripts.benchmark_speed --model checkpoints/de-en [checkpoints/de-en-transformer ...] \
         --source ../shared/data/multi30k/test_2016_flickr.de.gz [--no-bf16] [--save] \
         [--reference ../shared/data/multi30k/test_2016_flickr.en.gz] [--runs 3] [--one-at-a-time-lines 300] \
-        [--joey-python joey-venv/bin/python --joey-config rnn.yaml]
+        [--joey-python joey-venv/bin/python --joey-config rnn.yaml] [--rows "beam 5"]
 
 Rows: greedy and beam 5 in batches of 64, then one sentence at a time (--batch-size 1); beam 5
 again with the output layer in bfloat16 (--bf16-output) unless --no-bf16. Several systems are
 timed row by row, one after the other, so that each row compares them in the same minutes;
 ``--runs`` repeats every row and reports the median. With ``--reference`` each row also gets its
-BLEU (sacrebleu, as the project scores). ``--one-at-a-time-lines`` times the one-sentence rows on
-the first N lines only (they are the slow ones; BLEU is then of those lines).
+BLEU (sacrebleu, as the project scores). ``--rows TEXT`` keeps the rows whose label holds TEXT.
+``--one-at-a-time-lines`` times the one-sentence rows on the first N lines only (they are the
+slow ones; BLEU is then of those lines).
 
 The peer, Joey NMT (see ``../shared/peers/joeynmt/README.md``; in its own venv), joins as one more
 system with ``--joey-python`` and ``--joey-config``: its ``joeynmt translate`` runs with the row's
@@ -86,6 +87,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=1, help="runs of every row; the median is reported")
     parser.add_argument("--one-at-a-time-lines", type=int, default=0,
                         help="time the one-sentence rows on the first N lines only (0 = all)")
+    parser.add_argument("--rows", default="", help="time only the rows whose label holds this text, e.g. 'beam 5'")
     parser.add_argument("--joey-python", type=Path, help="the Python of Joey NMT's venv")
     parser.add_argument("--joey-config", type=Path, help="the peer's YAML config (its model_dir holds the model)")
     parser.add_argument("--save", action="store_true")
@@ -104,7 +106,7 @@ def main() -> None:
     speed: dict[Path, dict[str, object]] = {model: {} for model in args.model}
     with tempfile.TemporaryDirectory(prefix="s2s-benchmark-") as folder:
         for label, beam_size, batch_size, bf16 in RUNS:
-            if args.no_bf16 and bf16:
+            if (args.no_bf16 and bf16) or args.rows not in label:
                 continue
             count = min(len(lines), args.one_at_a_time_lines) if batch_size == 1 and args.one_at_a_time_lines \
                 else len(lines)
