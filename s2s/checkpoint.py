@@ -21,6 +21,7 @@ from typing import Any, Callable
 import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
+from torch.overrides import TorchFunctionMode
 
 from .config import ModelConfig, from_dict, read_json
 from .architectures import build_model
@@ -69,11 +70,22 @@ def save_model(folder: Path, model: EncoderDecoder, tokenizer: Tokenizer, fp16: 
 
 
 
+class _WithoutRandomInit(TorchFunctionMode):
+    """Random initialisation (``normal_``, ``uniform_``, from ``nn.init`` or a tensor) returns its
+    tensor untouched. For meta tensors, which hold no values: the first meta ``normal_`` would
+    import some 800 modules (sympy, dynamo), about 2 seconds of every process that loads a model."""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        if getattr(func, "__name__", None) in ("normal_", "uniform_"):
+            return args[0] if args else kwargs["tensor"]
+        return func(*args, **(kwargs or {}))
+
+
 def _expected_shapes(config: ModelConfig, config_path: Path) -> dict[str, tuple[int, ...]]:
     """The stored tensor names and shapes a model of ``config`` has, computed on the meta device
-    (no memory is allocated), tied aliases left out."""
+    (no memory is allocated, nothing initialised), tied aliases left out."""
     try:
-        with torch.device("meta"):
+        with torch.device("meta"), _WithoutRandomInit():
             model = build_model(config)
     except ValueError as error:
         raise ValueError(f"{config_path}: {error}") from error

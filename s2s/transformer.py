@@ -42,11 +42,14 @@ def sinusoidal_positions(positions: torch.Tensor, dim: int) -> torch.Tensor:
 class PositionTable(nn.Module):
     """PE of positions start..start+T-1 -> [T, dim], sliced from a table computed once (and again,
     twice as long, when a longer sequence comes): a search step reads one row instead of computing
-    it (the same numbers: ``sinusoidal_positions`` is elementwise in the positions). Not saved."""
+    it (the same numbers: ``sinusoidal_positions`` is elementwise in the positions). Not saved;
+    built on the CPU even inside ``torch.device("meta")`` (the checkpoint's shape check, where a
+    first meta ``arange`` would cost a second of imports), moved by ``.to(device)``."""
 
     def __init__(self, dim: int, length: int = 256) -> None:
         super().__init__()
-        self.register_buffer("table", sinusoidal_positions(torch.arange(length), dim), persistent=False)
+        self.register_buffer("table", sinusoidal_positions(torch.arange(length, device="cpu"), dim),
+                             persistent=False)
 
     def forward(self, start: int, steps: int) -> torch.Tensor:
         if start + steps > self.table.size(0):
