@@ -6,8 +6,9 @@ process (start-up and model loading included) over a file of sentences.
         [--reference ../shared/data/multi30k/test_2016_flickr.en.gz] [--runs 3] [--one-at-a-time-lines 300] \
         [--joey-python joey-venv/bin/python --joey-config rnn.yaml] [--rows "beam 5"]
 
-Rows: greedy and beam 5 in batches of 64, then one sentence at a time (--batch-size 1); beam 5
-again with the output layer in bfloat16 (--bf16-output) unless --no-bf16. Several systems are
+Rows: start-up (the whole process for the first sentence alone, in seconds), greedy and beam 5
+in batches of 64, then one sentence at a time (--batch-size 1); beam 5 again with the output
+layer in bfloat16 (--bf16-output) unless --no-bf16. Several systems are
 timed row by row, one after the other, so that each row compares them in the same minutes;
 ``--runs`` repeats every row and reports the median. With ``--reference`` each row also gets its
 BLEU (sacrebleu, as the project scores). ``--rows TEXT`` keeps the rows whose label holds TEXT.
@@ -40,13 +41,16 @@ from s2s.checkpoint import read_metrics
 from s2s.data import open_text
 
 ROOT = Path(__file__).resolve().parent.parent
-# label, beam size (1 = greedy), batch size, output layer in bfloat16 (our models only)
-RUNS = (("greedy, batches of 64", 1, 64, False),
-        ("beam 5, batches of 64", 5, 64, False),
-        ("greedy, one sentence at a time", 1, 1, False),
-        ("beam 5, one sentence at a time", 5, 1, False),
-        ("beam 5, batches of 64, --bf16-output", 5, 64, True),
-        ("beam 5, one sentence at a time, --bf16-output", 5, 1, True))
+# label, beam size (1 = greedy), batch size, output layer in bfloat16 (our models only), lines
+# (None: all, or --one-at-a-time-lines for batch size 1). The start-up row is one sentence: what
+# a process costs before its translations (imports, model loading), as a person meets it.
+RUNS = (("start-up: one sentence, beam 5", 5, 1, False, 1),
+        ("greedy, batches of 64", 1, 64, False, None),
+        ("beam 5, batches of 64", 5, 64, False, None),
+        ("greedy, one sentence at a time", 1, 1, False, None),
+        ("beam 5, one sentence at a time", 5, 1, False, None),
+        ("beam 5, batches of 64, --bf16-output", 5, 64, True, None),
+        ("beam 5, one sentence at a time, --bf16-output", 5, 1, True, None))
 
 
 def translate_options(beam_size: int, batch_size: int, bf16: bool) -> list[str]:
@@ -105,11 +109,11 @@ def main() -> None:
             parser.error(f"{args.reference} has {len(references)} lines for {len(lines)} sources")
     speed: dict[Path, dict[str, object]] = {model: {} for model in args.model}
     with tempfile.TemporaryDirectory(prefix="s2s-benchmark-") as folder:
-        for label, beam_size, batch_size, bf16 in RUNS:
+        for label, beam_size, batch_size, bf16, row_lines in RUNS:
             if (args.no_bf16 and bf16) or args.rows not in label:
                 continue
-            count = min(len(lines), args.one_at_a_time_lines) if batch_size == 1 and args.one_at_a_time_lines \
-                else len(lines)
+            count = row_lines or (min(len(lines), args.one_at_a_time_lines)
+                                  if batch_size == 1 and args.one_at_a_time_lines else len(lines))
             text = "\n".join(lines[:count]) + "\n"
             options = translate_options(beam_size, batch_size, bf16)
             systems = [(model.name, [sys.executable, "-m", "s2s", "translate", "--model", str(model), *options],
@@ -126,10 +130,16 @@ def main() -> None:
             for name, _, model in systems:
                 median = statistics.median(seconds[name])
                 bleu = ""
-                if references is not None:
+                if references is not None and row_lines != 1:
                     if len(outputs[name]) != count:
                         raise SystemExit(f"{name} wrote {len(outputs[name])} lines for {count} inputs")
                     bleu = f"  BLEU {sacrebleu.corpus_bleu(outputs[name], [references[:count]]).score:.2f}"
+                if row_lines == 1:  # the start-up row: seconds, not sentences/s
+                    runs = ", ".join(f"{s:.2f}" for s in seconds[name])
+                    print(f"{name:<20} {label:<46} {median:8.2f} s  (median of {args.runs}: {runs})", flush=True)
+                    if model is not None:
+                        speed[model][f"seconds, {label} (whole process)"] = round(median, 2)
+                    continue
                 runs = ", ".join(f"{count / s:.1f}" for s in seconds[name])
                 print(f"{name:<20} {label:<46} {count / median:8.1f} sentences/s  (median of {args.runs}: {runs}; "
                       f"{count} sentences){bleu}", flush=True)
