@@ -106,8 +106,9 @@ function headsPanel(value, hyp, outTokens, srcTokens) {
   const off = state.headsOff.size;
   const importance = Object.keys(value.heads.importance).length ? ` Each head says the dev BLEU lost without it ` +
     `(measured on ${escapeHtml(value.heads.split || "dev")}, greedy).` : "";
-  return `<details class="lv-heads" open><summary>Every head (${value.heads.decoder_layers} decoder layers × ` +
-    `${value.heads.heads} heads)</summary><div class="lv-head-kinds">${kinds}</div>` +
+  const layers = (count, side) => `${count} ${side} layer${count === 1 ? "" : "s"}`;
+  return `<details class="lv-heads" open><summary>Every head (${layers(value.heads.encoder_layers, "encoder")}, ` +
+    `${layers(value.heads.decoder_layers, "decoder")}, ${value.heads.heads} heads each)</summary><div class="lv-head-kinds">${kinds}</div>` +
     `<p class="lv-note">Rows: ${what}.${importance} Click a head to see it larger; tick heads off and re-decode to ` +
     `see what the translation does without them.</p><div class="lv-head-grid">${grid}</div>` +
     `<p class="lv-note lv-head-hover" aria-live="polite"></p>${enlarged}` +

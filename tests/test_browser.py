@@ -564,6 +564,9 @@ def test_a_person_picks_a_transformer_head_and_switches_heads_off(server: str) -
         page.wait_for_selector("#linked-view .lv-head-canvas", timeout=60_000)
         assert page.locator("#linked-view .lv-head-canvas").count() == layers * heads  # every layer's every head
         assert page.input_value("#linked-view .lv-head-pick") == f"{last}.-1"  # the last layer's average
+        counted = ", ".join(f"{n} {side} layer{'' if n == 1 else 's'}"
+                            for n, side in ((config["encoder_layers"], "encoder"), (layers, "decoder")))
+        assert f"Every head ({counted}, {heads} heads each)" in page.inner_text("#linked-view .lv-heads summary")
         page.select_option("#linked-view .lv-head-pick", "0.1")
         heatmap = page.locator("#linked-view .lv-right .lv-heatmap").first
         assert "(layer 1, head 2)" in heatmap.get_attribute("aria-label")
