@@ -58,6 +58,13 @@ class PositionTable(nn.Module):
         return self.table[start:start + steps]
 
 
+def attention_bias(allowed: torch.Tensor) -> torch.Tensor:
+    """allowed [..., S] (True = may be attended to) -> the additive bias [..., S]: 0 where allowed,
+    -inf elsewhere. Added to the scores it masks them exactly as masked_fill would, and it is
+    built once (per source batch, or per causal block) instead of at every layer and step."""
+    return torch.zeros(allowed.shape, device=allowed.device).masked_fill(~allowed, float("-inf"))
+
+
 class MultiHeadAttention(nn.Module):
     def __init__(self, d_model: int, heads: int, dropout: float) -> None:
         super().__init__()
@@ -77,22 +84,22 @@ class MultiHeadAttention(nn.Module):
         keys, values = self.key_value(x).chunk(2, dim=-1)
         return self.split(keys), self.split(values)
 
-    def forward(self, x: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, mask: torch.Tensor,
+    def forward(self, x: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, bias: torch.Tensor | None,
                 keep: torch.Tensor | None = None, steer: torch.Tensor | None = None, steer_head: int = -1,
                 need_weights: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Queries x [N, T, d_model] attend to keys, values [N, h, S, d_k] where mask [N or 1, T or 1, S]
-        is True -> output [N, T, d_model], weights [N, h, T, S] (None when not needed in training).
+        """Queries x [N, T, d_model] attend to keys, values [N, h, S, d_k], masked by ``bias``
+        [N or 1, 1, T or 1, S] (see ``attention_bias``; None: every key) -> output [N, T, d_model],
+        weights [N, h, T, S] (None when not needed in training).
         ``keep`` [h] multiplies each head's output (0 = off); ``steer`` [N, T, S] replaces the
         weights of head ``steer_head`` (-1 = all) at rows not NaN."""
         query = self.split(self.query(x))
-        mask = mask.unsqueeze(1)  # [N, 1, T, S]
         if not need_weights and steer is None:
-            context = F.scaled_dot_product_attention(query, keys, values, attn_mask=mask,
+            context = F.scaled_dot_product_attention(query, keys, values, attn_mask=bias,
                                                      dropout_p=self.dropout_p if self.training else 0.0)
             weights = None
         else:
             scores = (query @ keys.transpose(-2, -1)) / math.sqrt(self.d_k)
-            weights = scores.masked_fill(~mask, float("-inf")).softmax(-1)
+            weights = (scores if bias is None else scores + bias).softmax(-1)
             if steer is not None:
                 rows = steer.unsqueeze(1)  # [N, 1, T, S]
                 steered = torch.where(rows[..., :1].isnan(), weights, rows)
@@ -119,11 +126,11 @@ class EncoderLayer(nn.Module):
         self.feedforward = _feedforward(config)
         self.dropout = nn.Dropout(config.dropout)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor, keep: torch.Tensor | None, need_weights: bool
+    def forward(self, x: torch.Tensor, bias: torch.Tensor, keep: torch.Tensor | None, need_weights: bool
                 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """x [N, S, d_model], mask [N, 1, S] -> x [N, S, d_model], self-attention [N, h, S, S] or None."""
+        """x [N, S, d_model], bias [N, 1, 1, S] -> x [N, S, d_model], self-attention [N, h, S, S] or None."""
         normed = self.self_attention_norm(x)
-        attended, weights = self.self_attention(normed, *self.self_attention.keys_values(normed), mask, keep,
+        attended, weights = self.self_attention(normed, *self.self_attention.keys_values(normed), bias, keep,
                                                 need_weights=need_weights)
         x = x + self.dropout(attended)
         return x + self.dropout(self.feedforward(self.feedforward_norm(x))), weights
@@ -145,18 +152,19 @@ class DecoderLayer(nn.Module):
 @dataclasses.dataclass
 class TransformerMemory:
     """What the decoder reads, computed once per source batch: states [N, S, d_model] (the
-    encoder's output), mask [N, S] (True = real token), the cross-attention keys and values of
-    every decoder layer (each [N, h, S, d_k]) and the request's head settings."""
+    encoder's output), bias [N, 1, 1, S] (``attention_bias`` of the real tokens), the
+    cross-attention keys and values of every decoder layer (each [N, h, S, d_k]) and the
+    request's head settings."""
 
     states: torch.Tensor
-    mask: torch.Tensor
+    bias: torch.Tensor
     keys: list[torch.Tensor]
     values: list[torch.Tensor]
     heads: HeadSettings = NO_HEAD_SETTINGS
 
     def select(self, index: torch.Tensor) -> "TransformerMemory":
         """Rows ``index`` [N'] of every tensor (e.g. one copy per beam)."""
-        return TransformerMemory(self.states.index_select(0, index), self.mask.index_select(0, index),
+        return TransformerMemory(self.states.index_select(0, index), self.bias.index_select(0, index),
                                  [k.index_select(0, index) for k in self.keys],
                                  [v.index_select(0, index) for v in self.values], self.heads)
 
@@ -196,10 +204,10 @@ class TransformerEncoder(nn.Module):
         [N, S, d_model], self-attention [N, layers, h, S, S] (None unless ``need_weights``)."""
         embedded = self.embedding(source) if embedded is None else embedded
         x = self.dropout(embedded * math.sqrt(self.config.embedding_dim) + self.positions(0, source.size(1)))
-        mask = (source != PAD_ID).unsqueeze(1)  # [N, 1, S]
+        bias = attention_bias(source != PAD_ID)[:, None, None]  # [N, 1, 1, S]
         attention = []
         for number, layer in enumerate(self.layers):
-            x, weights = layer(x, mask, heads.keep("encoder", number, self.config.attention_heads), need_weights)
+            x, weights = layer(x, bias, heads.keep("encoder", number, self.config.attention_heads), need_weights)
             attention.append(weights)
         return self.norm(x), torch.stack(attention, 1) if need_weights else None
 
@@ -236,8 +244,9 @@ class TransformerDecoder(nn.Module):
         start, d_model, heads = state.length, self.config.embedding_dim, self.config.attention_heads
         steps = previous.size(1)
         x = self.dropout(self.embedding(previous) * math.sqrt(d_model) + self.positions(start, steps))
-        causal = torch.ones(steps, start + steps, dtype=torch.bool, device=previous.device).tril(start).unsqueeze(0)
-        source_mask = memory.mask.unsqueeze(1)  # [N, 1, S]
+        # Position start + i reads the cached positions and itself; one new position reads them all.
+        causal = None if steps == 1 else attention_bias(
+            torch.ones(steps, start + steps, dtype=torch.bool, device=previous.device).tril(start))
         steer_layer = memory.heads.steer_layer % len(self.layers)
         keys, values, cross, self_attention = [], [], [], []
         for number, layer in enumerate(self.layers):
@@ -250,7 +259,7 @@ class TransformerDecoder(nn.Module):
                                                  need_weights=need_self_weights)
             x = x + layer.dropout(attended)
             attended, weights = layer.cross_attention(
-                layer.cross_attention_norm(x), memory.keys[number], memory.values[number], source_mask,
+                layer.cross_attention_norm(x), memory.keys[number], memory.values[number], memory.bias,
                 memory.heads.keep("cross", number, heads), steer if number == steer_layer else None,
                 memory.heads.steer_head, need_weights=need_weights)
             x = x + layer.dropout(attended)
@@ -289,7 +298,8 @@ class Transformer(EncoderDecoder):
     def _memory(self, states: torch.Tensor, source: torch.Tensor, heads: HeadSettings) -> TransformerMemory:
         """Encoder states [B, S, d_model] of source [B, S] -> the decoder's memory."""
         keys, values = zip(*(layer.cross_attention.keys_values(states) for layer in self.decoder.layers))
-        return TransformerMemory(states, source != PAD_ID, list(keys), list(values), heads)
+        return TransformerMemory(states, attention_bias(source != PAD_ID)[:, None, None], list(keys), list(values),
+                                 heads)
 
     def step(self, previous: torch.Tensor, state: TransformerState, memory: TransformerMemory,
              steer: torch.Tensor | None = None) -> tuple[torch.Tensor, TransformerState, torch.Tensor | None]:
