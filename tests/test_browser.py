@@ -580,6 +580,8 @@ def test_a_person_picks_a_transformer_head_and_switches_heads_off(server: str) -
         page.wait_for_selector("#linked-view .lv-edit", timeout=60_000)
         assert f"heads off: cross layer {layers}, head 1" in page.inner_text("#linked-view .lv-edit")
         page.locator("#linked-view .lv-head-kind[value=encoder]").check()
+        for control in (".lv-head-kind", ".lv-head-off-box"):  # drawn natively: a person sees what is picked
+            assert page.eval_on_selector(f"#linked-view {control}", "e => getComputedStyle(e).appearance") != "none"
         page.locator("#linked-view .lv-head-canvas").first.click()
         assert page.locator("#linked-view .lv-heads .lv-heatmap").count() == 1  # an encoder head enlarged
         page.click("#share-button")
