@@ -18,6 +18,7 @@ from .card import update_metrics
 from .checkpoint import read_metrics
 from .config import ModelConfig, TrainConfig, from_dict, read_json
 from .data import group_references, read_pairs
+from .precision import DEFAULT_WEIGHTS, WEIGHTS, require_gradients
 from .saliency import METHODS
 from .toy import DEV_PAIRS, TASK_EXAMPLES, TASKS, TRAIN_PAIRS, write_task
 from .tokenizer import EOS_ID
@@ -49,9 +50,11 @@ def _dataclass_values(args: argparse.Namespace, cls: type) -> dict[str, Any]:
 
 def _model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", type=Path, required=True)
-    parser.add_argument("--bf16-output", action="store_true",
-                        help="keep the output layer in bfloat16: faster on CPUs with native bfloat16 "
-                             "(AVX512-BF16, AMX); outputs may differ slightly")
+    parser.add_argument("--weights", choices=tuple(WEIGHTS), default=DEFAULT_WEIGHTS,
+                        help="how the model holds its weights: bf16-output keeps the output layer in bfloat16 "
+                             "(faster on CPUs with native bfloat16: AVX512-BF16, AMX), int8 every linear layer "
+                             "and RNN (dynamic quantization; no saliency); both may change outputs slightly "
+                             f"(default: {DEFAULT_WEIGHTS})")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -116,7 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
                                 "forced) and store every source piece's encoder state and every target piece's "
                                 "decoder state in MODEL/index/ (see s2s.neighbour_index). Streams the data; "
                                 "run the same command again to continue a build cut off.")
-    _model_options(index)
+    index.add_argument("--model", type=Path, required=True)
     index.add_argument("--data", nargs="+", type=Path, required=True, metavar="FILE", help="TSV or SRC TGT")
     index.add_argument("--max-sentences", type=int, help="index a seeded sample of this many pairs (default: all)")
     index.add_argument("--bytes-per-vector", type=int, default=32, help="product-quantisation code size")
@@ -201,7 +204,9 @@ def run_score(translator: Translator, lines: list[str], target_file: Path, setti
 
 def run_translate(args: argparse.Namespace) -> None:
     settings = make_settings(**_dataclass_values(args, DecodeSettings))
-    translator = Translator.load(args.model, bfloat16_output=args.bf16_output)
+    if args.saliency:
+        require_gradients(args.weights, "--saliency")
+    translator = Translator.load(args.model, weights=args.weights)
     lines = [line.rstrip("\r\n") for line in sys.stdin]
     if args.score_target:
         run_score(translator, lines, args.score_target, settings, args.format == "json")
@@ -230,12 +235,12 @@ def run_translate(args: argparse.Namespace) -> None:
 def run_evaluate(args: argparse.Namespace) -> None:
     from .evaluate import decoding_runs, evaluate_files, format_table
 
-    translator = Translator.load(args.model, bfloat16_output=args.bf16_output)
+    translator = Translator.load(args.model, weights=args.weights)
     runs = decoding_runs(args.beam_size, args.alpha, args.coverage_penalty, greedy=not args.no_greedy)
     rows, count = evaluate_files(translator, args.data, runs, batch_size=args.batch_size)
-    if args.bf16_output:
+    if args.weights != DEFAULT_WEIGHTS:
         for row in rows:
-            row["decoding"] += " bf16-output"
+            row["decoding"] += f" {args.weights}"
     print(f"{args.model} on {' '.join(map(str, args.data))} ({count} sources, batches of {args.batch_size})")
     print(format_table(rows))
     if args.outputs:
@@ -244,7 +249,7 @@ def run_evaluate(args: argparse.Namespace) -> None:
                 "\n".join(row["outputs"]) + "\n", encoding="utf-8")
     if args.save_as:
         evaluation = read_metrics(args.model).get("evaluation", {})
-        name = f"{args.save_as}, bf16 output layer" if args.bf16_output else args.save_as
+        name = args.save_as if args.weights == DEFAULT_WEIGHTS else f"{args.save_as}, {WEIGHTS[args.weights]}"
         evaluation[name] = [{key: value for key, value in row.items() if key != "outputs"} for row in rows]
         update_metrics(args.model, {"evaluation": evaluation})
 
@@ -252,7 +257,7 @@ def run_evaluate(args: argparse.Namespace) -> None:
 def run_heads(args: argparse.Namespace) -> None:
     from .head_importance import head_importance
 
-    translator = Translator.load(args.model, bfloat16_output=args.bf16_output)
+    translator = Translator.load(args.model, weights=args.weights)
     sources, references = group_references(read_pairs(args.data))
     table = head_importance(translator, sources, references, args.batch_size,
                             on_head=lambda name, loss: print(f"{name:<14} BLEU lost {loss:+.2f}", flush=True))

@@ -179,24 +179,6 @@ class Decoder(nn.Module):
         return self.logits(attentional), state, alphas
 
 
-class BFloat16Linear(nn.Module):
-    """Inference-only copy of a linear layer whose weights are kept in bfloat16.
-
-    x [..., in] float32 -> y [..., out] float32, computed in bfloat16. Half the bytes of the
-    float32 layer are read per call; on CPUs with native bfloat16 (AVX512-BF16, AMX) that makes
-    the decoder's output layer (the largest matrix read at every step) about 3x faster.
-    Outputs can differ slightly from float32.
-    """
-
-    def __init__(self, layer: nn.Linear) -> None:
-        super().__init__()
-        self.register_buffer("weight", layer.weight.detach().to(torch.bfloat16))
-        self.register_buffer("bias", None if layer.bias is None else layer.bias.detach().to(torch.bfloat16))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return nn.functional.linear(x.to(torch.bfloat16), self.weight, self.bias).float()
-
-
 class EncoderDecoder(nn.Module):
     """What search, training, saliency and the explorer need of a model, whatever its architecture.
 
@@ -266,12 +248,6 @@ class EncoderDecoder(nn.Module):
         ([B, T, S] or [B, T, layers, heads, S], see ``step``)."""
         attentional, alphas = self.teacher_forced_states(source, lengths, target_in, source_embeddings, heads)
         return self.decoder.logits(attentional), alphas
-
-    def use_bfloat16_output(self) -> "EncoderDecoder":
-        """Swap the decoder's output layer for a bfloat16 copy (for inference only: the copy is
-        not trained, and no longer tied to the embeddings)."""
-        self.decoder.output = BFloat16Linear(self.decoder.output)
-        return self
 
     def parameter_count(self) -> int:
         return sum(p.numel() for p in self.parameters())

@@ -33,6 +33,7 @@ from .heads import HeadSettings, parse_heads
 from .model import EncoderDecoder, evaluating
 from .neighbour_index import LazyIndex
 from .neighbours import DEFAULT_NEIGHBOURS, check_query, find_neighbours
+from .precision import DEFAULT_WEIGHTS, check_weights, require_gradients, with_weights
 from .saliency import DEFAULT_MEMORY_BUDGET, DEFAULT_STEPS, rank_correlation, source_saliency
 from .search import BeamStep, Hypothesis
 from .tokenizer import BOS_ID, EOS_ID, EOS_PIECE, Tokenizer, merge_pieces, word_spans
@@ -180,25 +181,24 @@ class Translator:
 
     def __init__(self, model: EncoderDecoder, tokenizer: Tokenizer, name: str = "model",
                  metrics: dict[str, Any] | None = None, memory_budget: int = DEFAULT_MEMORY_BUDGET,
-                 folder: Path | None = None) -> None:
+                 folder: Path | None = None, weights: str = DEFAULT_WEIGHTS) -> None:
         self.model = model
         self.neighbour_index = LazyIndex(folder)  # the folder's index/, loaded on first use
         self.memory_budget = memory_budget  # bytes one search may hold (see decode_bytes)
         self.tokenizer = tokenizer
         self.name = name
         self.metrics = metrics or {}
+        self.weights = check_weights(weights)  # how the model holds them (s2s.precision): saliency needs gradients
 
     @classmethod
-    def load(cls, folder: str | Path, bfloat16_output: bool = False,
+    def load(cls, folder: str | Path, weights: str = DEFAULT_WEIGHTS,
              memory_budget: int = DEFAULT_MEMORY_BUDGET) -> "Translator":
-        """Load a model folder; ``bfloat16_output`` keeps the output layer in bfloat16 (faster on
-        CPUs with native bfloat16, outputs may differ slightly); ``memory_budget``: bytes one search
-        may hold."""
+        """Load a model folder; ``weights`` is how it holds them (``s2s.precision``: fp32,
+        bf16-output or int8; the reduced ones are faster on a CPU and may change outputs slightly);
+        ``memory_budget``: bytes one search may hold."""
         model, tokenizer = load_model(Path(folder))
-        if bfloat16_output:
-            model.use_bfloat16_output()
-        return cls(model, tokenizer, name=Path(folder).name, metrics=read_metrics(Path(folder)),
-                   memory_budget=memory_budget, folder=Path(folder))
+        return cls(with_weights(model, weights), tokenizer, name=Path(folder).name, metrics=read_metrics(Path(folder)),
+                   memory_budget=memory_budget, folder=Path(folder), weights=weights)
 
     @property
     def has_attention(self) -> bool:
@@ -462,6 +462,7 @@ class Translator:
         gradients, ``convergence`` (per piece, how far the row's sum is from the exact change).
         ``memory_budget`` (bytes) bounds what the attribution holds at once; a sentence too long for
         it is refused before any work starts."""
+        require_gradients(self.weights, "saliency")
         self.check_output(ids)
         result = self._prepare(source, make_settings(split_sentences=False))
         if result["message"]:
@@ -491,6 +492,7 @@ class Translator:
         sentence ``source`` (``side`` "source") or of its output ``ids`` ("output"), from the model
         folder's neighbour index (see ``s2s.neighbours``). A ValueError (NeighbourIndexError) says
         how to build a missing index or rebuild a stale one."""
+        require_gradients(self.weights, "saliency")
         self.check_output(ids)
         result = self._prepare(source, make_settings(split_sentences=False))
         if result["message"]:

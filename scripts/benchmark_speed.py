@@ -2,13 +2,13 @@
 process (start-up and model loading included) over a file of sentences.
 
     python -m scripts.benchmark_speed --model checkpoints/de-en [checkpoints/de-en-transformer ...] \
-        --source ../shared/data/multi30k/test_2016_flickr.de.gz [--no-bf16] [--save] \
+        --source ../shared/data/multi30k/test_2016_flickr.de.gz [--weights int8 bf16-output] [--save] \
         [--reference ../shared/data/multi30k/test_2016_flickr.en.gz] [--runs 3] [--one-at-a-time-lines 300] \
         [--joey-python joey-venv/bin/python --joey-config rnn.yaml] [--rows "beam 5"]
 
 Rows: start-up (the whole process for the first sentence alone, in seconds), greedy and beam 5
-in batches of 64, then one sentence at a time (--batch-size 1); beam 5 again with the output
-layer in bfloat16 (--bf16-output) unless --no-bf16. Several systems are
+in batches of 64, then one sentence at a time (--batch-size 1); those four rows again for each
+of ``--weights`` (reduced precisions of our models: ``s2s.precision``). Several systems are
 timed row by row, one after the other, so that each row compares them in the same minutes;
 ``--runs`` repeats every row and reports the median. With ``--reference`` each row also gets its
 BLEU (sacrebleu, as the project scores). ``--rows TEXT`` keeps the rows whose label holds TEXT.
@@ -17,8 +17,8 @@ slow ones; BLEU is then of those lines).
 
 The peer, Joey NMT (see ``../shared/peers/joeynmt/README.md``; in its own venv), joins as one more
 system with ``--joey-python`` and ``--joey-config``: its ``joeynmt translate`` runs with the row's
-beam size and batch size written into a copy of the config (the bf16 rows, which Joey has no
-equivalent of, skip it). Also prints the training speed recorded in metrics.json. --save stores our
+beam size and batch size written into a copy of the config (the reduced-precision rows skip it:
+the peer has no such option). Also prints the training speed recorded in metrics.json. --save stores our
 models' figures in metrics.json.
 """
 
@@ -39,24 +39,30 @@ import torch
 from s2s.card import update_metrics
 from s2s.checkpoint import read_metrics
 from s2s.data import open_text
+from s2s.precision import DEFAULT_WEIGHTS, WEIGHTS
 
 ROOT = Path(__file__).resolve().parent.parent
-# label, beam size (1 = greedy), batch size, output layer in bfloat16 (our models only), lines
-# (None: all, or --one-at-a-time-lines for batch size 1). The start-up row is one sentence: what
-# a process costs before its translations (imports, model loading), as a person meets it.
-RUNS = (("start-up: one sentence, beam 5", 5, 1, False, 1),
-        ("greedy, batches of 64", 1, 64, False, None),
-        ("beam 5, batches of 64", 5, 64, False, None),
-        ("greedy, one sentence at a time", 1, 1, False, None),
-        ("beam 5, one sentence at a time", 5, 1, False, None),
-        ("beam 5, batches of 64, --bf16-output", 5, 64, True, None),
-        ("beam 5, one sentence at a time, --bf16-output", 5, 1, True, None))
+# label, beam size (1 = greedy), batch size, lines (None: all, or --one-at-a-time-lines for batch
+# size 1). The start-up row is one sentence: what a process costs before its translations
+# (imports, model loading), as a person meets it.
+START_UP = ("start-up: one sentence, beam 5", 5, 1, 1)
+ROWS = (("greedy, batches of 64", 1, 64, None),
+        ("beam 5, batches of 64", 5, 64, None),
+        ("greedy, one sentence at a time", 1, 1, None),
+        ("beam 5, one sentence at a time", 5, 1, None))
 
 
-def translate_options(beam_size: int, batch_size: int, bf16: bool) -> list[str]:
+def benchmark_rows(weights: list[str]) -> list[tuple[str, int, int, int | None, str]]:
+    """Every row in its order, each with the weights our models hold in it."""
+    reduced = [(f"{label}, --weights {kind}", beam, batch, lines, kind)
+               for kind in weights if kind != DEFAULT_WEIGHTS for label, beam, batch, lines in ROWS]
+    return [(*START_UP, DEFAULT_WEIGHTS), *[(*row, DEFAULT_WEIGHTS) for row in ROWS], *reduced]
+
+
+def translate_options(beam_size: int, batch_size: int, weights: str) -> list[str]:
     """The options of `python -m s2s translate` for one row."""
     strategy = ["--strategy", "greedy"] if beam_size == 1 else ["--strategy", "beam", "--beam-size", str(beam_size)]
-    return [*strategy, "--batch-size", str(batch_size), *(["--bf16-output"] if bf16 else [])]
+    return [*strategy, "--batch-size", str(batch_size), "--weights", weights]
 
 
 def joey_config(config: Path, beam_size: int, batch_size: int, folder: Path) -> Path:
@@ -85,7 +91,8 @@ def timed(command: list[str], text: str) -> tuple[float, list[str]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", type=Path, nargs="+", required=True)
-    parser.add_argument("--no-bf16", action="store_true", help="skip the --bf16-output rows")
+    parser.add_argument("--weights", nargs="*", choices=tuple(WEIGHTS), default=[],
+                        help="also time the four rows with our models holding their weights so (none by default)")
     parser.add_argument("--source", type=Path, required=True, help="one sentence per line (.gz accepted)")
     parser.add_argument("--reference", type=Path, help="the references, line by line: BLEU beside each row")
     parser.add_argument("--runs", type=int, default=1, help="runs of every row; the median is reported")
@@ -109,16 +116,16 @@ def main() -> None:
             parser.error(f"{args.reference} has {len(references)} lines for {len(lines)} sources")
     speed: dict[Path, dict[str, object]] = {model: {} for model in args.model}
     with tempfile.TemporaryDirectory(prefix="s2s-benchmark-") as folder:
-        for label, beam_size, batch_size, bf16, row_lines in RUNS:
-            if (args.no_bf16 and bf16) or args.rows not in label:
+        for label, beam_size, batch_size, row_lines, weights in benchmark_rows(args.weights):
+            if args.rows not in label:
                 continue
             count = row_lines or (min(len(lines), args.one_at_a_time_lines)
                                   if batch_size == 1 and args.one_at_a_time_lines else len(lines))
             text = "\n".join(lines[:count]) + "\n"
-            options = translate_options(beam_size, batch_size, bf16)
+            options = translate_options(beam_size, batch_size, weights)
             systems = [(model.name, [sys.executable, "-m", "s2s", "translate", "--model", str(model), *options],
                         model) for model in args.model]
-            if args.joey_python and not bf16:  # Joey has no bfloat16 output layer
+            if args.joey_python and weights == DEFAULT_WEIGHTS:  # Joey has no reduced precision
                 config = joey_config(args.joey_config, beam_size, batch_size, Path(folder))
                 systems.append(("joeynmt", [str(args.joey_python), "-m", "joeynmt", "translate", str(config)], None))
             seconds: dict[str, list[float]] = {name: [] for name, _, _ in systems}
@@ -136,12 +143,12 @@ def main() -> None:
                     bleu = f"  BLEU {sacrebleu.corpus_bleu(outputs[name], [references[:count]]).score:.2f}"
                 if row_lines == 1:  # the start-up row: seconds, not sentences/s
                     runs = ", ".join(f"{s:.2f}" for s in seconds[name])
-                    print(f"{name:<20} {label:<46} {median:8.2f} s  (median of {args.runs}: {runs})", flush=True)
+                    print(f"{name:<20} {label:<54} {median:8.2f} s  (median of {args.runs}: {runs})", flush=True)
                     if model is not None:
                         speed[model][f"seconds, {label} (whole process)"] = round(median, 2)
                     continue
                 runs = ", ".join(f"{count / s:.1f}" for s in seconds[name])
-                print(f"{name:<20} {label:<46} {count / median:8.1f} sentences/s  (median of {args.runs}: {runs}; "
+                print(f"{name:<20} {label:<54} {count / median:8.1f} sentences/s  (median of {args.runs}: {runs}; "
                       f"{count} sentences){bleu}", flush=True)
                 if model is not None:
                     subset = f", first {count} sentences" if count < len(lines) else ""
@@ -149,7 +156,7 @@ def main() -> None:
     for model in args.model:
         training = read_metrics(model).get("training", {}).get("tokens_per_second")
         if training:
-            print(f"{model.name:<20} {'training':<46} {training:8.1f} target tokens/s (from metrics.json)")
+            print(f"{model.name:<20} {'training':<54} {training:8.1f} target tokens/s (from metrics.json)")
             speed[model]["training target tokens/s"] = training
         speed[model]["measured on"] = f"{torch.get_num_threads()} CPU threads, {len(lines)} sentences of {args.source.name}"
         if args.save:

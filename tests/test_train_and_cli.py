@@ -180,16 +180,25 @@ def test_evaluate_prints_bleu_chrf_and_speed_for_each_decoding(trained: Path, re
     assert [" ".join(r.split()[:-3]) for r in rows] == ["greedy", "beam 1", "beam 3"]
 
 
-def test_bf16_output_option_translates_and_labels_evaluate_rows(trained: Path, reverse_data: tuple[Path, Path]
-                                                                 ) -> None:
-    result = run_cli("translate", "--model", str(trained), "--bf16-output", stdin="red cat\nbig dog runs\n")
+@pytest.mark.parametrize("weights", ["bf16-output", "int8"])
+def test_weights_option_translates_and_labels_evaluate_rows(trained: Path, reverse_data: tuple[Path, Path],
+                                                            weights: str) -> None:
+    result = run_cli("translate", "--model", str(trained), "--weights", weights, stdin="red cat\nbig dog runs\n")
     assert result.returncode == 0, result.stderr
     assert len(result.stdout.splitlines()) == 2
+    assert result.stderr == ""
     _, dev = reverse_data
-    result = run_cli("evaluate", "--model", str(trained), "--data", str(dev), "--beam-size", "3", "--bf16-output")
+    result = run_cli("evaluate", "--model", str(trained), "--data", str(dev), "--beam-size", "3", "--weights", weights)
     assert result.returncode == 0, result.stderr
     rows = result.stdout.splitlines()[2:]
-    assert [" ".join(r.split()[:-3]) for r in rows] == ["greedy bf16-output", "beam 3 bf16-output"]
+    assert [" ".join(r.split()[:-3]) for r in rows] == [f"greedy {weights}", f"beam 3 {weights}"]
+
+
+def test_int8_weights_refuse_saliency_before_translating(trained: Path) -> None:
+    result = run_cli("translate", "--model", str(trained), "--weights", "int8", "--saliency", stdin="red cat\n")
+    assert result.returncode != 0
+    assert "--saliency needs gradients, which int8 weights have not" in result.stderr
+    assert "Traceback" not in result.stderr and result.stdout == ""
 
 
 def test_evaluate_uses_every_reference_of_a_repeated_source(trained: Path, tmp_path: Path) -> None:
