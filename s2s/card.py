@@ -59,7 +59,8 @@ def render_card(metrics: dict[str, Any], name: str) -> str:
     dev = metrics.get("dev")
     if dev:
         lines += [f"- dev during training ({dev.get('decoding')}): BLEU {dev.get('bleu')}, chrF {dev.get('chrf')}, "
-                  f"exact match {dev.get('exact', '?')}%, loss {dev.get('loss')}"
+                  + (f"exact match {dev['exact']}%, " if dev.get("exact") is not None else "")  # older runs: none
+                  + f"loss {dev.get('loss')}"
                   + (f", alignment accuracy {dev['alignment_accuracy']}" if dev.get("alignment_accuracy") is not None
                      else "")]
     for split, rows in metrics.get("evaluation", {}).items():
