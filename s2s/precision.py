@@ -9,8 +9,8 @@
   for. Outputs differ slightly from float32 (the model cards give BLEU for each). There are no
   gradients through int8 layers, so saliency needs ``fp32`` or ``bf16-output``.
 
-Both reduced precisions make an inference-only copy: it is never trained, and the output layer
-is no longer tied to the embeddings.
+Both reduced precisions turn the loaded model, in place, into one for inference only: it is never
+trained, and its output layer is no longer tied to the embeddings.
 """
 
 from __future__ import annotations

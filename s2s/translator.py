@@ -492,7 +492,6 @@ class Translator:
         sentence ``source`` (``side`` "source") or of its output ``ids`` ("output"), from the model
         folder's neighbour index (see ``s2s.neighbours``). A ValueError (NeighbourIndexError) says
         how to build a missing index or rebuild a stale one."""
-        require_gradients(self.weights, "saliency")
         self.check_output(ids)
         result = self._prepare(source, make_settings(split_sentences=False))
         if result["message"]:
