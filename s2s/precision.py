@@ -7,7 +7,9 @@
   (PyTorch's dynamic quantization, as in its "dynamic quantization on an LSTM" tutorial): a
   quarter of the bytes of float32 read at every step, which is what a beam step on a CPU waits
   for. Outputs differ slightly from float32 (the model cards give BLEU for each). There are no
-  gradients through int8 layers, so saliency needs ``fp32`` or ``bf16-output``.
+  gradients through int8 layers, so saliency needs ``fp32`` or ``bf16-output``. ``torch.ao``'s
+  dynamic quantization is deprecated upstream in favour of torchao, which quantizes no GRU or
+  LSTM; it works in the pinned torch 2.13.
 
 Both reduced precisions turn the loaded model, in place, into one for inference only: it is never
 trained, and its output layer is no longer tied to the embeddings.
