@@ -33,7 +33,7 @@ from .heads import HeadSettings, parse_heads
 from .model import EncoderDecoder, evaluating
 from .neighbour_index import LazyIndex
 from .neighbours import DEFAULT_NEIGHBOURS, check_query, find_neighbours
-from .precision import DEFAULT_WEIGHTS, check_weights, require_gradients, with_weights
+from .precision import DEFAULT_WEIGHTS, require_gradients, with_weights
 from .saliency import DEFAULT_MEMORY_BUDGET, DEFAULT_STEPS, rank_correlation, source_saliency
 from .search import BeamStep, Hypothesis
 from .tokenizer import BOS_ID, EOS_ID, EOS_PIECE, Tokenizer, merge_pieces, word_spans
@@ -182,13 +182,13 @@ class Translator:
     def __init__(self, model: EncoderDecoder, tokenizer: Tokenizer, name: str = "model",
                  metrics: dict[str, Any] | None = None, memory_budget: int = DEFAULT_MEMORY_BUDGET,
                  folder: Path | None = None, weights: str = DEFAULT_WEIGHTS) -> None:
-        self.model = model
+        self.model = with_weights(model, weights)  # changed in place to hold them so (s2s.precision)
         self.neighbour_index = LazyIndex(folder)  # the folder's index/, loaded on first use
         self.memory_budget = memory_budget  # bytes one search may hold (see decode_bytes)
         self.tokenizer = tokenizer
         self.name = name
         self.metrics = metrics or {}
-        self.weights = check_weights(weights)  # how the model holds them (s2s.precision): saliency needs gradients
+        self.weights = weights  # how the model holds them (s2s.precision): saliency needs gradients
 
     @classmethod
     def load(cls, folder: str | Path, weights: str = DEFAULT_WEIGHTS,
@@ -197,7 +197,7 @@ class Translator:
         bf16-output or int8; the reduced ones are faster on a CPU and may change outputs slightly);
         ``memory_budget``: bytes one search may hold."""
         model, tokenizer = load_model(Path(folder))
-        return cls(with_weights(model, weights), tokenizer, name=Path(folder).name, metrics=read_metrics(Path(folder)),
+        return cls(model, tokenizer, name=Path(folder).name, metrics=read_metrics(Path(folder)),
                    memory_budget=memory_budget, folder=Path(folder), weights=weights)
 
     @property

@@ -7,7 +7,6 @@ import torch
 
 from s2s.catalog import ModelCatalog
 from s2s.checkpoint import save_model
-from s2s.precision import with_weights
 from s2s.cli import main
 from s2s.saliency import example_bytes, source_saliency
 from s2s.search import NEG_INF, NEVER_OUTPUT
@@ -137,7 +136,7 @@ def test_the_translator_puts_saliency_beside_the_attention_of_the_same_output(tr
     (lambda t: t.saliency("the cat", [], method="input_x_gradient"), "ids"),
     (lambda t: t.saliency("the cat", [10 ** 6]), "ids"),
     (lambda t: t.saliency("  ", [5, EOS_ID]), "Empty input"),
-    (lambda t: Translator(with_weights(t.model, "int8"), t.tokenizer, weights="int8").saliency("the cat", [5, EOS_ID]),
+    (lambda t: Translator(t.model, t.tokenizer, weights="int8").saliency("the cat", [5, EOS_ID]),
      "saliency needs gradients, which int8 weights have not"),
 ])
 def test_bad_saliency_requests_get_clear_errors(translator: Translator, call, message: str) -> None:
