@@ -256,6 +256,31 @@ def steering_at(steering: torch.Tensor | None, step: int, rows: torch.Tensor | N
     return None if bool(weights[:, 0].isnan().all()) else weights
 
 
+@dataclasses.dataclass(frozen=True)
+class Going:
+    """The decoder rows a search still computes, and each one's limits: ``rows`` [N] the batch row
+    (greedy, sampling) or sentence (beam search) of each, and their max_lengths [N], prefix [N, P]
+    or None, min_lengths [N] or None. Rows whose output is complete leave (``select``), so a
+    batch's later steps cost only what is left of it; every row's numbers stay its own."""
+
+    rows: torch.Tensor
+    max_lengths: torch.Tensor
+    prefix: torch.Tensor | None
+    min_lengths: torch.Tensor | None
+
+    @classmethod
+    def of(cls, rows: torch.Tensor, max_lengths: torch.Tensor, prefix: torch.Tensor | None,
+           min_lengths: torch.Tensor | None) -> "Going":
+        """Rows ``rows`` [N] of the per-sentence limits (e.g. one copy per beam)."""
+        return cls(rows, max_lengths[rows], None if prefix is None else prefix[rows],
+                   None if min_lengths is None else min_lengths[rows])
+
+    def select(self, index: torch.Tensor) -> "Going":
+        """Rows ``index`` [N'] of these."""
+        return Going(self.rows[index], self.max_lengths[index], None if self.prefix is None else self.prefix[index],
+                     None if self.min_lengths is None else self.min_lengths[index])
+
+
 Chooser = Callable[[torch.Tensor], torch.Tensor]
 
 
@@ -264,24 +289,35 @@ def _decode_paths(model: EncoderDecoder, source: torch.Tensor, lengths: torch.Te
                   prefix: torch.Tensor | None, choose: Chooser, scoring: Scoring,
                   min_lengths: torch.Tensor | None, alternatives: int,
                   steering: torch.Tensor | None = None, heads: HeadSettings = NO_HEAD_SETTINGS) -> list[Hypothesis]:
-    """Follow one path per row, picking each token with ``choose`` (log_probs [N, V] -> ids [N])."""
+    """Follow one path per row, picking each token with ``choose`` (log_probs [N, V] -> ids [N]).
+    A row leaves the batch at its </s>: the next steps compute only the rows still going."""
     memory, state = model.encode(source, lengths, heads=heads)
-    rows = source.size(0)
-    previous = torch.full((rows,), BOS_ID, dtype=torch.long)
-    done = torch.zeros(rows, dtype=torch.bool)
-    history = BeamHistory.empty(rows, alternatives, with_slots=False)
+    going = Going.of(torch.arange(source.size(0)), max_lengths, prefix, min_lengths)
+    previous = torch.full((source.size(0),), BOS_ID, dtype=torch.long)
+    history = BeamHistory.empty(source.size(0), alternatives, with_slots=False)
+    hypotheses: list[Hypothesis | None] = [None] * source.size(0)
     for step in range(int(max_lengths.max())):
-        log_probs, state, alphas = decoder_log_probs(model, previous, state, memory, steering_at(steering, step))
+        log_probs, state, alphas = decoder_log_probs(model, previous, state, memory,
+                                                     steering_at(steering, step, going.rows))
         top_values, top_ids = top_alternatives(log_probs, alternatives)
-        log_probs = constrain(log_probs, step, max_lengths, prefix, min_lengths)
-        chosen = choose(log_probs)
-        history = history.append(torch.where(done, PAD_ID, chosen), log_probs.gather(1, chosen.unsqueeze(1)).squeeze(1),
+        log_probs = constrain(log_probs, step, going.max_lengths, going.prefix, going.min_lengths)
+        previous = choose(log_probs)
+        history = history.append(previous, log_probs.gather(1, previous.unsqueeze(1)).squeeze(1),
                                  None, alphas, top_values, top_ids)
-        done |= chosen == EOS_ID
-        if bool(done.all()):
-            break
-        previous = chosen
-    return [history.hypothesis(row, int(lengths[row]), scoring) for row in range(rows)]
+        ended = previous == EOS_ID
+        if bool(ended.any()):
+            for position in ended.nonzero().squeeze(1).tolist():
+                row = int(going.rows[position])
+                hypotheses[row] = history.hypothesis(position, int(lengths[row]), scoring)
+            keep = (~ended).nonzero().squeeze(1)
+            if not keep.numel():
+                break
+            going, memory, state, history, previous = (going.select(keep), memory.select(keep), state.select(keep),
+                                                       history.reorder(keep), previous[keep])
+    for position, row in enumerate(going.rows.tolist()):  # only when max_lengths left a row unended
+        if hypotheses[row] is None:
+            hypotheses[row] = history.hypothesis(position, int(lengths[row]), scoring)
+    return hypotheses  # type: ignore[return-value]
 
 
 def greedy(model: EncoderDecoder, source: torch.Tensor, lengths: torch.Tensor, max_lengths: torch.Tensor,
@@ -338,7 +374,9 @@ def beam_search(model: EncoderDecoder, source: torch.Tensor, lengths: torch.Tens
                 prefix: torch.Tensor | None = None, min_lengths: torch.Tensor | None = None,
                 alternatives: int = 0, steering: torch.Tensor | None = None,
                 heads: HeadSettings = NO_HEAD_SETTINGS) -> tuple[list[list[Hypothesis]], list[list[BeamStep]]]:
-    """Beam search over B sentences x K beams at once (rows b*K .. b*K+K-1 belong to sentence b).
+    """Beam search over B sentences x K beams at once (rows n*K .. n*K+K-1 belong to the n-th
+    sentence still searched: a sentence that is done leaves the batch, so the steps after it cost
+    only the others).
 
     At each step the 2K best continuations of the K live beams are scored together; the K best
     that do not end are kept, and those among the K best that end with </s> are finished.
@@ -349,11 +387,8 @@ def beam_search(model: EncoderDecoder, source: torch.Tensor, lengths: torch.Tens
     """
     batch, k = source.size(0), beam_size
     memory, state = model.encode(source, lengths, heads=heads)
-    rows = torch.arange(batch).repeat_interleave(k)  # sentence of each beam row
-    memory, state = memory.select(rows), state.select(rows)
-    row_max_lengths = max_lengths[rows]
-    row_prefix = None if prefix is None else prefix[rows]
-    row_min_lengths = None if min_lengths is None else min_lengths[rows]
+    going = Going.of(torch.arange(batch).repeat_interleave(k), max_lengths, prefix, min_lengths)  # rows b*K..b*K+K-1
+    memory, state = memory.select(going.rows), state.select(going.rows)
     scores = torch.full((batch, k), NEG_INF)
     scores[:, 0] = 0.0
     scores = scores.view(-1)
@@ -361,76 +396,72 @@ def beam_search(model: EncoderDecoder, source: torch.Tensor, lengths: torch.Tens
     history = BeamHistory.empty(batch * k, alternatives, with_slots=True)
     finished: list[list[Hypothesis]] = [[] for _ in range(batch)]
     traces: list[list[BeamStep]] = [[] for _ in range(batch)]
-    done = [False] * batch
     best_possible_lp = [length_penalty(int(m), scoring.alpha) for m in max_lengths]
-    row_offsets = (torch.arange(batch) * k).unsqueeze(1)  # [B, 1]
 
     for step in range(int(max_lengths.max())):
+        sentences = going.rows[::k].tolist()  # the sentence of each group of K rows still searched
         log_probs, state, alphas = decoder_log_probs(model, previous, state, memory,
-                                                     steering_at(steering, step, rows))
-        top_values, top_ids = top_alternatives(log_probs, alternatives)  # [BK, A]
+                                                     steering_at(steering, step, going.rows))
+        top_values, top_ids = top_alternatives(log_probs, alternatives)  # [NK, A]
         log_probs = ban_repeated_ngrams(log_probs, history.tokens, no_repeat_ngram)
-        log_probs = constrain(log_probs, step, row_max_lengths, row_prefix, row_min_lengths)
+        log_probs = constrain(log_probs, step, going.max_lengths, going.prefix, going.min_lengths)
         vocab = log_probs.size(1)
-        candidates = (scores.unsqueeze(1) + log_probs).view(batch, k * vocab)
-        top_scores, top_index = candidates.topk(min(2 * k, k * vocab), dim=1)  # [B, 2K]
-        top_logprobs = log_probs.view(batch, k * vocab).gather(1, top_index)
+        candidates = (scores.unsqueeze(1) + log_probs).view(len(sentences), k * vocab)
+        top_scores, top_index = candidates.topk(min(2 * k, k * vocab), dim=1)  # [N, 2K]
+        top_logprobs = log_probs.view(len(sentences), k * vocab).gather(1, top_index)
         parents, tokens = top_index // vocab, top_index % vocab
         ends = tokens == EOS_ID
         rank = torch.arange(top_index.size(1)).unsqueeze(0)
         finishing = ends & (rank < k) & (top_scores > NEG_INF)
-        for b in (b for b in range(batch) if done[b]):
-            finishing[b] = False
-        alive_scores, alive_position = top_scores.masked_fill(ends, NEG_INF).topk(k, dim=1)  # [B, K]
+        alive_scores, alive_position = top_scores.masked_fill(ends, NEG_INF).topk(k, dim=1)  # [N, K]
         alive_parents = parents.gather(1, alive_position)
         alive_tokens = tokens.gather(1, alive_position)
 
         # The candidates that end here: their prefix's history, then </s>.
-        ending_b, ending_j = finishing.nonzero(as_tuple=True)
-        ending_rows = ending_b * k + parents[ending_b, ending_j]
+        ending_n, ending_j = finishing.nonzero(as_tuple=True)
+        ending_rows = ending_n * k + parents[ending_n, ending_j]
         ended = history.reorder(ending_rows).append(
-            tokens[ending_b, ending_j], top_logprobs[ending_b, ending_j], parents[ending_b, ending_j],
+            tokens[ending_n, ending_j], top_logprobs[ending_n, ending_j], parents[ending_n, ending_j],
             None if alphas is None else alphas[ending_rows], top_values[ending_rows], top_ids[ending_rows])
-        step_finished: list[list[tuple[int, float, float]]] = [[] for _ in range(batch)]
-        for i, (b, j) in enumerate(zip(ending_b.tolist(), ending_j.tolist())):
-            hypothesis = ended.hypothesis(i, int(lengths[b]), scoring)
-            finished[b].append(hypothesis)
-            step_finished[b].append((int(parents[b, j]), hypothesis.score, hypothesis.normalized_score))
+        step_finished: list[list[tuple[int, float, float]]] = [[] for _ in sentences]
+        for i, (n, j) in enumerate(zip(ending_n.tolist(), ending_j.tolist())):
+            hypothesis = ended.hypothesis(i, int(lengths[sentences[n]]), scoring)
+            finished[sentences[n]].append(hypothesis)
+            step_finished[n].append((int(parents[n, j]), hypothesis.score, hypothesis.normalized_score))
 
         alive_list, parents_list, tokens_list = alive_scores.tolist(), alive_parents.tolist(), alive_tokens.tolist()
         kept_positions = torch.zeros_like(finishing).scatter(1, alive_position, alive_scores > NEG_INF)
         dropped = ~(kept_positions | (ends & (rank < k))) & (top_scores > NEG_INF)
-        pruned: list[list[tuple[int, int, float]]] = [[] for _ in range(batch)]
-        for b, j in dropped.nonzero().tolist():
-            pruned[b].append((int(tokens[b, j]), int(parents[b, j]), float(top_scores[b, j])))
-        for b in range(batch):
-            if done[b]:
-                continue
-            kept = [(slot, tokens_list[b][slot], parents_list[b][slot], alive_list[b][slot])
-                    for slot in range(k) if alive_list[b][slot] > NEG_INF]
-            traces[b].append(BeamStep(step, kept, step_finished[b], pruned[b]))
-
-        # Every live row continues the prefix of its parent row.
-        parent_rows = (row_offsets + alive_parents).view(-1)
-        history = history.reorder(parent_rows).append(
-            alive_tokens.view(-1), top_logprobs.gather(1, alive_position).view(-1), alive_parents.view(-1),
-            None if alphas is None else alphas[parent_rows], top_values[parent_rows], top_ids[parent_rows])
-        state = state.select(parent_rows)
-        scores = alive_scores.view(-1).clone()
-        previous = alive_tokens.view(-1)
-
-        for b in range(batch):
-            if done[b]:
-                continue
-            best_alive = alive_list[b][0]
+        pruned: list[list[tuple[int, int, float]]] = [[] for _ in sentences]
+        for n, j in dropped.nonzero().tolist():
+            pruned[n].append((int(tokens[n, j]), int(parents[n, j]), float(top_scores[n, j])))
+        still: list[int] = []  # the groups whose sentence is not done
+        for n, b in enumerate(sentences):
+            kept = [(slot, tokens_list[n][slot], parents_list[n][slot], alive_list[n][slot])
+                    for slot in range(k) if alive_list[n][slot] > NEG_INF]
+            traces[b].append(BeamStep(step, kept, step_finished[n], pruned[n]))
+            best_alive = alive_list[n][0]
             ranked = sorted((h.normalized_score for h in finished[b]), reverse=True)
-            if best_alive == NEG_INF or (
-                    len(ranked) >= nbest and ranked[nbest - 1] >= best_alive / best_possible_lp[b]):
-                done[b] = True
-        if all(done):
+            if not (best_alive == NEG_INF or (
+                    len(ranked) >= nbest and ranked[nbest - 1] >= best_alive / best_possible_lp[b])):
+                still.append(n)
+        if not still:
             break
-        finished_rows = torch.tensor(done).repeat_interleave(k)
-        scores = scores.masked_fill(finished_rows, NEG_INF)
+
+        # Every live row continues the prefix of its parent row; a done sentence's rows leave.
+        parent_rows = (torch.arange(len(sentences)).unsqueeze(1) * k + alive_parents).view(-1)
+        chosen, chosen_logprobs = alive_tokens.view(-1), top_logprobs.gather(1, alive_position).view(-1)
+        slots, scores = alive_parents.view(-1), alive_scores.view(-1)
+        if len(still) < len(sentences):
+            keep = (torch.tensor(still).unsqueeze(1) * k + torch.arange(k)).view(-1)
+            going, memory = going.select(keep), memory.select(keep)
+            parent_rows, chosen, chosen_logprobs, slots, scores = (
+                parent_rows[keep], chosen[keep], chosen_logprobs[keep], slots[keep], scores[keep])
+        history = history.reorder(parent_rows).append(
+            chosen, chosen_logprobs, slots, None if alphas is None else alphas[parent_rows],
+            top_values[parent_rows], top_ids[parent_rows])
+        state = state.select(parent_rows)
+        previous = chosen
 
     results = [sorted(hyps, key=lambda h: -h.normalized_score)[:nbest] for hyps in finished]
     return results, traces

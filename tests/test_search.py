@@ -100,22 +100,57 @@ def test_attention_rows_sum_to_one_over_real_tokens_and_are_zero_on_padding() ->
             torch.testing.assert_close(hypothesis.attention.sum(-1), torch.ones(len(hypothesis.ids)))
 
 
-@pytest.mark.parametrize("attention", ["bahdanau", "none"])
-def test_batched_beam_search_equals_one_sentence_at_a_time(attention: str) -> None:
-    model = random_model(40, attention, scale=2.0)
+TINY_TRANSFORMER = {"arch": "transformer", "encoder_layers": 2, "decoder_layers": 2, "attention_heads": 2,
+                    "feedforward_dim": 32}
+BATCHED_MODELS = pytest.mark.parametrize("overrides", [{"attention": "bahdanau"}, {"attention": "none"}, TINY_TRANSFORMER],
+                                         ids=["bahdanau", "no-attention", "transformer"])
+
+
+@BATCHED_MODELS
+def test_batched_beam_search_equals_one_sentence_at_a_time(overrides: dict) -> None:
+    # A sentence whose search is done leaves the batch: the others' steps must not notice.
+    model = random_model(40, scale=2.0, **overrides)
     source, lengths = batch_of(SOURCES)
     max_lengths = torch.tensor([9, 14, 5])
     batched, batched_traces = search.beam_search(model, source, lengths, max_lengths, beam_size=4, nbest=3,
-                                                 scoring=search.Scoring(alpha=0.6), no_repeat_ngram=2)
+                                                 scoring=search.Scoring(alpha=0.6), no_repeat_ngram=2, alternatives=2)
+    assert len({len(trace) for trace in batched_traces}) > 1, "every sentence ended at the same step"
     for index, sentence in enumerate(SOURCES):
         single_source, single_lengths = batch_of([sentence])
         single, single_traces = search.beam_search(model, single_source, single_lengths, max_lengths[index:index + 1],
                                                    beam_size=4, nbest=3, scoring=search.Scoring(alpha=0.6),
-                                                   no_repeat_ngram=2)
+                                                   no_repeat_ngram=2, alternatives=2)
         assert [h.ids for h in batched[index]] == [h.ids for h in single[0]]
         assert [h.score for h in batched[index]] == pytest.approx([h.score for h in single[0]], abs=1e-4)
+        assert [h.parent_slots for h in batched[index]] == [h.parent_slots for h in single[0]]
+        assert [[[i for i, _ in a] for a in h.alternatives] for h in batched[index]] == \
+            [[[i for i, _ in a] for a in h.alternatives] for h in single[0]]
+        if batched[index][0].attention is not None:
+            torch.testing.assert_close(batched[index][0].attention, single[0][0].attention, atol=1e-5, rtol=0)
         assert [(s.step, [a[:3] for a in s.alive]) for s in batched_traces[index]] == \
             [(s.step, [a[:3] for a in s.alive]) for s in single_traces[0]]
+
+
+@BATCHED_MODELS
+def test_batched_greedy_equals_one_sentence_at_a_time(overrides: dict) -> None:
+    # Rows leave the batch at their </s>, each with its own length limits and forced prefix.
+    model = random_model(40, scale=2.0, **overrides)
+    source, lengths = batch_of(SOURCES)
+    max_lengths, min_lengths = torch.tensor([9, 14, 5]), torch.tensor([4, 1, 2])
+    prefix = torch.tensor([[7, 8], [9, 9], [10, 4]])
+    batched = search.greedy(model, source, lengths, max_lengths, prefix, min_lengths=min_lengths, alternatives=2)
+    assert len({len(h.ids) for h in batched}) > 1, "every row ended at the same step"
+    for index, sentence in enumerate(SOURCES):
+        single_source, single_lengths = batch_of([sentence])
+        (single,) = search.greedy(model, single_source, single_lengths, max_lengths[index:index + 1],
+                                  prefix[index:index + 1], min_lengths=min_lengths[index:index + 1], alternatives=2)
+        hypothesis = batched[index]
+        assert hypothesis.ids == single.ids and hypothesis.ids[:2] == prefix[index].tolist()
+        assert len(hypothesis.ids) >= int(min_lengths[index]) + 1 and hypothesis.ids[-1] == EOS_ID
+        assert hypothesis.token_logprobs == pytest.approx(single.token_logprobs, abs=1e-5)
+        assert [[i for i, _ in a] for a in hypothesis.alternatives] == [[i for i, _ in a] for a in single.alternatives]
+        if hypothesis.attention is not None:
+            torch.testing.assert_close(hypothesis.attention, single.attention, atol=1e-5, rtol=0)
 
 
 def test_beam_does_not_stop_while_a_live_hypothesis_can_still_win() -> None:
@@ -200,10 +235,6 @@ def test_top_p_keeps_the_smallest_nucleus() -> None:
     log_probs = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05]]))
     kept = search.filter_for_sampling(log_probs, 1.0, 0, 0.7) > float("-inf")
     assert kept.tolist() == [[True, True, False, False]]
-
-
-TINY_TRANSFORMER = {"arch": "transformer", "encoder_layers": 2, "decoder_layers": 2, "attention_heads": 2,
-                    "feedforward_dim": 32}
 
 
 @pytest.mark.parametrize("weights, tolerance", [("bf16-output", 0.01), ("int8", 0.1)])
