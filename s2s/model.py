@@ -39,7 +39,7 @@ RNNState = Union[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]
 def evaluating(model: nn.Module) -> Iterator[nn.Module]:
     """Eval mode (no dropout) inside the block, and the model's own mode again after it: whoever
     validates or translates with a model it does not own leaves it as it found it."""
-    if not model.training:  # nothing to switch (``train`` walks every module: 2 ms a call on a Transformer)
+    if not model.training:  # nothing to switch (``train`` walks every module: 0.2 ms a call on de-en-transformer)
         yield model
         return
     model.eval()

@@ -176,7 +176,7 @@ def test_a_translation_shows_every_head_and_both_self_attentions(tokenizer: Toke
 # Recorded with the code before the Transformer (commit 9800c25): a folder whose config.json does
 # not name its architecture is the RNN, and decodes exactly as it did: the same ids, and the same
 # numbers up to float32 rounding, which differs between CPUs (a sum of twelve log-probabilities
-# came out 1.9e-5 apart on an AMX Xeon, where oneDNN picks other kernels than where it was recorded).
+# came out 1.9e-5 apart on an AMX Xeon host, not the one it was recorded on).
 OLD_RNN_OUTPUT = {"ids": [389, 2403, 936, 2362, 395, 802, 1166, 295, 1339, 1728, 260, 3], "score": -4.511645,
                   "attention_row0": [0.096236, 0.036921, 0.011384, 0.003048, 0.004057, 0.003403, 0.001037, 0.004177,
                                      0.003996, 0.003718, 0.00955, 0.053807, 0.768666]}
