@@ -272,8 +272,7 @@ class Going:
     def of(cls, rows: torch.Tensor, max_lengths: torch.Tensor, prefix: torch.Tensor | None,
            min_lengths: torch.Tensor | None) -> "Going":
         """Rows ``rows`` [N] of the per-sentence limits (e.g. one copy per beam)."""
-        return cls(rows, max_lengths[rows], None if prefix is None else prefix[rows],
-                   None if min_lengths is None else min_lengths[rows])
+        return cls(torch.arange(max_lengths.size(0)), max_lengths, prefix, min_lengths).select(rows)
 
     def select(self, index: torch.Tensor) -> "Going":
         """Rows ``index`` [N'] of these."""
@@ -314,10 +313,7 @@ def _decode_paths(model: EncoderDecoder, source: torch.Tensor, lengths: torch.Te
                 break
             going, memory, state, history, previous = (going.select(keep), memory.select(keep), state.select(keep),
                                                        history.reorder(keep), previous[keep])
-    for position, row in enumerate(going.rows.tolist()):  # only when max_lengths left a row unended
-        if hypotheses[row] is None:
-            hypotheses[row] = history.hypothesis(position, int(lengths[row]), scoring)
-    return hypotheses  # type: ignore[return-value]
+    return hypotheses  # type: ignore[return-value]  # every row ended: constrain forces </s> at its last step
 
 
 def greedy(model: EncoderDecoder, source: torch.Tensor, lengths: torch.Tensor, max_lengths: torch.Tensor,

@@ -102,7 +102,8 @@ def test_attention_rows_sum_to_one_over_real_tokens_and_are_zero_on_padding() ->
 
 TINY_TRANSFORMER = {"arch": "transformer", "encoder_layers": 2, "decoder_layers": 2, "attention_heads": 2,
                     "feedforward_dim": 32}
-BATCHED_MODELS = pytest.mark.parametrize("overrides", [{"attention": "bahdanau"}, {"attention": "none"}, TINY_TRANSFORMER],
+BATCHED_MODELS = pytest.mark.parametrize("overrides",
+                                         [{"attention": "bahdanau"}, {"attention": "none"}, TINY_TRANSFORMER],
                                          ids=["bahdanau", "no-attention", "transformer"])
 
 
