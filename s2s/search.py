@@ -393,6 +393,7 @@ def beam_search(model: EncoderDecoder, source: torch.Tensor, lengths: torch.Tens
     finished: list[list[Hypothesis]] = [[] for _ in range(batch)]
     traces: list[list[BeamStep]] = [[] for _ in range(batch)]
     best_possible_lp = [length_penalty(int(m), scoring.alpha) for m in max_lengths]
+    source_lengths = lengths.tolist()
 
     for step in range(int(max_lengths.max())):
         sentences = going.rows[::k].tolist()  # the sentence of each group of K rows still searched
@@ -420,17 +421,20 @@ def beam_search(model: EncoderDecoder, source: torch.Tensor, lengths: torch.Tens
             tokens[ending_n, ending_j], top_logprobs[ending_n, ending_j], parents[ending_n, ending_j],
             None if alphas is None else alphas[ending_rows], top_values[ending_rows], top_ids[ending_rows])
         step_finished: list[list[tuple[int, float, float]]] = [[] for _ in sentences]
-        for i, (n, j) in enumerate(zip(ending_n.tolist(), ending_j.tolist())):
-            hypothesis = ended.hypothesis(i, int(lengths[sentences[n]]), scoring)
+        for i, (n, parent) in enumerate(zip(ending_n.tolist(), parents[ending_n, ending_j].tolist())):
+            hypothesis = ended.hypothesis(i, source_lengths[sentences[n]], scoring)
             finished[sentences[n]].append(hypothesis)
-            step_finished[n].append((int(parents[n, j]), hypothesis.score, hypothesis.normalized_score))
+            step_finished[n].append((parent, hypothesis.score, hypothesis.normalized_score))
 
         alive_list, parents_list, tokens_list = alive_scores.tolist(), alive_parents.tolist(), alive_tokens.tolist()
         kept_positions = torch.zeros_like(finishing).scatter(1, alive_position, alive_scores > NEG_INF)
         dropped = ~(kept_positions | (ends & (rank < k))) & (top_scores > NEG_INF)
         pruned: list[list[tuple[int, int, float]]] = [[] for _ in sentences]
-        for n, j in dropped.nonzero().tolist():
-            pruned[n].append((int(tokens[n, j]), int(parents[n, j]), float(top_scores[n, j])))
+        dropped_n, dropped_j = dropped.nonzero(as_tuple=True)
+        for n, token, parent, score in zip(dropped_n.tolist(), tokens[dropped_n, dropped_j].tolist(),
+                                           parents[dropped_n, dropped_j].tolist(),
+                                           top_scores[dropped_n, dropped_j].tolist()):
+            pruned[n].append((token, parent, score))
         still: list[int] = []  # the groups whose sentence is not done
         for n, b in enumerate(sentences):
             kept = [(slot, tokens_list[n][slot], parents_list[n][slot], alive_list[n][slot])

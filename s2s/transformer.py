@@ -296,10 +296,12 @@ class Transformer(EncoderDecoder):
         return self._memory(states, source, heads), self.decoder.initial_state(source.size(0), source.device)
 
     def _memory(self, states: torch.Tensor, source: torch.Tensor, heads: HeadSettings) -> TransformerMemory:
-        """Encoder states [B, S, d_model] of source [B, S] -> the decoder's memory."""
+        """Encoder states [B, S, d_model] of source [B, S] -> the decoder's memory. Its keys and values
+        are made contiguous here, once: as slices of one projection they would be copied by the
+        per-head matmuls of every decoder step instead."""
         keys, values = zip(*(layer.cross_attention.keys_values(states) for layer in self.decoder.layers))
-        return TransformerMemory(states, attention_bias(source != PAD_ID)[:, None, None], list(keys), list(values),
-                                 heads)
+        return TransformerMemory(states, attention_bias(source != PAD_ID)[:, None, None],
+                                 [k.contiguous() for k in keys], [v.contiguous() for v in values], heads)
 
     def step(self, previous: torch.Tensor, state: TransformerState, memory: TransformerMemory,
              steer: torch.Tensor | None = None) -> tuple[torch.Tensor, TransformerState, torch.Tensor | None]:
