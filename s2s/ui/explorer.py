@@ -430,7 +430,7 @@ def build_more_settings(page: "Page") -> gr.Checkbox:
         page.control("alternatives", gr.Slider, 0, 20, value=UI_ALTERNATIVES, step=1,
                      label="Alternatives kept per output word (click a word to see them)")
         page.control("heads_off", gr.Textbox, label="Transformer heads switched off in every output "
-                     "(e.g. cross.2.0, encoder.0.3; or tick them in the heads grid)",
+                     "(e.g. cross.0.2, encoder.0.3; or tick them in the heads grid)",
                      max_length=MAX_HEADS_OFF_CHARS, elem_id="heads-off")
         merge_words = gr.Checkbox(True, label="Words, not pieces, in the Plotly heatmaps of the "
                                               "classic views and the Compare tab (sum over source "
