@@ -113,6 +113,27 @@ class Encoder(nn.Module):
         return self.dropout(states), summary
 
 
+class OutputLayer(nn.Linear):
+    """The decoder's output layer: x [..., E] -> logits x W^T + b [..., V] (W [V, E], tied to the
+    embeddings when asked). Without gradients (search, evaluation) it multiplies by a contiguous
+    copy of W^T [E, V], made again whenever W changes (another tensor, or an in-place update such
+    as an optimiser step): at a few rows MKL's kernel for x W^T is much slower than for x (W^T),
+    305 against 180 us for a beam-5 step of an 8,000-piece vocabulary on the 2-core Xeon, and this
+    layer is the largest a search step reads. With gradients it is ``nn.Linear`` unchanged."""
+
+    _transposed: tuple[tuple[int, int], torch.Tensor] | None = None  # (W's data pointer and version), W^T
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if torch.is_grad_enabled():
+            return super().forward(x)
+        key = (self.weight.data_ptr(), self.weight._version)
+        if self._transposed is None or self._transposed[0] != key:
+            self._transposed = (key, self.weight.detach().t().contiguous())
+        flat = x.reshape(-1, x.size(-1))
+        logits = flat @ self._transposed[1] if self.bias is None else torch.addmm(self.bias, flat, self._transposed[1])
+        return logits.view(*x.shape[:-1], logits.size(-1))
+
+
 class Decoder(nn.Module):
     def __init__(self, config: ModelConfig, embedding: nn.Embedding) -> None:
         super().__init__()
@@ -126,7 +147,7 @@ class Decoder(nn.Module):
         self.attention = (None if config.attention == "none"
                           else Attention(config.attention, config.decoder_hidden, key_dim))
         self.combine = nn.Linear(config.decoder_hidden + key_dim, config.embedding_dim)
-        self.output = nn.Linear(config.embedding_dim, config.vocab_size)
+        self.output = OutputLayer(config.embedding_dim, config.vocab_size)
         if config.tie_embeddings:
             self.output.weight = embedding.weight
 

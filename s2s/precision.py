@@ -43,6 +43,14 @@ class BFloat16Linear(nn.Module):
         return nn.functional.linear(x.to(torch.bfloat16), self.weight, self.bias).float()
 
 
+def plain_linear(layer: nn.Linear) -> nn.Linear:
+    """An ``nn.Linear`` holding ``layer``'s parameters (a subclass such as ``model.OutputLayer`` is
+    not quantized: dynamic quantization swaps modules of exactly that type)."""
+    plain = nn.Linear(layer.in_features, layer.out_features, bias=layer.bias is not None, device="meta")
+    plain.weight, plain.bias = layer.weight, layer.bias
+    return plain
+
+
 def check_weights(weights: str) -> str:
     if weights not in WEIGHTS:
         raise ValueError(f"weights must be one of {', '.join(WEIGHTS)}, not {weights!r}")
@@ -58,6 +66,7 @@ def with_weights(model: nn.Module, weights: str) -> nn.Module:
     if weights == "bf16-output":
         model.decoder.output = BFloat16Linear(model.decoder.output)
         return model
+    model.decoder.output = plain_linear(model.decoder.output)
     with warnings.catch_warnings():  # torch 2.13 (pinned) warns that this API will move to torchao
         warnings.filterwarnings("ignore", message=r".*quantiz.*", category=UserWarning)
         warnings.filterwarnings("ignore", message=r".*torch\.ao\.quantization is deprecated.*",

@@ -29,7 +29,7 @@ from torch.nn import functional as F
 
 from .config import ModelConfig
 from .heads import NO_HEAD_SETTINGS, HeadSettings
-from .model import EncoderDecoder
+from .model import EncoderDecoder, OutputLayer
 from .tokenizer import PAD_ID
 
 def sinusoidal_positions(positions: torch.Tensor, dim: int) -> torch.Tensor:
@@ -221,7 +221,7 @@ class TransformerDecoder(nn.Module):
         self.positions = PositionTable(config.embedding_dim)
         self.layers = nn.ModuleList(DecoderLayer(config) for _ in range(config.decoder_layers))
         self.norm = nn.LayerNorm(config.embedding_dim)
-        self.output = nn.Linear(config.embedding_dim, config.vocab_size)
+        self.output = OutputLayer(config.embedding_dim, config.vocab_size)
         if config.tie_embeddings:
             self.output.weight = embedding.weight
 
