@@ -150,8 +150,8 @@ class PathHistory:
         self.parents.append(parents)
         self.tokens.append(tokens)
         self.logprobs.append(logprobs)
-        if self.slots is not None:
-            self.slots.append(slots or [])
+        if self.slots is not None and slots is not None:
+            self.slots.append(slots)
         for history, step in ((self.attention, attention), (self.top_values, top_values), (self.top_ids, top_ids)):
             if step is not None:
                 history.append(step)
