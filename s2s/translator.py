@@ -285,10 +285,11 @@ class Translator:
         ``source_length`` pieces (</s> included), in bytes, known before it starts: per decoder row
         (beams or samples of a sentence) the step's log-probabilities over the vocabulary and their
         constrained and ranked copies, the encoder's memory (and a Transformer's key/value cache), and
-        the histories a hypothesis carries (attention, every head's for a Transformer, the top
-        alternatives, ids and log-probabilities) at the longest output allowed, twice over for the
-        reordering copies and the finished hypotheses; and the result's attention as Python lists
-        (``PYTHON_FLOAT_BYTES`` a number: a Transformer's every head, and its self-attention)."""
+        the histories a hypothesis carries at the longest output allowed (``search.PathHistory``: the
+        attention, every head's for a Transformer, and the top alternatives, three times over: as
+        stored, concatenated when hypotheses are built from them, and gathered for those; each step's
+        back-pointer, id, log-probability and slot as Python numbers); and the result's attention as
+        Python lists (``PYTHON_FLOAT_BYTES`` a number: a Transformer's every head, and its self-attention)."""
         rows = sentences * {"greedy": 1, "beam": settings.beam_size, "sample": settings.nbest}[settings.strategy]
         steps = max(prefix_length + 1, min(MAX_TARGET_LEN, int(source_length * settings.max_length_ratio
                                                               + settings.max_length_extra)))
@@ -303,9 +304,10 @@ class Translator:
         else:
             attended = source_length
             encoder = source_length * (2 * config.encoder_hidden + config.decoder_hidden)
-        history = steps * (attended + 2 * settings.alternatives + 3) * 2
+        history = steps * (attended + 2 * settings.alternatives) * 3
+        paths = steps * 4 * PYTHON_FLOAT_BYTES
         listed = (rows * steps * attended + self_attention) * PYTHON_FLOAT_BYTES
-        return rows * (per_step + history + encoder) * 4 + listed
+        return rows * ((per_step + history + encoder) * 4 + paths) + listed
 
     def check_budget(self, settings: DecodeSettings, source_length: int, prefix_length: int = 0) -> None:
         """Refuse, before any decoding, one sentence whose search would not fit ``memory_budget``."""
