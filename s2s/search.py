@@ -140,6 +140,7 @@ class PathHistory:
     top_ids: list[torch.Tensor] = dataclasses.field(default_factory=list)
     inputs: list[list[int] | None] = dataclasses.field(default_factory=list)
     _next_inputs: list[int] | None = None
+    _emitted: tuple[int, list[list[int]]] = (-1, [])  # token_paths' last answer: (steps, ids per input row)
 
     def append(self, parents: list[int], tokens: list[int], logprobs: list[float], slots: list[int] | None,
                attention: torch.Tensor | None, top_values: torch.Tensor | None, top_ids: torch.Tensor | None) -> None:
@@ -174,9 +175,17 @@ class PathHistory:
         return inputs, ids, logprobs, slots
 
     def token_paths(self, rows: int) -> torch.Tensor:
-        """The ids emitted so far [rows, t] along the path of each of the next step's ``rows`` input rows."""
+        """The ids emitted so far [rows, t] along the path of each of the next step's ``rows`` input
+        rows. Called at every step (the n-gram ban), it extends the last step's paths by one id."""
+        steps = len(self.parents)
         last = range(rows) if self._next_inputs is None else self._next_inputs
-        return torch.tensor([self._path(row)[1] for row in last], dtype=torch.long).view(rows, len(self.parents))
+        if steps and self._emitted[0] == steps - 1:
+            before = self._emitted[1]
+            paths = [before[self.parents[-1][row]] + [self.tokens[-1][row]] for row in last]
+        else:
+            paths = [self._path(row)[1] for row in last]
+        self._emitted = (steps, paths)
+        return torch.tensor(paths, dtype=torch.long).view(rows, steps)
 
     def hypotheses(self, rows: list[int], source_lengths: list[int], scoring: "Scoring") -> list[Hypothesis]:
         """Output rows ``rows`` of the last step, each with its sentence's real source length, as
