@@ -342,3 +342,29 @@ def test_force_decoding_an_empty_target_is_refused_by_name() -> None:
     source, lengths = batch_of([[5, 6]])
     with pytest.raises(ValueError, match="at least one target piece"):
         search.force_decode(model, source, lengths, [[]])
+
+
+@pytest.mark.parametrize("arch", ["rnn", "transformer"])
+def test_output_layer_without_gradients_follows_every_change_of_its_weights(arch: str) -> None:
+    """The output layer's cached W^T (``model.OutputLayer``, used without gradients) gives the
+    logits of the plain product, also after an optimiser step changes W in place and after the
+    weights are replaced."""
+    overrides = {"arch": "transformer", "attention_heads": 2, "feedforward_dim": 32} if arch == "transformer" else {}
+    model = random_model(40, **overrides)
+    layer = model.decoder.output
+    states = torch.randn(3, 2, layer.in_features)
+
+    def agrees() -> bool:
+        with torch.no_grad():
+            cached = layer(states)
+        return torch.allclose(cached, torch.nn.functional.linear(states, layer.weight, layer.bias), atol=1e-6)
+
+    assert agrees()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
+    model.train()
+    logits, _ = model(*batch_of(SOURCES), torch.tensor([[2, 5, 6]] * len(SOURCES)))
+    logits.sum().backward()
+    optimizer.step()
+    assert agrees()
+    layer.weight = torch.nn.Parameter(torch.randn_like(layer.weight))
+    assert agrees()
