@@ -465,17 +465,18 @@ def beam_search(model: EncoderDecoder, source: torch.Tensor, lengths: torch.Tens
         # The step's output rows: K live beams per sentence (row n*K + slot), then the candidates
         # that end here. Of the 2K best, those among the K best that end with </s> are finished,
         # the K best that do not end live on, and the other scored ones are pruned.
-        parents, tokens, logprobs, slots, live_scores = [], [], [], [], []
+        outputs: list[tuple[int, int, float, int]] = []  # (parent row, token, log-prob, parent slot)
+        live_scores: list[float] = []
         ending: list[tuple[int, int, float]] = []  # (n, parent slot, log-prob)
         kept: list[list[tuple[int, int, int, float]]] = []
         pruned: list[list[tuple[int, int, float]]] = [[] for _ in sentences]
         for n in range(len(sentences)):
             live: list[tuple[int, int, int, float, float]] = []  # (slot, token, parent slot, score, log-prob)
-            for rank, (score, logprob, index) in enumerate(zip(candidate_scores[n], candidate_logprobs[n],
-                                                                candidate_index[n])):
+            for rank, (score, logprob, candidate) in enumerate(zip(candidate_scores[n], candidate_logprobs[n],
+                                                                    candidate_index[n])):
                 if score == NEG_INF:
                     continue
-                parent, token = divmod(index, vocab)
+                parent, token = divmod(candidate, vocab)
                 if token == EOS_ID and rank < k:
                     ending.append((n, parent, logprob))
                 elif token != EOS_ID and len(live) < k:
@@ -484,11 +485,10 @@ def beam_search(model: EncoderDecoder, source: torch.Tensor, lengths: torch.Tens
                     pruned[n].append((token, parent, score))
             kept.append([(slot, token, parent, score) for slot, token, parent, score, _ in live])
             live += [(slot, PAD_ID, 0, NEG_INF, NEG_INF) for slot in range(len(live), k)]  # dead beams, if any
-            for _, token, parent, score, logprob in live:
-                parents.append(n * k + parent), tokens.append(token), slots.append(parent)
-                logprobs.append(logprob), live_scores.append(score)
-        for n, parent, logprob in ending:
-            parents.append(n * k + parent), tokens.append(EOS_ID), slots.append(parent), logprobs.append(logprob)
+            outputs += [(n * k + parent, token, logprob, parent) for _, token, parent, _, logprob in live]
+            live_scores += [score for _, _, _, score, _ in live]
+        outputs += [(n * k + parent, EOS_ID, logprob, parent) for n, parent, logprob in ending]
+        parents, tokens, logprobs, slots = (list(column) for column in zip(*outputs))
         history.append(parents, tokens, logprobs, slots, alphas, top_values, top_ids)
 
         step_finished: list[list[tuple[int, float, float]]] = [[] for _ in sentences]
