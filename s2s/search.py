@@ -194,11 +194,14 @@ class PathHistory:
             return []
         paths = [self._path(row) for row in rows]
         index = torch.tensor([path[0] for path in paths])  # [H, T]: the input row of each step
-        gathered: list[torch.Tensor | None] = []
-        for history in (self.attention, self.top_values, self.top_ids):
-            offsets = torch.tensor([0] + [step.size(0) for step in history[:-1]]).cumsum(0)  # [T]
-            gathered.append(torch.cat(history)[index + offsets] if history else None)  # [H, T, ...]
-        attention, top_values, top_ids = gathered
+        def gather(history: list[torch.Tensor]) -> torch.Tensor | None:
+            """Each hypothesis's rows of one kind, [H, T, ...]."""
+            if not history:
+                return None
+            offsets = torch.tensor([0] + [step.size(0) for step in history[:-1]]).cumsum(0)  # [T]: each step's start
+            return torch.cat(history)[index + offsets]
+
+        attention, top_values, top_ids = gather(self.attention), gather(self.top_values), gather(self.top_ids)
         return [make_hypothesis(ids, logprobs, None if attention is None else attention[number], length, scoring,
                                 None if top_values is None else top_values[number],
                                 None if top_ids is None else top_ids[number],
@@ -471,7 +474,7 @@ def beam_search(model: EncoderDecoder, source: torch.Tensor, lengths: torch.Tens
         kept: list[list[tuple[int, int, int, float]]] = []
         pruned: list[list[tuple[int, int, float]]] = [[] for _ in sentences]
         for n in range(len(sentences)):
-            live: list[tuple[int, int, int, float, float]] = []  # (slot, token, parent slot, score, log-prob)
+            live: list[tuple[int, int, float, float]] = []  # slot by slot: (token, parent slot, score, log-prob)
             for rank, (score, logprob, candidate) in enumerate(zip(candidate_scores[n], candidate_logprobs[n],
                                                                     candidate_index[n])):
                 if score == NEG_INF:
@@ -480,13 +483,13 @@ def beam_search(model: EncoderDecoder, source: torch.Tensor, lengths: torch.Tens
                 if token == EOS_ID and rank < k:
                     ending.append((n, parent, logprob))
                 elif token != EOS_ID and len(live) < k:
-                    live.append((len(live), token, parent, score, logprob))
+                    live.append((token, parent, score, logprob))
                 else:
                     pruned[n].append((token, parent, score))
-            kept.append([(slot, token, parent, score) for slot, token, parent, score, _ in live])
-            live += [(slot, PAD_ID, 0, NEG_INF, NEG_INF) for slot in range(len(live), k)]  # dead beams, if any
-            outputs += [(n * k + parent, token, logprob, parent) for _, token, parent, _, logprob in live]
-            live_scores += [score for _, _, _, score, _ in live]
+            kept.append([(slot, token, parent, score) for slot, (token, parent, score, _) in enumerate(live)])
+            live += [(PAD_ID, 0, NEG_INF, NEG_INF)] * (k - len(live))  # dead beams, if any
+            outputs += [(n * k + parent, token, logprob, parent) for token, parent, _, logprob in live]
+            live_scores += [score for _, _, score, _ in live]
         outputs += [(n * k + parent, EOS_ID, logprob, parent) for n, parent, logprob in ending]
         parents, tokens, logprobs, slots = (list(column) for column in zip(*outputs))
         history.append(parents, tokens, logprobs, slots, alphas, top_values, top_ids)
