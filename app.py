@@ -19,15 +19,18 @@ from typing import Any
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # offline: no usage reporting
 
-import gradio as gr  # noqa: E402  (gradio reads the setting above at import)
-import uvicorn  # noqa: E402
+from s2s.startup import long_lived_imports  # noqa: E402
 
-from s2s.logins import read_logins  # noqa: E402
-from s2s.rest import create_app  # noqa: E402
-from s2s.saliency import DEFAULT_MEMORY_BUDGET  # noqa: E402
-from s2s.ui import explorer  # noqa: E402
-from s2s.ui.guard import web_protections  # noqa: E402
-from s2s.uploads import MAX_UPLOAD_BYTES  # noqa: E402
+with long_lived_imports():  # Gradio's and torch's imports: 3.4 s without it, 2.65 s with it
+    import gradio as gr  # (gradio reads the setting above at import)
+    import uvicorn
+
+    from s2s.logins import read_logins
+    from s2s.rest import create_app
+    from s2s.saliency import DEFAULT_MEMORY_BUDGET
+    from s2s.ui import explorer
+    from s2s.ui.guard import web_protections
+    from s2s.uploads import MAX_UPLOAD_BYTES
 
 
 def main() -> None:

@@ -1,5 +1,8 @@
 import sys
 
-from .cli import main
+from .startup import long_lived_imports
+
+with long_lived_imports():
+    from .cli import main
 
 sys.exit(main())

@@ -29,7 +29,7 @@ from torch.nn import functional as F
 
 from .config import ModelConfig
 from .heads import NO_HEAD_SETTINGS, HeadSettings
-from .model import EncoderDecoder, OutputLayer
+from .model import Dropout, EncoderDecoder, OutputLayer
 from .tokenizer import PAD_ID
 
 def sinusoidal_positions(positions: torch.Tensor, dim: int) -> torch.Tensor:
@@ -114,7 +114,7 @@ class MultiHeadAttention(nn.Module):
 
 def _feedforward(config: ModelConfig) -> nn.Sequential:
     return nn.Sequential(nn.Linear(config.embedding_dim, config.feedforward_dim), nn.ReLU(),
-                         nn.Dropout(config.dropout), nn.Linear(config.feedforward_dim, config.embedding_dim))
+                         Dropout(config.dropout), nn.Linear(config.feedforward_dim, config.embedding_dim))
 
 
 class EncoderLayer(nn.Module):
@@ -124,7 +124,7 @@ class EncoderLayer(nn.Module):
         self.self_attention = MultiHeadAttention(config.embedding_dim, config.attention_heads, config.dropout)
         self.feedforward_norm = nn.LayerNorm(config.embedding_dim)
         self.feedforward = _feedforward(config)
-        self.dropout = nn.Dropout(config.dropout)
+        self.dropout = Dropout(config.dropout)
 
     def forward(self, x: torch.Tensor, bias: torch.Tensor, keep: torch.Tensor | None, need_weights: bool
                 ) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -146,7 +146,7 @@ class DecoderLayer(nn.Module):
         self.cross_attention = MultiHeadAttention(d_model, heads, config.dropout)
         self.feedforward_norm = nn.LayerNorm(d_model)
         self.feedforward = _feedforward(config)
-        self.dropout = nn.Dropout(config.dropout)
+        self.dropout = Dropout(config.dropout)
 
 
 @dataclasses.dataclass
@@ -192,7 +192,7 @@ class TransformerEncoder(nn.Module):
         super().__init__()
         self.config = config
         self.embedding = embedding
-        self.dropout = nn.Dropout(config.dropout)
+        self.dropout = Dropout(config.dropout)
         self.positions = PositionTable(config.embedding_dim)
         self.layers = nn.ModuleList(EncoderLayer(config) for _ in range(config.encoder_layers))
         self.norm = nn.LayerNorm(config.embedding_dim)
@@ -217,7 +217,7 @@ class TransformerDecoder(nn.Module):
         super().__init__()
         self.config = config
         self.embedding = embedding
-        self.dropout = nn.Dropout(config.dropout)
+        self.dropout = Dropout(config.dropout)
         self.positions = PositionTable(config.embedding_dim)
         self.layers = nn.ModuleList(DecoderLayer(config) for _ in range(config.decoder_layers))
         self.norm = nn.LayerNorm(config.embedding_dim)

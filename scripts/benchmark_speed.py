@@ -18,13 +18,16 @@ slow ones; BLEU is then of those lines).
 The peer, Joey NMT (see ``../shared/peers/joeynmt/README.md``; in its own venv), joins as one more
 system with ``--joey-python`` and ``--joey-config``: its ``joeynmt translate`` runs with the row's
 beam size and batch size written into a copy of the config (the reduced-precision rows skip it:
-the peer has no such option). Also prints the training speed recorded in metrics.json. --save stores our
+the peer has no such option). Both run from compiled bytecode, as they do for a user: pip compiled
+the peer's package when it installed it, and ``s2s/`` is compiled here before the first row (this
+machine sets PYTHONDONTWRITEBYTECODE, under which every process would compile s2s again: 30 ms). Also prints the training speed recorded in metrics.json. --save stores our
 models' figures in metrics.json.
 """
 
 from __future__ import annotations
 
 import argparse
+import compileall
 import re
 import statistics
 import subprocess
@@ -115,6 +118,7 @@ def main() -> None:
         if len(references) != len(lines):
             parser.error(f"{args.reference} has {len(references)} lines for {len(lines)} sources")
     speed: dict[Path, dict[str, object]] = {model: {} for model in args.model}
+    compileall.compile_dir(ROOT / "s2s", quiet=1)
     with tempfile.TemporaryDirectory(prefix="s2s-benchmark-") as folder:
         for label, beam_size, batch_size, row_lines, weights in benchmark_rows(args.weights):
             if args.rows not in label:

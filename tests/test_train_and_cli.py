@@ -117,6 +117,16 @@ def test_translate_reads_stdin_and_writes_one_line_per_input(trained: Path) -> N
     assert len(lines[0].split("\t")) == 2
 
 
+def test_the_command_imports_torch_with_the_collector_off_and_keeps_its_objects_frozen() -> None:
+    # `import s2s` loads nothing heavy, so `python -m s2s` can import torch under long_lived_imports:
+    # the collector is back on after it, and torch's objects sit in the permanent generation.
+    code = ("import gc, sys\nimport s2s\nassert 'torch' not in sys.modules\n"
+            "from s2s.startup import long_lived_imports\nwith long_lived_imports():\n    import torch\n"
+            "print(gc.isenabled(), gc.get_freeze_count() > 50_000, s2s.load.__module__)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert result.stdout.split() == ["True", "True", "s2s.translator"], result.stderr
+
+
 def test_translate_returns_every_sentence_of_a_paragraph(trained: Path) -> None:
     result = run_cli("translate", "--model", str(trained), "--format", "json", "--strategy", "greedy",
                      stdin="red cat. big dog runs. the bird!\nred cat\n")

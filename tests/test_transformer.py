@@ -7,10 +7,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from torch import nn
 
 from s2s import search
 from s2s.checkpoint import load_model, save_model
 from s2s.heads import HeadSettings, parse_heads
+from s2s.model import Dropout
 from s2s.tokenizer import BOS_ID, EOS_ID, Tokenizer
 from s2s.translator import Translator
 from tests.conftest import random_model
@@ -50,6 +52,25 @@ def test_changing_a_later_target_token_never_changes_an_earlier_position() -> No
         after, _ = model(source, lengths, changed)
     assert torch.equal(before[0, :3], after[0, :3])
     assert not torch.allclose(before[0, 3:], after[0, 3:])
+
+
+@pytest.mark.parametrize("overrides", [{}, TRANSFORMER], ids=["rnn", "transformer"])
+def test_dropout_still_drops_in_training_and_is_the_identity_in_eval(overrides: dict) -> None:
+    # model.Dropout hands its input back in eval mode without a module call; training must still drop.
+    model = random_model(30, dropout=0.5, **overrides)
+    dropouts = [module for module in model.modules() if isinstance(module, nn.Dropout)]
+    assert dropouts and all(isinstance(module, Dropout) for module in dropouts)
+    ones = torch.ones(1000)
+    source, lengths = batch_of([[5, 6, 7, 8]])
+    target_in = torch.tensor([[BOS_ID, 9, 10]])
+    with torch.no_grad():
+        assert all(dropout(ones) is ones for dropout in dropouts)
+        evaluated = [model(source, lengths, target_in)[0] for _ in range(2)]
+        model.train()
+        assert all(bool((dropout(ones) == 0).any()) for dropout in dropouts)
+        trained = [model(source, lengths, target_in)[0] for _ in range(2)]
+    assert torch.equal(evaluated[0], evaluated[1])
+    assert not torch.equal(trained[0], trained[1]) and not torch.equal(trained[0], evaluated[0])
 
 
 def test_beam_of_one_equals_greedy() -> None:
