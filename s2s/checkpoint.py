@@ -78,7 +78,8 @@ class _WithoutRandomInit(TorchFunctionMode):
     took 40 of the 100 ms that loading de-en-transformer took."""
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
-        if getattr(func, "__module__", None) == "torch.nn.init" or getattr(func, "__name__", None) in ("normal_", "uniform_"):
+        if (getattr(func, "__module__", None) == "torch.nn.init"
+                or getattr(func, "__name__", None) in ("normal_", "uniform_")):
             return args[0] if args else kwargs["tensor"]
         return func(*args, **(kwargs or {}))
 

@@ -20,8 +20,9 @@ system with ``--joey-python`` and ``--joey-config``: its ``joeynmt translate`` r
 beam size and batch size written into a copy of the config (the reduced-precision rows skip it:
 the peer has no such option). Both run from compiled bytecode, as they do for a user: pip compiled
 the peer's package when it installed it, and ``s2s/`` is compiled here before the first row (this
-machine sets PYTHONDONTWRITEBYTECODE, under which every process would compile s2s again: 30 ms). Also prints the training speed recorded in metrics.json. --save stores our
-models' figures in metrics.json.
+machine sets PYTHONDONTWRITEBYTECODE, under which every process would compile s2s again: 30 ms).
+Also prints the training speed recorded in metrics.json. --save stores our models' figures in
+metrics.json.
 """
 
 from __future__ import annotations
