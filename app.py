@@ -21,7 +21,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # offline: no usage 
 
 from s2s.startup import long_lived_imports  # noqa: E402
 
-with long_lived_imports():  # Gradio's and torch's imports, a quarter faster (see s2s.startup)
+with long_lived_imports():  # Gradio's and torch's imports, about a fifth faster (see s2s.startup)
     import gradio as gr  # (gradio reads the setting above at import)
     import uvicorn
 

@@ -93,8 +93,9 @@ def _rnn(kind: str, input_size: int, hidden: int, layers: int, dropout: float, b
 
 class Dropout(nn.Dropout):
     """``nn.Dropout`` that in eval mode, where it is the identity, hands its input back without a
-    module call. A search step passes six of them in de-en-transformer (two in the RNN); skipping the
-    calls took 0.55 ms off a 14.4 ms sentence of de-en-transformer, greedy, one at a time."""
+    module call. A search step passes six of them in de-en-transformer (two in the RNN). With this
+    class, 200 sentences of de-en-transformer, greedy, one at a time, took 3.79 s against 3.90 s
+    for the whole process (medians of 7 alternating runs)."""
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         return super().__call__(x) if self.training else x
