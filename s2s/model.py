@@ -219,9 +219,11 @@ class EncoderDecoder(nn.Module):
     - ``encode(source [B, S], lengths [B], source_embeddings [B, S, E] or None, heads)`` -> memory,
       state: the memory the decoder reads and its initial state; both have ``select(rows)``, which
       picks rows (one copy per beam, beam reordering).
-    - ``step(previous [N, T], state, memory, steer [N, T, S] or None)`` -> logits [N, T, V], the new
-      state, cross-attention [N, T, S] (one distribution per step, the RNN) or [N, T, layers, heads, S]
-      (every layer and head, the Transformer), or None without attention. Search calls it with T = 1.
+    - ``step(previous [N, T], state, memory, steer [N, T, S] or None, with_attention)`` -> logits
+      [N, T, V], the new state, cross-attention [N, T, S] (one distribution per step, the RNN) or
+      [N, T, layers, heads, S] (every layer and head, the Transformer), or None without attention or
+      when ``with_attention`` is False (then the Transformer runs its fused attention kernel, which
+      keeps no weights). Search calls it with T = 1.
     - ``read(target_in [N, T], state, memory)`` -> what the output layer reads at every target
       position [N, T, D] and the cross-attention (see ``step``): the teacher-forced decoder pass.
     - ``last_states(target_in [N, T], lengths [N], state, memory)`` -> ``read``'s at each row's last
@@ -243,8 +245,8 @@ class EncoderDecoder(nn.Module):
                heads: HeadSettings = NO_HEAD_SETTINGS) -> tuple[Any, Any]:
         raise NotImplementedError
 
-    def step(self, previous: torch.Tensor, state: Any, memory: Any, steer: torch.Tensor | None = None
-             ) -> tuple[torch.Tensor, Any, torch.Tensor | None]:
+    def step(self, previous: torch.Tensor, state: Any, memory: Any, steer: torch.Tensor | None = None,
+             with_attention: bool = True) -> tuple[torch.Tensor, Any, torch.Tensor | None]:
         raise NotImplementedError
 
     def read(self, target_in: torch.Tensor, state: Any, memory: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -322,10 +324,12 @@ class Seq2Seq(EncoderDecoder):
         return memory, RNNDecoderState(self.decoder.initial_state(summary))
 
     def step(self, previous: torch.Tensor, state: RNNDecoderState, memory: EncoderMemory,
-             steer: torch.Tensor | None = None) -> tuple[torch.Tensor, RNNDecoderState, torch.Tensor | None]:
-        """previous [N, T] ids -> logits [N, T, V], new state, alphas [N, T, S] or None."""
+             steer: torch.Tensor | None = None, with_attention: bool = True
+             ) -> tuple[torch.Tensor, RNNDecoderState, torch.Tensor | None]:
+        """previous [N, T] ids -> logits [N, T, V], new state, alphas [N, T, S] or None (the
+        attention is computed either way: the context vector needs it)."""
         logits, hidden, alphas = self.decoder(previous, state.hidden, memory, steer)
-        return logits, RNNDecoderState(hidden), alphas
+        return logits, RNNDecoderState(hidden), alphas if with_attention else None
 
     def read(self, target_in: torch.Tensor, state: RNNDecoderState, memory: EncoderMemory
              ) -> tuple[torch.Tensor, torch.Tensor | None]:

@@ -23,6 +23,9 @@ Shared conventions
   cp = beta * sum_j log(min(sum_t a_tj, 1)) over source tokens j (Wu et al. 2016, eq. 14);
   alpha 0 and beta 0 give the raw log-probability. cp <= 0 punishes a hypothesis that leaves
   source tokens unattended, which is how a long input collapses to a short output.
+- ``with_attention`` False: no attention is kept (every ``Hypothesis.attention`` is None and the
+  Transformer's steps run the fused attention kernel), so no coverage penalty is added either:
+  for callers that need only the outputs, where beta cannot change them (greedy) or is 0.
 """
 
 from __future__ import annotations
@@ -227,12 +230,13 @@ class BeamStep:
 
 
 def decoder_log_probs(model: EncoderDecoder, previous: torch.Tensor, state: Any, memory: Any,
-                      steer: torch.Tensor | None = None) -> tuple[torch.Tensor, Any, torch.Tensor | None]:
+                      steer: torch.Tensor | None = None, with_attention: bool = True
+                      ) -> tuple[torch.Tensor, Any, torch.Tensor | None]:
     """One decoder step: previous [N] ids -> log-probs [N, V], state, cross-attention [N, S] (RNN)
-    or [N, layers, heads, S] (Transformer) or None; ``steer`` [N, S] (NaN rows: the model's own
-    attention) sets where it looks."""
+    or [N, layers, heads, S] (Transformer) or None (also without ``with_attention``); ``steer``
+    [N, S] (NaN rows: the model's own attention) sets where it looks."""
     logits, state, alphas = model.step(previous.unsqueeze(1), state, memory,
-                                       None if steer is None else steer.unsqueeze(1))
+                                       None if steer is None else steer.unsqueeze(1), with_attention)
     logits = logits[:, -1].float()
     logits[:, NEVER_OUTPUT] = NEG_INF
     return torch.log_softmax(logits, dim=-1), state, None if alphas is None else alphas[:, -1]
@@ -327,7 +331,8 @@ Chooser = Callable[[torch.Tensor], torch.Tensor]
 def _decode_paths(model: EncoderDecoder, source: torch.Tensor, lengths: torch.Tensor, max_lengths: torch.Tensor,
                   prefix: torch.Tensor | None, choose: Chooser, scoring: Scoring,
                   min_lengths: torch.Tensor | None, alternatives: int,
-                  steering: torch.Tensor | None = None, heads: HeadSettings = NO_HEAD_SETTINGS) -> list[Hypothesis]:
+                  steering: torch.Tensor | None = None, heads: HeadSettings = NO_HEAD_SETTINGS,
+                  with_attention: bool = True) -> list[Hypothesis]:
     """Follow one path per row, picking each token with ``choose`` (log_probs [N, V] -> ids [N]).
     A row leaves the batch at its </s>: the next steps compute only the rows still going."""
     memory, state = model.encode(source, lengths, heads=heads)
@@ -338,7 +343,7 @@ def _decode_paths(model: EncoderDecoder, source: torch.Tensor, lengths: torch.Te
     source_lengths = lengths.tolist()
     for step in range(int(max_lengths.max())):
         log_probs, state, alphas = decoder_log_probs(model, previous, state, memory,
-                                                     steering_at(steering, step, going.rows))
+                                                     steering_at(steering, step, going.rows), with_attention)
         top_values, top_ids = top_alternatives(log_probs, alternatives) if alternatives else (None, None)
         log_probs = constrain(log_probs, step, going.max_lengths, going.prefix, going.min_lengths)
         previous = choose(log_probs)
@@ -363,10 +368,11 @@ def _decode_paths(model: EncoderDecoder, source: torch.Tensor, lengths: torch.Te
 def greedy(model: EncoderDecoder, source: torch.Tensor, lengths: torch.Tensor, max_lengths: torch.Tensor,
            prefix: torch.Tensor | None = None, scoring: Scoring = Scoring(),
            min_lengths: torch.Tensor | None = None, alternatives: int = 0,
-           steering: torch.Tensor | None = None, heads: HeadSettings = NO_HEAD_SETTINGS) -> list[Hypothesis]:
+           steering: torch.Tensor | None = None, heads: HeadSettings = NO_HEAD_SETTINGS,
+           with_attention: bool = True) -> list[Hypothesis]:
     """Most probable token at every step; one hypothesis per sentence."""
     return _decode_paths(model, source, lengths, max_lengths, prefix, lambda lp: lp.argmax(-1), scoring,
-                         min_lengths, alternatives, steering, heads)
+                         min_lengths, alternatives, steering, heads, with_attention)
 
 
 def filter_for_sampling(log_probs: torch.Tensor, temperature: float, top_k: int, top_p: float) -> torch.Tensor:
@@ -388,7 +394,8 @@ def sample(model: EncoderDecoder, source: torch.Tensor, lengths: torch.Tensor, m
            samples: int, temperature: float, top_k: int, top_p: float, generator: torch.Generator,
            prefix: torch.Tensor | None = None, scoring: Scoring = Scoring(),
            min_lengths: torch.Tensor | None = None, alternatives: int = 0,
-           steering: torch.Tensor | None = None, heads: HeadSettings = NO_HEAD_SETTINGS) -> list[list[Hypothesis]]:
+           steering: torch.Tensor | None = None, heads: HeadSettings = NO_HEAD_SETTINGS,
+           with_attention: bool = True) -> list[list[Hypothesis]]:
     """``samples`` random outputs per sentence, best normalised score first.
 
     Tokens are drawn from the filtered, temperature-scaled distribution; the log-probabilities
@@ -403,7 +410,7 @@ def sample(model: EncoderDecoder, source: torch.Tensor, lengths: torch.Tensor, m
     hypotheses = _decode_paths(model, source[index], lengths[index], max_lengths[index],
                                None if prefix is None else prefix[index], choose, scoring,
                                None if min_lengths is None else min_lengths[index], alternatives,
-                               None if steering is None else steering[index], heads)
+                               None if steering is None else steering[index], heads, with_attention)
     return [sorted(hypotheses[b * samples:(b + 1) * samples], key=lambda h: -h.normalized_score)
             for b in range(source.size(0))]
 
@@ -428,7 +435,8 @@ def beam_search(model: EncoderDecoder, source: torch.Tensor, lengths: torch.Tens
                 beam_size: int, nbest: int = 1, scoring: Scoring = Scoring(), no_repeat_ngram: int = 0,
                 prefix: torch.Tensor | None = None, min_lengths: torch.Tensor | None = None,
                 alternatives: int = 0, steering: torch.Tensor | None = None,
-                heads: HeadSettings = NO_HEAD_SETTINGS) -> tuple[list[list[Hypothesis]], list[list[BeamStep]]]:
+                heads: HeadSettings = NO_HEAD_SETTINGS, with_attention: bool = True
+                ) -> tuple[list[list[Hypothesis]], list[list[BeamStep]]]:
     """Beam search over B sentences x K beams at once (rows n*K .. n*K+K-1 belong to the n-th
     sentence still searched: a sentence that is done leaves the batch, so the steps after it cost
     only the others).
@@ -457,7 +465,7 @@ def beam_search(model: EncoderDecoder, source: torch.Tensor, lengths: torch.Tens
     for step in range(int(max_lengths.max())):
         sentences = going.rows[::k].tolist()  # the sentence of each group of K rows still searched
         log_probs, state, alphas = decoder_log_probs(model, previous, state, memory,
-                                                     steering_at(steering, step, going.rows))
+                                                     steering_at(steering, step, going.rows), with_attention)
         top_values, top_ids = top_alternatives(log_probs, alternatives) if alternatives else (None, None)  # [NK, A]
         if no_repeat_ngram > 0:
             log_probs = ban_repeated_ngrams(log_probs, history.token_paths(log_probs.size(0)), no_repeat_ngram)

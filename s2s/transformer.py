@@ -304,11 +304,13 @@ class Transformer(EncoderDecoder):
                                  [k.contiguous() for k in keys], [v.contiguous() for v in values], heads)
 
     def step(self, previous: torch.Tensor, state: TransformerState, memory: TransformerMemory,
-             steer: torch.Tensor | None = None) -> tuple[torch.Tensor, TransformerState, torch.Tensor | None]:
+             steer: torch.Tensor | None = None, with_attention: bool = True
+             ) -> tuple[torch.Tensor, TransformerState, torch.Tensor | None]:
         """previous [N, T] ids -> logits [N, T, V], the cache extended by T, cross-attention
-        [N, T, layers, heads, S] (None in training mode, where the fused kernel runs)."""
-        attentional, state, cross, _ = self.decoder.attentional_states(previous, state, memory, steer,
-                                                                       need_weights=not self.training)
+        [N, T, layers, heads, S] (None without ``with_attention`` and in training mode, where the
+        fused kernel runs)."""
+        attentional, state, cross, _ = self.decoder.attentional_states(
+            previous, state, memory, steer, need_weights=with_attention and not self.training)
         return self.decoder.logits(attentional), state, cross
 
     def read(self, target_in: torch.Tensor, state: TransformerState, memory: TransformerMemory

@@ -154,6 +154,35 @@ def test_batched_greedy_equals_one_sentence_at_a_time(overrides: dict) -> None:
             torch.testing.assert_close(hypothesis.attention, single.attention, atol=1e-5, rtol=0)
 
 
+@BATCHED_MODELS
+@pytest.mark.parametrize("strategy", ["greedy", "beam", "sample"])
+def test_a_search_without_attention_finds_the_same_outputs_and_keeps_none(overrides: dict, strategy: str) -> None:
+    # The Transformer then runs the fused attention kernel: the same outputs, up to float rounding.
+    model = random_model(40, scale=2.0, **overrides)
+    source, lengths = batch_of(SOURCES)
+    max_lengths, scoring = torch.tensor([9, 14, 5]), search.Scoring(alpha=0.6, beta=0.0)
+
+    def run(with_attention: bool) -> list[search.Hypothesis]:
+        if strategy == "greedy":
+            return search.greedy(model, source, lengths, max_lengths, scoring=scoring, alternatives=2,
+                                 with_attention=with_attention)
+        if strategy == "sample":
+            found = search.sample(model, source, lengths, max_lengths, 3, 1.0, 0, 1.0,
+                                  torch.Generator().manual_seed(0), scoring=scoring, with_attention=with_attention)
+        else:
+            found, _ = search.beam_search(model, source, lengths, max_lengths, beam_size=4, nbest=3,
+                                          scoring=scoring, with_attention=with_attention)
+        return [h for sentence in found for h in sentence]
+
+    kept, skipped = run(True), run(False)
+    assert [h.ids for h in skipped] == [h.ids for h in kept]
+    for without, with_ in zip(skipped, kept):
+        assert without.token_logprobs == pytest.approx(with_.token_logprobs, abs=1e-5)
+        assert without.normalized_score == pytest.approx(with_.normalized_score, abs=1e-5)
+        assert without.attention is None and without.head_attention is None
+    assert (kept[0].attention is None) == (overrides.get("attention") == "none")
+
+
 def test_beam_does_not_stop_while_a_live_hypothesis_can_still_win() -> None:
     # Searches that stop early, with live beams left and steps to go: at that step no live beam
     # may be able to beat the n-th best finished hypothesis, even at the longest allowed length.

@@ -194,6 +194,23 @@ def test_a_translation_shows_every_head_and_both_self_attentions(tokenizer: Toke
         Translator(random_model(tokenizer.vocab_size), tokenizer).translate("red cat", heads_off="cross.0.0")
 
 
+@pytest.mark.parametrize("settings, keeps_attention", [({"strategy": "greedy"}, False),
+                                                        ({"beam_size": 3, "coverage_penalty": 0.0}, False),
+                                                        ({"beam_size": 3, "coverage_penalty": 0.4}, True)])
+def test_a_text_output_keeps_attention_only_where_the_coverage_penalty_ranks_with_it(
+        tokenizer: Tokenizer, settings: dict, keeps_attention: bool) -> None:
+    translator = Translator(transformer(tokenizer.vocab_size), tokenizer)
+    texts = ["red cat sleeps", "a dog runs in the park", "the cat"]
+    shown = translator.translate_batch(texts, **settings)
+    plain = translator.translate_batch(texts, details=False, **settings)
+    for full, text_only in zip(shown, plain):
+        (full_best,), (text_best,) = full["sentences"][0]["hypotheses"], text_only["sentences"][0]["hypotheses"]
+        assert text_best["ids"] == full_best["ids"] and text_only["text"] == full["text"]
+        assert (text_best["head_attention"] is not None) == keeps_attention
+        assert (text_best["attention"] is not None) == keeps_attention
+        assert full_best["attention"] is not None
+
+
 # Recorded with the code before the Transformer (commit 9800c25): a folder whose config.json does
 # not name its architecture is the RNN, and decodes exactly as it did: the same ids, and the same
 # numbers up to float32 rounding, which differs between CPUs (a sum of twelve log-probabilities
