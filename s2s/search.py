@@ -23,9 +23,11 @@ Shared conventions
   cp = beta * sum_j log(min(sum_t a_tj, 1)) over source tokens j (Wu et al. 2016, eq. 14);
   alpha 0 and beta 0 give the raw log-probability. cp <= 0 punishes a hypothesis that leaves
   source tokens unattended, which is how a long input collapses to a short output.
-- ``with_attention`` False: no attention is kept (every ``Hypothesis.attention`` is None and the
-  Transformer's steps run the fused attention kernel), so no coverage penalty is added either:
-  for callers that need only the outputs, where beta cannot change them (greedy) or is 0.
+- ``with_attention`` False: the caller needs only the outputs. Beam search and sampling, which
+  rank by the normalised score, still keep the attention while the coverage penalty reads it
+  (``Scoring.reads_attention``), so their outputs are the same either way; otherwise, and always
+  in greedy (which ranks nothing), no attention is kept (every ``Hypothesis.attention`` is None,
+  the Transformer's steps run the fused attention kernel, no coverage penalty is added).
 """
 
 from __future__ import annotations
@@ -69,6 +71,11 @@ class Scoring:
     def normalize(self, score: float, length: int, attention: torch.Tensor | None) -> float:
         """score / lp(length) + cp(attention)."""
         return score / length_penalty(length, self.alpha) + coverage_penalty(attention, self.beta)
+
+    @property
+    def reads_attention(self) -> bool:
+        """Whether the ranking needs the attention (the coverage penalty is on)."""
+        return self.beta > 0
 
 
 @dataclasses.dataclass
@@ -410,7 +417,8 @@ def sample(model: EncoderDecoder, source: torch.Tensor, lengths: torch.Tensor, m
     hypotheses = _decode_paths(model, source[index], lengths[index], max_lengths[index],
                                None if prefix is None else prefix[index], choose, scoring,
                                None if min_lengths is None else min_lengths[index], alternatives,
-                               None if steering is None else steering[index], heads, with_attention)
+                               None if steering is None else steering[index], heads,
+                               with_attention or scoring.reads_attention)
     return [sorted(hypotheses[b * samples:(b + 1) * samples], key=lambda h: -h.normalized_score)
             for b in range(source.size(0))]
 
@@ -449,6 +457,7 @@ def beam_search(model: EncoderDecoder, source: torch.Tensor, lengths: torch.Tens
     Returns, per sentence, up to ``nbest`` hypotheses (best normalised score first) and the trace.
     """
     batch, k = source.size(0), beam_size
+    with_attention = with_attention or scoring.reads_attention
     memory, state = model.encode(source, lengths, heads=heads)
     going = Going.of(torch.arange(batch).repeat_interleave(k), max_lengths, prefix, min_lengths)  # rows b*K..b*K+K-1
     memory, state = memory.select(going.rows), state.select(going.rows)

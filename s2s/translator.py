@@ -221,9 +221,10 @@ class Translator:
         a Transformer's ``encoder_attention`` and ``decoder_attention`` None (evaluation and the
         command line's text output; the self-attention pass alone cost 9% of an evaluation's time
         on de-en-transformer), and no attention at all where the coverage penalty cannot change
-        an output (greedy, or beta 0): then every ``attention`` and ``head_attention`` is None and
-        ``normalized_score`` has no coverage term (keeping it cost 7% of de-en-transformer's greedy
-        time one sentence at a time). The outputs are the same either way.
+        an output (greedy, or beta 0; the search decides, see ``s2s.search``): then every
+        ``attention`` and ``head_attention`` is None and ``normalized_score`` has no coverage term
+        (keeping it cost 7% of de-en-transformer's greedy time one sentence at a time). The outputs
+        are the same either way.
 
         Each result: ``source``, ``text`` (the best output of each sentence, joined),
         ``sentences`` (each with ``source``, ``source_pieces`` (</s> included), ``source_words``, ``hypotheses``
@@ -249,11 +250,10 @@ class Translator:
         sentences = [sentence for result in results for sentence in result["sentences"]]
         prefix_ids = self.tokenizer.encode(settings.prefix) if settings.prefix.strip() else []
         generator = sampling_generator(settings)
-        with_attention = details or (settings.strategy != "greedy" and settings.coverage_penalty > 0)
         order = sorted(sentences, key=lambda s: len(s["ids"]))
         for chunk in self._chunks(order, settings, len(prefix_ids), batch_size):
             outputs = self._decode([s["ids"] for s in chunk], prefix_ids, settings, generator,
-                                   with_attention=with_attention)
+                                   with_attention=details)
             for sentence, (hypotheses, trace) in zip(chunk, outputs):
                 sentence["hypotheses"] = [self.hypothesis_dict(h, forced=len(prefix_ids)) for h in hypotheses]
                 sentence["trace"] = self.trace_dicts(trace) if details else None

@@ -9,6 +9,7 @@ import torch
 
 from s2s import search
 from s2s.data import pad
+from s2s.model import EncoderDecoder
 from s2s.precision import with_weights
 from s2s.tokenizer import EOS_ID
 from tests.conftest import random_model
@@ -154,33 +155,55 @@ def test_batched_greedy_equals_one_sentence_at_a_time(overrides: dict) -> None:
             torch.testing.assert_close(hypothesis.attention, single.attention, atol=1e-5, rtol=0)
 
 
+def every_hypothesis(model: EncoderDecoder, strategy: str, scoring: search.Scoring,
+                     with_attention: bool) -> list[search.Hypothesis]:
+    """Every hypothesis of SOURCES under ``strategy`` (greedy with 2 alternatives, 3 samples, or
+    beam 4 with 3 best), sentence after sentence."""
+    source, lengths = batch_of(SOURCES)
+    max_lengths = torch.tensor([9, 14, 5])
+    if strategy == "greedy":
+        return search.greedy(model, source, lengths, max_lengths, scoring=scoring, alternatives=2,
+                             with_attention=with_attention)
+    if strategy == "sample":
+        found = search.sample(model, source, lengths, max_lengths, 3, 1.0, 0, 1.0,
+                              torch.Generator().manual_seed(0), scoring=scoring, with_attention=with_attention)
+    else:
+        found, _ = search.beam_search(model, source, lengths, max_lengths, beam_size=4, nbest=3,
+                                      scoring=scoring, with_attention=with_attention)
+    return [h for sentence in found for h in sentence]
+
+
 @BATCHED_MODELS
 @pytest.mark.parametrize("strategy", ["greedy", "beam", "sample"])
 def test_a_search_without_attention_finds_the_same_outputs_and_keeps_none(overrides: dict, strategy: str) -> None:
     # The Transformer then runs the fused attention kernel: the same outputs, up to float rounding.
     model = random_model(40, scale=2.0, **overrides)
-    source, lengths = batch_of(SOURCES)
-    max_lengths, scoring = torch.tensor([9, 14, 5]), search.Scoring(alpha=0.6, beta=0.0)
+    scoring = search.Scoring(alpha=0.6, beta=0.0)
 
-    def run(with_attention: bool) -> list[search.Hypothesis]:
-        if strategy == "greedy":
-            return search.greedy(model, source, lengths, max_lengths, scoring=scoring, alternatives=2,
-                                 with_attention=with_attention)
-        if strategy == "sample":
-            found = search.sample(model, source, lengths, max_lengths, 3, 1.0, 0, 1.0,
-                                  torch.Generator().manual_seed(0), scoring=scoring, with_attention=with_attention)
-        else:
-            found, _ = search.beam_search(model, source, lengths, max_lengths, beam_size=4, nbest=3,
-                                          scoring=scoring, with_attention=with_attention)
-        return [h for sentence in found for h in sentence]
-
-    kept, skipped = run(True), run(False)
+    kept, skipped = (every_hypothesis(model, strategy, scoring, with_attention) for with_attention in (True, False))
     assert [h.ids for h in skipped] == [h.ids for h in kept]
     for without, with_ in zip(skipped, kept):
         assert without.token_logprobs == pytest.approx(with_.token_logprobs, abs=1e-5)
         assert without.normalized_score == pytest.approx(with_.normalized_score, abs=1e-5)
         assert without.attention is None and without.head_attention is None
     assert (kept[0].attention is None) == (overrides.get("attention") == "none")
+
+
+@BATCHED_MODELS
+@pytest.mark.parametrize("strategy", ["beam", "sample"])
+def test_a_search_that_ranks_with_the_coverage_penalty_keeps_attention_even_without_with_attention(
+        overrides: dict, strategy: str) -> None:
+    # beta > 0 ranks hypotheses by their attention: a caller that asks for none must still get
+    # the same outputs in the same order, with the same scores.
+    model = random_model(40, scale=2.0, **overrides)
+    scoring = search.Scoring(alpha=0.6, beta=0.4)
+
+    kept, asked_for_none = (every_hypothesis(model, strategy, scoring, with_attention)
+                            for with_attention in (True, False))
+    assert [h.ids for h in asked_for_none] == [h.ids for h in kept]
+    for without, with_ in zip(asked_for_none, kept):
+        assert without.normalized_score == pytest.approx(with_.normalized_score, abs=1e-6)
+        assert (without.attention is None) == (with_.attention is None) == (overrides.get("attention") == "none")
 
 
 def test_beam_does_not_stop_while_a_live_hypothesis_can_still_win() -> None:
