@@ -25,11 +25,11 @@ with long_lived_imports():  # Gradio's and torch's imports, about a fifth faster
     import gradio as gr  # (gradio reads the setting above at import)
     import uvicorn
 
-    from s2s.logins import read_logins
+    from s2s.logins import read_api_keys, read_logins
     from s2s.rest import create_app
     from s2s.saliency import DEFAULT_MEMORY_BUDGET
     from s2s.ui import explorer
-    from s2s.ui.guard import web_protections
+    from s2s.web_guard import FailedLogins, web_protections
     from s2s.uploads import MAX_UPLOAD_BYTES
 
 
@@ -39,6 +39,9 @@ def main() -> None:
                         help="address to listen on; 0.0.0.0 serves the local network (default: 127.0.0.1)")
     parser.add_argument("--port", type=int, default=int(os.environ.get("S2S_PORT", "7860")))
     parser.add_argument("--auth-file", type=Path, help="file of user:password lines; everyone must log in")
+    parser.add_argument("--api-keys-file", type=Path,
+                        help="file of API keys, one per line (or $S2S_API_KEYS, comma-separated): LibreTranslate "
+                             "clients send one as api_key, other programs as ?api_key=")
     parser.add_argument("--max-batch", type=int, default=32,
                         help="concurrent requests decoded together (1 = each alone)")
     parser.add_argument("--concurrency", type=int, default=8, help="page events run at once")
@@ -54,11 +57,14 @@ def main() -> None:
                         help="let other sites put the explorer in a frame (default: same origin only)")
     args = parser.parse_args()
     logins = read_logins(args.auth_file, os.environ.get("S2S_AUTH"))
+    api_keys = read_api_keys(args.api_keys_file, os.environ.get("S2S_API_KEYS"))
+    failures = FailedLogins()  # one count of failed logins for the page, HTTP Basic and API keys
     demo = explorer.build_app(max_batch=args.max_batch, concurrency=args.concurrency, queue_size=args.queue_size,
                               memory_budget_mb=args.memory_budget_mb)
     demo.state_session_capacity = args.session_capacity
     # The REST API is the outer app (one service with the page); the page is mounted under it.
-    app = create_app(explorer.service, logins, middleware=web_protections(allow_framing=args.allow_framing))
+    app = create_app(explorer.service, logins, middleware=web_protections(args.allow_framing, failures),
+                     api_keys=api_keys, failures=failures)
     app = gr.mount_gradio_app(app, demo, path="", auth=logins, max_file_size=MAX_UPLOAD_BYTES,
                               css_paths=[explorer.ASSETS / "style.css"], footer_links=["api"])
     print(f"* Running on local URL:  http://{args.host}:{args.port}  (REST API: /v1/docs)", flush=True)

@@ -13,6 +13,15 @@ share each pass through the model while a lone request is decoded at once; ``max
 (default 0) makes a request wait that many seconds for company as well; on 2 cores
 (``scripts/load_app.py``, one run each) a 5 ms wait gave no more throughput under load.
 
+Fair to everyone: a batch takes the waiting submissions' texts in turn, one text of each before a
+second of any, up to ``max_batch`` texts and ``round_work`` decoder row-steps (``RequestCost.work``),
+so a submission of a thousand sentences is decoded over many short batches and a one-sentence
+request that arrives meanwhile joins the next one instead of waiting for it all. Each text is
+decoded with the others of its group in one call, so an error (a sentence over the memory budget,
+say) reaches only the caller whose text it is: a failed group is decoded again text by text. A
+caller waits at most ``timeout`` seconds; then its texts not yet started are dropped and it gets
+``Busy``.
+
 Sampling requests are decoded alone: their random draws depend on the batch they are in, and
 a request with a seed must give the same samples whoever else is asking. Greedy and beam
 search give the same outputs batched or alone (scores agree to float rounding).
@@ -20,14 +29,19 @@ search give the same outputs batched or alone (scores agree to float rounding).
 
 from __future__ import annotations
 
+import collections
 import dataclasses
-import queue
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor, wait
+from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
+from .admission import Busy
 from .translator import DecodeSettings, Translator
+
+DEFAULT_ROUND_WORK = 60_000  # decoder row-steps per batch: about a second of en-fr's beam 5 here
+DEFAULT_TIMEOUT = 120.0  # seconds a caller waits for its results
 
 
 @dataclasses.dataclass
@@ -35,69 +49,101 @@ class _Request:
     translator: Translator
     text: str
     settings: DecodeSettings
+    work: int
     future: Future
 
 
 class RequestBatcher:
-    """Decodes concurrent ``translate_all`` calls in batches of up to ``max_batch`` texts; groups with
-    different models or settings in one batch decode at the same time, up to ``parallel`` at once."""
+    """Decodes concurrent ``translate_all`` calls in batches of up to ``max_batch`` texts and
+    ``round_work`` row-steps, taken from the waiting submissions in turn; groups with different
+    models or settings in one batch decode at the same time, up to ``parallel`` at once."""
 
-    def __init__(self, max_batch: int = 32, max_wait: float = 0.0, parallel: int = 2) -> None:
-        if not isinstance(max_batch, int) or max_batch < 1:
-            raise ValueError(f"max_batch must be a positive integer, got {max_batch!r}")
-        if not isinstance(parallel, int) or parallel < 1:
-            raise ValueError(f"parallel must be a positive integer, got {parallel!r}")
-        self.max_batch = max_batch
-        self.max_wait = max_wait
-        self._queue: queue.Queue[list[_Request]] = queue.Queue()
+    def __init__(self, max_batch: int = 32, max_wait: float = 0.0, parallel: int = 2,
+                 round_work: int = DEFAULT_ROUND_WORK, timeout: float = DEFAULT_TIMEOUT) -> None:
+        for name, value in (("max_batch", max_batch), ("parallel", parallel), ("round_work", round_work)):
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        self.max_batch, self.max_wait, self.round_work, self.timeout = max_batch, max_wait, round_work, timeout
+        self._waiting: collections.deque[collections.deque[_Request]] = collections.deque()  # one per submission
+        self._arrived = threading.Condition()
         self._groups = ThreadPoolExecutor(parallel, thread_name_prefix="s2s-decode")
         self._worker = threading.Thread(target=self._run, name="s2s-batcher", daemon=True)
         self._worker.start()
 
-    def translate_all(self, jobs: list[tuple[Translator, str, DecodeSettings]]) -> list[dict[str, Any]]:
+    def translate_all(self, jobs: list[tuple[Translator, str, DecodeSettings]],
+                      works: list[int] | None = None) -> list[dict[str, Any]]:
         """The results of ``translator.translate(text, settings)`` for each job, decoded with the
-        other waiting requests. Jobs asked together (the page's greedy and beam columns, or two
-        models side by side) join the same batch, so that those with different settings decode at
-        the same time. Errors are raised in the caller's thread."""
+        other waiting requests; ``works`` is each job's ``RequestCost.work`` (1 each when not
+        given). Jobs asked together (the page's greedy and beam columns, or two models side by
+        side) join the same batch, so that those with different settings decode at the same time.
+        Errors are raised in the caller's thread; ``Busy`` after ``timeout`` seconds."""
         for _, text, _ in jobs:  # checked here so that one bad request cannot fail a whole batch
             if not isinstance(text, str):
                 raise ValueError(f"text must be a string, got {type(text).__name__}")
-        batched = {index: _Request(translator, text, settings, Future())
-                   for index, (translator, text, settings) in enumerate(jobs)
+        works = works or [1] * len(jobs)
+        batched = {index: _Request(translator, text, settings, work, Future())
+                   for index, ((translator, text, settings), work) in enumerate(zip(jobs, works))
                    if self.max_batch > 1 and settings.strategy != "sample"}
         if batched:
-            self._queue.put(list(batched.values()))
+            with self._arrived:
+                self._waiting.append(collections.deque(batched.values()))
+                self._arrived.notify()
         alone = {index: translator.translate(text, settings)  # while the batch decodes
                  for index, (translator, text, settings) in enumerate(jobs) if index not in batched}
-        return [batched[index].future.result() if index in batched else alone[index] for index in range(len(jobs))]
+        deadline = time.monotonic() + self.timeout
+        try:
+            results = {index: request.future.result(timeout=max(0.0, deadline - time.monotonic()))
+                       for index, request in batched.items()}
+        except FutureTimeout:
+            for request in batched.values():
+                request.future.cancel()  # those not started are dropped from the queue
+            raise Busy("decode", message=f"This request did not finish within {self.timeout:.0f} s: the server is "
+                                         "busy, or the request is large. Try again, or send fewer texts.") from None
+        return [results[index] if index in batched else alone[index] for index in range(len(jobs))]
 
-    def _take_waiting(self) -> list[_Request]:
-        """The next requests, and the others that arrive within ``max_wait`` (up to max_batch, or
-        more when one submission holds more)."""
-        requests = self._queue.get()
-        deadline = time.monotonic() + self.max_wait
-        while len(requests) < self.max_batch:
-            try:
-                requests = requests + self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
-            except queue.Empty:
-                break
-        return requests
+    def _take_batch(self) -> list[_Request]:
+        """The next batch: the waiting submissions' texts in turn (one of each, then a second...),
+        up to ``max_batch`` texts and ``round_work`` row-steps (at least one text); cancelled
+        texts are dropped. Waits for a submission, and ``max_wait`` more for company."""
+        with self._arrived:
+            self._arrived.wait_for(lambda: bool(self._waiting))
+            deadline = time.monotonic() + self.max_wait
+            while sum(len(s) for s in self._waiting) < self.max_batch and time.monotonic() < deadline:
+                self._arrived.wait(timeout=max(0.0, deadline - time.monotonic()))
+            batch: list[_Request] = []
+            work = 0
+            while self._waiting and len(batch) < self.max_batch:
+                submission = self._waiting.popleft()
+                request = submission.popleft()
+                if submission:
+                    self._waiting.append(submission)  # its next text waits for the others' turn
+                if not request.future.set_running_or_notify_cancel():
+                    continue
+                batch.append(request)
+                work += request.work
+                if work >= self.round_work:
+                    break
+            return batch
 
     def _run(self) -> None:
         while True:
             groups: dict[tuple[int, DecodeSettings], list[_Request]] = {}
-            for request in self._take_waiting():
+            for request in self._take_batch():
                 groups.setdefault((id(request.translator), request.settings), []).append(request)
             wait([self._groups.submit(self._decode, requests) for requests in groups.values()])
 
-    @staticmethod
-    def _decode(requests: list[_Request]) -> None:
-        """One group (same model and settings) in one ``translate_batch`` call."""
+    @classmethod
+    def _decode(cls, requests: list[_Request]) -> None:
+        """One group (same model and settings) in one ``translate_batch`` call; a group that
+        fails is decoded again text by text, so each error reaches only its own caller."""
         try:
             results = requests[0].translator.translate_batch([r.text for r in requests], requests[0].settings)
-        except Exception as error:  # noqa: BLE001 - handed to every caller of the group
-            for request in requests:
-                request.future.set_exception(error)
+        except Exception as error:  # noqa: BLE001 - handed to the caller it belongs to
+            if len(requests) == 1:
+                requests[0].future.set_exception(error)
+            else:
+                for request in requests:
+                    cls._decode([request])
             return
         for request, result in zip(requests, results):
             request.future.set_result(result)

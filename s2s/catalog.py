@@ -1,14 +1,18 @@
 """The models a user can pick: every folder with a ``config.json`` under a root folder.
 
-Models load on first use and stay cached; a folder that fails to load is reported by name
-with its error, and the other models keep working. A folder added later (for example by
-``python -m s2s train --out checkpoints/mine``, or the app's Train tab) shows up on the next
-``names()`` call, and a model retrained in place is loaded again. Folders starting with ``.``
-(training jobs, a model being published) are not models.
+Models load on first use; the ``max_loaded`` most recently used stay loaded and the others are
+let go (a server up for a term, with models trained in the page, keeps a bounded number in
+memory). A model loads outside the catalog's lock, so a cold load of one model never holds up
+requests for the models already loaded (two requests for the same cold model wait for one load).
+A folder that fails to load is reported by name with its error, and the other models keep working.
+A folder added later (for example by ``python -m s2s train --out checkpoints/mine``, or the app's
+Train tab) shows up on the next ``names()`` call, and a model retrained in place is loaded again.
+Folders starting with ``.`` (training jobs, a model being published) are not models.
 """
 
 from __future__ import annotations
 
+import collections
 import threading
 from pathlib import Path
 from typing import Any
@@ -18,13 +22,22 @@ from .saliency import DEFAULT_MEMORY_BUDGET
 from .translator import Translator, source_language
 
 
+DEFAULT_MAX_LOADED = 4  # models kept loaded (about 25-80 MB each with their caches)
+
+
 class ModelCatalog:
-    def __init__(self, root: Path, default: str | None = None, memory_budget: int = DEFAULT_MEMORY_BUDGET) -> None:
+    def __init__(self, root: Path, default: str | None = None, memory_budget: int = DEFAULT_MEMORY_BUDGET,
+                 max_loaded: int = DEFAULT_MAX_LOADED) -> None:
+        if not isinstance(max_loaded, int) or max_loaded < 1:
+            raise ValueError(f"max_loaded must be a positive integer, got {max_loaded!r}")
         self.root = Path(root)
         self.default = default
         self.memory_budget = memory_budget  # bytes one search may hold, for every model loaded
-        self._loaded: dict[str, tuple[Translator, int]] = {}  # with the weights' mtime
-        self._lock = threading.Lock()
+        self.max_loaded = max_loaded
+        # name -> (translator, the weights' mtime), least recently used first
+        self._loaded: collections.OrderedDict[str, tuple[Translator, int | None]] = collections.OrderedDict()
+        self._lock = threading.Lock()  # guards _loaded and _loading, never held while loading
+        self._loading: dict[str, threading.Lock] = {}  # one per model being loaded
 
     def names(self) -> list[str]:
         """Model folder names, the default first, then alphabetical."""
@@ -43,14 +56,28 @@ class ModelCatalog:
             raise ValueError(f"unknown model {name!r}; available: {', '.join(self.names()) or 'none'}")
         weights = self.root / name / WEIGHTS_FILE
         with self._lock:
+            loading = self._loading.setdefault(name, threading.Lock())
+        with loading:  # one load of a model at a time; other models go on
             version = weights.stat().st_mtime_ns if weights.is_file() else None
-            if name not in self._loaded or self._loaded[name][1] != version:  # new, or retrained in place
-                try:
-                    self._loaded[name] = (Translator.load(self.root / name, memory_budget=self.memory_budget),
-                                          version)
-                except (OSError, ValueError) as error:
-                    raise ValueError(f"model {name!r} failed to load: {error}") from error
-            return self._loaded[name][0]
+            with self._lock:
+                if name in self._loaded and self._loaded[name][1] == version:  # loaded, not retrained since
+                    self._loaded.move_to_end(name)
+                    return self._loaded[name][0]
+            try:
+                translator = Translator.load(self.root / name, memory_budget=self.memory_budget)
+            except (OSError, ValueError) as error:
+                raise ValueError(f"model {name!r} failed to load: {error}") from error
+            with self._lock:
+                self._loaded[name] = (translator, version)
+                self._loaded.move_to_end(name)
+                while len(self._loaded) > self.max_loaded:  # requests under way keep theirs until done
+                    self._loaded.popitem(last=False)
+            return translator
+
+    def loaded(self) -> list[str]:
+        """The models loaded now, least recently used first."""
+        with self._lock:
+            return list(self._loaded)
 
     def summary(self, name: str) -> dict[str, Any]:
         """What the model card says, in brief: title, description, data and scores."""

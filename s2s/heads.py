@@ -45,6 +45,11 @@ class HeadSettings:
         keep[off] = 0.0
         return keep
 
+    def cross_off_in_layer(self, layer: int) -> tuple[int, ...]:
+        """The cross-attention heads of ``layer`` that are switched off (what ``last_layer_average``
+        leaves out of the shown matrix)."""
+        return tuple(head for kind, number, head in self.off if kind == "cross" and number == layer)
+
     @property
     def is_default(self) -> bool:
         return self == NO_HEAD_SETTINGS
@@ -67,7 +72,13 @@ def parse_heads(text: str) -> tuple[tuple[str, int, int], ...]:
     return tuple(sorted(heads))
 
 
-def last_layer_average(cross: torch.Tensor) -> torch.Tensor:
+def last_layer_average(cross: torch.Tensor, off: tuple[int, ...] = ()) -> torch.Tensor:
     """The one matrix shown for a multi-head model: cross-attention [..., layers, heads, S] -> the
-    average over heads of the last layer [..., S] (still a distribution over the source)."""
-    return cross[..., -1, :, :].mean(-2)
+    average over the last layer's heads that are on (``off``: those switched off, whose weights
+    reach nothing) [..., S], still a distribution over the source. With every head of the last
+    layer off, nothing of it reaches the output; the average of all its heads is shown then."""
+    last = cross[..., -1, :, :]
+    kept = [head for head in range(last.size(-2)) if head not in off]
+    if not kept or len(kept) == last.size(-2):
+        return last.mean(-2)
+    return last[..., kept, :].mean(-2)

@@ -187,9 +187,10 @@ class NeighbourIndex:
         self.starts, self.aligned = starts, aligned
 
     @classmethod
-    def load(cls, model_folder: Path) -> "NeighbourIndex":
+    def load(cls, model_folder: Path, weights_sha256: str | None = None) -> "NeighbourIndex":
         """The index of ``model_folder``; NeighbourIndexError (how to build it) when it is missing,
-        built for other weights, or damaged."""
+        built for other weights than ``weights_sha256`` (the digest of the weights in memory;
+        None: of the folder's weights file now), or damaged."""
         model_folder = Path(model_folder)
         folder = model_folder / INDEX_FOLDER
         rebuild = f"build it with: {build_command(model_folder)}"
@@ -205,7 +206,7 @@ class NeighbourIndex:
         except (OSError, ValueError, KeyError, TypeError, RecursionError) as error:
             raise NeighbourIndexError(f"the neighbour index of {model_folder.name} is damaged "
                                       f"({MANIFEST_FILE}: {error}); re{rebuild}") from None
-        if weights != file_digest(model_folder / WEIGHTS_FILE):
+        if weights != (weights_sha256 or file_digest(model_folder / WEIGHTS_FILE)):
             raise NeighbourIndexError(f"the neighbour index of {model_folder.name} is stale: it was built for "
                                       f"other weights than {WEIGHTS_FILE}; re{rebuild}")
         for name, digest in files.items():
@@ -218,7 +219,7 @@ class NeighbourIndex:
             starts = {side: positions[side].astype(np.int64) for side in SIDES if side in positions}
             aligned = {side: positions[f"{side}_aligned"] for side in SIDES if f"{side}_aligned" in positions}
             indexes = {side: _faiss().read_index(str(folder / f"{side}.faiss")) for side in SIDES}
-            with gzip.open(folder / PAIRS_FILE, "rt", encoding="utf-8") as lines:
+            with gzip.open(folder / PAIRS_FILE, "rt", encoding="utf-8", newline="\n") as lines:
                 pairs = [tuple(line.rstrip("\n").split("\t", 1)) for line in lines]
         except (SafetensorError, OSError, RuntimeError, ValueError, EOFError) as error:
             raise NeighbourIndexError(f"the neighbour index of {model_folder.name} cannot be read ({error}); "
@@ -299,13 +300,15 @@ class _PartialBuild:
             path = folder / name
             path.touch()
             if name == "pairs.tsv":
-                lines = path.read_text(encoding="utf-8").splitlines(keepends=True)[: progress["kept"]]
-                path.write_text("".join(lines), encoding="utf-8")
+                with open(path, encoding="utf-8", newline="\n") as stream:  # "\n" alone ends a pair
+                    lines = stream.readlines()[: progress["kept"]]
+                with open(path, "w", encoding="utf-8", newline="\n") as stream:
+                    stream.write("".join(lines))
             else:
                 with open(path, "r+b") as stream:
                     stream.truncate(size)
             self.streams[name] = open(path, "a" if name == "pairs.tsv" else "ab",
-                                      **({"encoding": "utf-8"} if name == "pairs.tsv" else {}))
+                                      **({"encoding": "utf-8", "newline": "\n"} if name == "pairs.tsv" else {}))
 
     def append(self, pairs: list[tuple[str, str]], lengths: np.ndarray, states: dict[str, np.ndarray],
                aligned: dict[str, np.ndarray], read: int, seconds: float) -> None:
@@ -537,12 +540,14 @@ def folder_signature(model_folder: Path) -> tuple[tuple[str, int, int], ...]:
 
 
 class LazyIndex:
-    """A model folder's index, loaded on first use (once, across threads). A refusal (missing,
-    stale, damaged) is remembered with the folder's ``folder_signature`` and repeated without
-    hashing the files again until a file changes, so one built while the app runs is found."""
+    """A model folder's index for the weights in memory (``weights_sha256``), loaded on first use
+    (once, across threads). A refusal (missing, stale, damaged) is remembered with the folder's
+    ``folder_signature`` and repeated without hashing the files again until a file changes, so one
+    built while the app runs is found. A model retrained in place is a new ``Translator`` with a
+    new LazyIndex (``ModelCatalog``), so nothing stale outlives the weights it was checked for."""
 
-    def __init__(self, model_folder: Path | None) -> None:
-        self.model_folder, self.lock = model_folder, threading.Lock()
+    def __init__(self, model_folder: Path | None, weights_sha256: str | None = None) -> None:
+        self.model_folder, self.weights_sha256, self.lock = model_folder, weights_sha256, threading.Lock()
         self.loaded: NeighbourIndex | None = None
         self.refusal: tuple[tuple[tuple[str, int, int], ...], str] | None = None  # (signature, message)
 
@@ -555,7 +560,7 @@ class LazyIndex:
                 if self.refusal is not None and self.refusal[0] == signature:
                     raise NeighbourIndexError(self.refusal[1])  # a new error: a kept one would grow its traceback
                 try:
-                    self.loaded = NeighbourIndex.load(self.model_folder)
+                    self.loaded = NeighbourIndex.load(self.model_folder, self.weights_sha256)
                 except NeighbourIndexError as error:
                     self.refusal = (signature, str(error))
                     raise

@@ -1,54 +1,74 @@
 """A plain REST API for programs (FastAPI): stateless, batched, documented by OpenAPI, and
-speaking LibreTranslate's core routes so that existing translation clients work unchanged.
+speaking LibreTranslate's routes so that existing translation clients work unchanged.
 
-- ``POST /v1/translate`` (one text or a list of texts, the model, every ``DecodeSettings`` field
-  by name with its default), ``GET /v1/models``, and the what-if questions ``POST
-  /v1/alternatives``, ``/v1/redecode``, ``/v1/override``, ``/v1/saliency``, ``/v1/score``,
-  ``/v1/neighbours``: the same
-  JSON as the Python API; schema at ``/v1/openapi.json``, interactive docs at ``/v1/docs``.
-- LibreTranslate: ``POST /translate`` (``q`` a string or a list, ``source``, ``target``,
-  ``format``, ``alternatives``; JSON or form-encoded, as its clients send), ``GET /languages``,
-  and ``POST /detect`` answered 400 (the models cannot tell languages apart honestly).
+- ``POST /v1/translate`` (one text or a list of up to ``MAX_TEXTS``, the model, every
+  ``DecodeSettings`` field by name with its default and range), ``GET /v1/models``, and the
+  what-if questions ``POST /v1/alternatives``, ``/v1/redecode``, ``/v1/override``,
+  ``/v1/saliency``, ``/v1/score``, ``/v1/neighbours``: the same JSON as the Python API; schema at
+  ``/v1/openapi.json``, interactive docs at ``/v1/docs`` (Swagger UI served from the package:
+  it works offline).
+- LibreTranslate (``s2s.libretranslate``): ``/translate``, ``/detect``, ``/languages``,
+  ``/frontend/settings``.
 - ``GET /healthz``, ``GET /metrics`` (Prometheus).
 
+Nothing blocks the event loop: every model call runs on a worker thread of the API's own
+(``API_THREADS``, beside the page's), so ``/healthz`` and the page answer while the API decodes;
+beyond ``MAX_WAITING`` calls waiting for a thread a call is told the server is busy.
+``ApiGuard`` reads every API request's body as it arrives: over ``MAX_BODY_BYTES`` (with or
+without a Content-Length) it is refused with 413, a body not sent within ``BODY_READ_TIMEOUT``
+seconds with 408, a request with both Content-Length and Transfer-Encoding with 400. With logins
+(HTTP Basic) or API keys set, every route but ``PUBLIC_PATHS`` asks for one, and failed tries are
+throttled per address with the page's login (``s2s.web_guard.FailedLogins``).
+
 Every request goes through ``s2s.service`` (the batcher decodes concurrent calls together; the
-gate admits). Errors: a bad request 422 naming the field (LibreTranslate routes: 400 with
-``{"error"}``), an unknown model 404 naming the models there are, a body over 1 MB 413, a busy
-server 503 with ``Retry-After``, without the login (when logins are set) 401; anything else is
-logged with its traceback and answered 500 with an id. ``create_app`` builds the app (``app.py``
-mounts the page under it); ``python -m s2s serve`` runs it alone, any number of workers or
-replicas, as nothing is kept between requests.
+gate admits by cost). Errors: a bad request 422 naming the field, an unknown model 404 naming the
+models there are, a busy server 503 with ``Retry-After``, without the login 401 (LibreTranslate's
+routes: ``{"error"}`` with 400, 403, 413, 429 and 500); anything else is logged with its
+traceback and answered 500 with an id. ``create_app`` builds the app (``app.py`` mounts the page
+under it); ``python -m s2s serve`` runs it alone, any number of workers or replicas, as nothing is
+kept between requests.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
-import json
+import functools
 import logging
 import os
-import secrets
 import time
 import uuid
-from typing import Any, Literal, Optional, Union
+from typing import Annotated, Any, Callable, Literal, Optional, Union
 from urllib.parse import parse_qs
 
+import anyio
 from fastapi import APIRouter, FastAPI, Request
-from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from fastapi.staticfiles import StaticFiles
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client import CONTENT_TYPE_LATEST, ProcessCollector
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from . import schema
 from .admission import Busy
+from .libretranslate import LIBRE_PATHS, LibreError, add_libretranslate, error_response
+from .logins import is_api_key, is_login
 from .neighbours import DEFAULT_NEIGHBOURS, MAX_NEIGHBOURS
-from .saliency import DEFAULT_STEPS
-from .service import DEFAULT_MODEL, RequestError, Service, SettingError, UnknownModel, settings_from
+from .saliency import DEFAULT_STEPS, MAX_STEPS, METHODS
+from .service import DEFAULT_MODEL, MAX_TEXTS, RequestError, Service, SettingError, UnknownModel, settings_from
+from .web_guard import FailedLogins, client_address, web_protections
 
 LOG = logging.getLogger(__name__)
 MAX_BODY_BYTES = 2**20
-LANGUAGE_NAMES = {"en": "English", "fr": "French", "es": "Spanish", "de": "German"}
+BODY_READ_TIMEOUT = 30.0  # seconds to send a whole request body
+API_THREADS = 32  # API calls doing blocking work at once (the page has its own threads)
+MAX_WAITING = 256  # API calls waiting for a thread; beyond them a call is told the server is busy
+API_PATHS = ("/v1/", "/metrics", "/healthz") + LIBRE_PATHS
+PUBLIC_PATHS = ("/healthz", "/languages", "/frontend/settings")  # no login: as LibreTranslate's, they tell no secret
 SETTINGS = schema.settings_fields()
+Texts = Union[str, Annotated[list[str], Field(min_length=1, max_length=MAX_TEXTS)]]
 
 
 def _request_model(name: str, doc: str, fields: dict[str, Any], example: dict[str, Any]) -> type[BaseModel]:
@@ -62,7 +82,7 @@ def _request_model(name: str, doc: str, fields: dict[str, Any], example: dict[st
 
 TranslateRequest = _request_model(
     "TranslateRequest", "Translate one text (answered with one result) or a list (a list of results, in order).",
-    {"model": (str, DEFAULT_MODEL), "text": (Union[str, list[str]], ...)},
+    {"model": (str, DEFAULT_MODEL), "text": (Texts, Field(..., description=f"a text, or a list of at most {MAX_TEXTS}"))},
     {"model": "en-fr", "text": "Where is the station?", "beam_size": 5})
 AlternativesRequest = _request_model(
     "AlternativesRequest", "The best output of the text's first sentence with the model's top pieces at each position.",
@@ -93,8 +113,8 @@ class SaliencyRequest(BaseModel):
     model: str = DEFAULT_MODEL
     text: str
     ids: Optional[list[int]] = None
-    method: str = "integrated_gradients"
-    steps: int = Field(DEFAULT_STEPS, description="integrated gradients' steps")
+    method: Literal[METHODS] = "integrated_gradients"  # type: ignore[valid-type]
+    steps: int = Field(DEFAULT_STEPS, ge=2, le=MAX_STEPS, description="integrated gradients' steps")
 
 
 class NeighboursRequest(BaseModel):
@@ -120,6 +140,15 @@ def _error(status: int, message: str, field: str | None = None, headers: dict[st
     return JSONResponse({"detail": detail}, status_code=status, headers=headers)
 
 
+def _is_libre(path: str) -> bool:
+    return path in LIBRE_PATHS
+
+
+def _refusal(path: str, status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    """An answer in the shape of the route's API: ``{"error"}`` on LibreTranslate's, else ``{"detail"}``."""
+    return error_response(status, message, headers) if _is_libre(path) else _error(status, message, headers=headers)
+
+
 class Metrics:
     """Requests by route and status, latency by route, resident memory; one registry per app."""
 
@@ -130,253 +159,281 @@ class Metrics:
         self.latency = Histogram("s2s_request_seconds", "time to answer", ["route"], registry=self.registry,
                                  buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60))
         self.texts = Histogram("s2s_texts_per_request", "texts in a translate request", registry=self.registry,
-                               buckets=(1, 2, 4, 8, 16, 32, 64))
+                               buckets=(1, 2, 4, 8, 16, 32, 64, 128))
 
 
-def create_app(service: Service, logins: list[tuple[str, str]] | None = None, middleware: list | None = None) -> FastAPI:
-    """The REST API over ``service``; with ``logins`` every route asks for one (HTTP Basic)."""
-    app = FastAPI(title="s2s explorer API", version="1", docs_url="/v1/docs", openapi_url="/v1/openapi.json",
-                  redoc_url=None, middleware=middleware or [],
+class BodyTooLarge(Exception):
+    """A request body passed ``MAX_BODY_BYTES`` while it was read."""
+
+
+class BodyTimeout(Exception):
+    """A request body was not sent within ``BODY_READ_TIMEOUT`` seconds."""
+
+
+class ApiGuard:
+    """ASGI middleware for the API's paths (the page mounted under the same app has its own rules):
+    the body limit and read timeout as the body streams in, the logins (HTTP Basic, or an API key
+    as the ``api_key`` query parameter; LibreTranslate's routes also read it from the body) with
+    the shared throttle of failed tries, and the metrics of every request."""
+
+    def __init__(self, app: Any, metrics: Metrics, logins: list[tuple[str, str]] | None, api_keys: list[str] | None,
+                 failures: FailedLogins) -> None:
+        self.app, self.metrics, self.logins, self.api_keys, self.failures = app, metrics, logins, api_keys, failures
+
+    def _logged_in(self, scope: dict[str, Any], headers: dict[bytes, bytes]) -> bool:
+        header = headers.get(b"authorization", b"").decode("latin-1")
+        if header.lower().startswith("basic "):
+            try:
+                user, _, password = base64.b64decode(header[6:], validate=True).decode("utf-8").partition(":")
+            except (binascii.Error, UnicodeDecodeError):
+                return False
+            return is_login(user, password, self.logins)
+        key = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("api_key", [None])[0]
+        return is_api_key(key, self.api_keys)
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        path = scope.get("path", "")
+        if scope["type"] != "http" or not path.startswith(API_PATHS):
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = {"code": 500}
+
+        async def counted_send(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+            await send(message)
+
+        try:
+            response = await self._refusal(scope, path)
+            if response is not None:
+                await response(scope, receive, counted_send)
+            else:
+                await self._answer(scope, receive, counted_send, path)
+        finally:
+            if scope.get("state", {}).get("failed_login"):  # a wrong api_key in a LibreTranslate body
+                self.failures.failed(client_address(scope))
+            name = getattr(scope.get("route"), "path", "other")
+            self.metrics.requests.labels(name, str(status["code"])).inc()
+            self.metrics.latency.labels(name).observe(time.perf_counter() - started)
+
+    async def _refusal(self, scope: dict[str, Any], path: str) -> Response | None:
+        """The answer to a request refused from its headers alone, or None."""
+        headers = dict(scope.get("headers", []))
+        length = headers.get(b"content-length")
+        if length is not None and b"transfer-encoding" in headers:
+            return _refusal(path, 400, "a request may not have both Content-Length and Transfer-Encoding")
+        if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
+            return _refusal(path, 413, f"the request body is over {MAX_BODY_BYTES // 2**20} MB")
+        scope.setdefault("state", {})["needs_key"] = False
+        if (self.logins or self.api_keys) and path not in PUBLIC_PATHS:
+            address = client_address(scope)
+            retry = self.failures.retry_after(address)
+            if retry is not None:
+                return _refusal(path, 429, "Slowdown: too many failed logins from this address; try again later",
+                                {"Retry-After": str(retry)})
+            if self._logged_in(scope, headers):
+                self.failures.succeeded(address)
+            elif path in ("/translate", "/detect") and self.api_keys:
+                scope["state"]["needs_key"] = True  # LibreTranslate's routes read api_key from the body
+            else:
+                self.failures.failed(address)
+                await self.failures.slow_down(address)
+                if _is_libre(path):
+                    return error_response(403, "Invalid API key (or log in with HTTP Basic)")
+                return _error(401, "log in (HTTP Basic, or ?api_key=) with one of the server's logins",
+                              headers={"WWW-Authenticate": 'Basic realm="s2s"'})
+        return None
+
+    async def _answer(self, scope: dict[str, Any], receive: Any, send: Any, path: str) -> None:
+        """Run the app with the body counted and timed as it is read; a body over the limit or
+        too slow is answered 413 or 408 (when no answer has started)."""
+        read = {"bytes": 0, "done": False}
+        started = {"response": False}
+
+        async def limited_receive() -> dict[str, Any]:
+            if read["done"]:
+                return await receive()
+            try:
+                message = await asyncio.wait_for(receive(), BODY_READ_TIMEOUT)
+            except asyncio.TimeoutError:
+                raise BodyTimeout() from None
+            if message["type"] == "http.request":
+                read["bytes"] += len(message.get("body", b""))
+                if read["bytes"] > MAX_BODY_BYTES:
+                    raise BodyTooLarge()
+                read["done"] = not message.get("more_body", False)
+            return message
+
+        async def watched_send(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                started["response"] = True
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, watched_send)
+        except (BodyTooLarge, BodyTimeout) as error:
+            if started["response"]:
+                raise
+            response = _refusal(path, 413, f"the request body is over {MAX_BODY_BYTES // 2**20} MB") \
+                if isinstance(error, BodyTooLarge) else _refusal(path, 408, "the request body was not sent in time")
+            await response(scope, receive, send)
+
+class Api:
+    """Blocking work of the API's routes, run on the API's own threads (``API_THREADS``), never on
+    the event loop; beyond ``MAX_WAITING`` waiting calls, ``Busy``."""
+
+    def __init__(self) -> None:
+        self.limiter = anyio.CapacityLimiter(API_THREADS)
+
+    async def run(self, function: Callable[..., Any], *args: Any) -> Any:
+        if self.limiter.statistics().tasks_waiting >= MAX_WAITING:
+            raise Busy("API", message="Slowdown: the server is busy with other requests; try again in a few seconds.")
+        return await anyio.to_thread.run_sync(functools.partial(function, *args), limiter=self.limiter)
+
+
+def create_app(service: Service, logins: list[tuple[str, str]] | None = None, middleware: list | None = None,
+               api_keys: list[str] | None = None, failures: FailedLogins | None = None) -> FastAPI:
+    """The REST API over ``service``; with ``logins`` (HTTP Basic) or ``api_keys`` every route but
+    ``PUBLIC_PATHS`` asks for one. ``failures``: the failed-login count it shares with the page."""
+    failures = failures or FailedLogins()
+    app = FastAPI(title="s2s explorer API", version="1", docs_url=None, openapi_url="/v1/openapi.json",
+                  redoc_url=None, middleware=middleware if middleware is not None else web_protections(),
                   description="Translate and ask the models why, over plain HTTP. See the README's REST API section.")
-    metrics = Metrics()
-    _add_guard(app, metrics, logins)
+    metrics, api = Metrics(), Api()
+    app.add_middleware(ApiGuard, metrics=metrics, logins=logins, api_keys=api_keys, failures=failures)
     _add_error_handlers(app)
-    app.include_router(_v1_routes(service, metrics))
+    app.include_router(_v1_routes(service, metrics, api))
     _add_operations(app, service, metrics)
-    _add_libretranslate(app, service)
+    _add_docs(app)
+
+    def requires_key(request: Request) -> bool:
+        return bool(request.scope.get("state", {}).get("needs_key"))
+
+    add_libretranslate(app, service, api.run, api_keys, requires_key, MAX_BODY_BYTES)
     return app
 
 
-def _add_guard(app: FastAPI, metrics: "Metrics", logins: list[tuple[str, str]] | None) -> None:
-    """The API's routes: refuse a body over MAX_BODY_BYTES and a caller without a login (when
-    there are logins); count every request and its latency."""
-    protected = ("/v1/", "/translate", "/languages", "/detect", "/metrics")
-
-    @app.middleware("http")
-    async def guard(request: Request, call_next: Any) -> Response:
-        path = request.url.path
-        if not path.startswith(protected) and path != "/healthz":
-            return await call_next(request)  # the page mounted under this app has its own rules
-        started = time.perf_counter()
-        length = request.headers.get("content-length")
-        if length and length.isdigit() and int(length) > MAX_BODY_BYTES:
-            response: Response = _error(413, f"the request body is over {MAX_BODY_BYTES // 2**20} MB")
-        elif logins and path != "/healthz" and not _logged_in(request, logins):
-            response = _error(401, "log in (HTTP Basic) with one of the server's logins",
-                              headers={"WWW-Authenticate": 'Basic realm="s2s"'})
-        else:
-            response = await call_next(request)
-        route = request.scope.get("route")
-        name = getattr(route, "path", "other")
-        metrics.requests.labels(name, str(response.status_code)).inc()
-        metrics.latency.labels(name).observe(time.perf_counter() - started)
-        return response
-
-
 def _add_error_handlers(app: FastAPI) -> None:
-    """RequestError -> 422 (404 for an unknown model; 400 with ``{"error"}`` on LibreTranslate's
-    routes), Busy -> 503 with Retry-After, anything else -> logged and 500 with an id."""
+    """RequestError -> 422 (404 for an unknown model), Busy -> 503 with Retry-After, a body nested
+    too deeply -> 400, anything else -> logged and 500 with an id; LibreTranslate's routes answer
+    ``{"error"}`` with 400, 429 and 500 instead."""
+    @app.exception_handler(LibreError)
+    async def libre_error(request: Request, error: LibreError) -> JSONResponse:
+        return error_response(error.status, str(error))
+
     @app.exception_handler(RequestError)
     async def bad_request(request: Request, error: RequestError) -> JSONResponse:
-        if request.url.path in ("/translate", "/detect"):
-            return JSONResponse({"error": str(error)}, status_code=400)
+        if _is_libre(request.url.path):
+            return error_response(400, str(error))
         if isinstance(error, UnknownModel):
             return _error(404, str(error))
         return _error(422, str(error), error.field if isinstance(error, SettingError) else None)
 
     @app.exception_handler(Busy)
     async def busy(request: Request, error: Busy) -> JSONResponse:
-        return JSONResponse({"detail": str(error), "error": str(error)}, status_code=503,
-                            headers={"Retry-After": str(error.retry_after)})
+        headers = {"Retry-After": str(error.retry_after)}
+        if _is_libre(request.url.path):
+            message = str(error) if str(error).startswith("Slowdown") else f"Slowdown: {error}"
+            return error_response(429, message, headers)
+        return JSONResponse({"detail": str(error), "error": str(error)}, status_code=503, headers=headers)
+
+    @app.exception_handler(RecursionError)
+    async def nested(request: Request, error: RecursionError) -> JSONResponse:
+        return _refusal(request.url.path, 400, "the request body is nested too deeply")
 
     @app.exception_handler(Exception)
     async def bug(request: Request, error: Exception) -> JSONResponse:
         incident = uuid.uuid4().hex[:8]
         LOG.exception("%s %s failed (error %s)", request.method, request.url.path, incident, exc_info=error)
+        if _is_libre(request.url.path):
+            return error_response(500, f"internal error {incident}; it is in the server's log")
         return JSONResponse({"detail": "internal error; it is in the server's log", "id": incident}, status_code=500)
 
 
-def _v1_routes(service: Service, metrics: "Metrics") -> APIRouter:
-    """``/v1/``: translate, models and the what-if questions, thin over ``service``."""
+def _v1_routes(service: Service, metrics: Metrics, api: Api) -> APIRouter:
+    """``/v1/``: translate, models and the what-if questions, thin over ``service``, each run
+    off the event loop (``api.run``)."""
     v1 = APIRouter(prefix="/v1", tags=["s2s"])
 
     @v1.post("/translate", response_model=Union[schema.Result, list[schema.Result]])
-    def translate(body: TranslateRequest) -> Any:  # type: ignore[valid-type]
+    async def translate(body: TranslateRequest) -> Any:  # type: ignore[valid-type]
         """Every sentence with its hypotheses, scores, attention and beam trace (`s2s.Translator.translate`)."""
         texts = [body.text] if isinstance(body.text, str) else body.text
-        if not texts:
-            raise RequestError("text must be a text or a non-empty list of texts")
         metrics.texts.observe(len(texts))
-        results = service.translate(body.model, texts, _settings(body))
+        results = await api.run(service.translate, body.model, texts, _settings(body))
         return results[0] if isinstance(body.text, str) else results
 
     @v1.get("/models")
-    def models() -> list[dict[str, Any]]:
+    async def models() -> list[dict[str, Any]]:
         """Every model: name, language pair, card summary, architecture."""
-        return service.models()
+        return await api.run(service.models)
 
     @v1.post("/alternatives", response_model=schema.Alternatives)
-    def alternatives(body: AlternativesRequest) -> Any:  # type: ignore[valid-type]
-        return service.alternatives(body.model, body.text, _settings(body))
+    async def alternatives(body: AlternativesRequest) -> Any:  # type: ignore[valid-type]
+        return await api.run(service.alternatives, body.model, body.text, _settings(body))
 
     @v1.post("/redecode", response_model=schema.Sentence)
-    def redecode(body: RedecodeRequest) -> Any:  # type: ignore[valid-type]
-        return service.redecode(body.model, body.text, _settings(body), ids=body.ids, position=body.position,
-                                replacement=body.replacement)
+    async def redecode(body: RedecodeRequest) -> Any:  # type: ignore[valid-type]
+        return await api.run(functools.partial(service.redecode, body.model, body.text, _settings(body), ids=body.ids,
+                                               position=body.position, replacement=body.replacement))
 
     @v1.post("/override", response_model=schema.Sentence)
-    def override(body: OverrideRequest) -> Any:  # type: ignore[valid-type]
-        return service.override(body.model, body.text, _settings(body), ids=body.ids, step=body.step,
-                                weights=body.weights, steer=body.steer)
+    async def override(body: OverrideRequest) -> Any:  # type: ignore[valid-type]
+        return await api.run(functools.partial(service.override, body.model, body.text, _settings(body), ids=body.ids,
+                                               step=body.step, weights=body.weights, steer=body.steer))
 
     @v1.post("/saliency", response_model=schema.Saliency)
-    def saliency(body: SaliencyRequest) -> Any:
-        return service.saliency(body.model, body.text, ids=body.ids, method=body.method, steps=body.steps)
+    async def saliency(body: SaliencyRequest) -> Any:
+        return await api.run(functools.partial(service.saliency, body.model, body.text, ids=body.ids,
+                                               method=body.method, steps=body.steps))
 
     @v1.post("/neighbours", response_model=schema.Neighbours)
-    def neighbours(body: NeighboursRequest) -> Any:
+    async def neighbours(body: NeighboursRequest) -> Any:
         """The k nearest training pieces with their pairs, highlighted words, similarity and a 2-D map."""
-        return service.neighbours(body.model, body.text, ids=body.ids, side=body.side, position=body.position,
-                                  k=body.k)
+        return await api.run(functools.partial(service.neighbours, body.model, body.text, ids=body.ids,
+                                               side=body.side, position=body.position, k=body.k))
 
     @v1.post("/score", response_model=schema.Scored)
-    def score(body: ScoreRequest) -> Any:  # type: ignore[valid-type]
-        return service.score(body.model, body.text, body.target, _settings(body))
+    async def score(body: ScoreRequest) -> Any:  # type: ignore[valid-type]
+        return await api.run(service.score, body.model, body.text, body.target, _settings(body))
 
     return v1
 
 
-def _add_operations(app: FastAPI, service: Service, metrics: "Metrics") -> None:
-    """``/healthz`` (no login) and ``/metrics`` (Prometheus text)."""
+def _add_operations(app: FastAPI, service: Service, metrics: Metrics) -> None:
+    """``/healthz`` (no login) and ``/metrics`` (Prometheus text), answered on the event loop
+    (they never wait for a model)."""
     @app.get("/healthz", tags=["operations"])
-    def healthz() -> dict[str, Any]:
+    async def healthz() -> dict[str, Any]:
         """Alive, and the models there are."""
         return {"status": "ok", "models": service.catalog.names()}
 
     @app.get("/metrics", tags=["operations"], response_class=PlainTextResponse,
              responses={200: {"content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}}}})
-    def prometheus() -> Response:
+    async def prometheus() -> Response:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
 
-def _add_libretranslate(app: FastAPI, service: Service) -> None:
-    """LibreTranslate's core routes, the model chosen from the language pair."""
-    @app.post("/translate", tags=["LibreTranslate"])
-    async def libre_translate(request: Request) -> Any:
-        """LibreTranslate's `/translate`: `q` (a text or a list), `source`, `target`, `format`
-        ("text"), `alternatives`; JSON or form-encoded. The model is chosen from the pair."""
-        values = await _body(request)
-        q, source, target = values.get("q"), values.get("source", "auto"), values.get("target")
-        if not q or not (isinstance(q, str) or (isinstance(q, list) and all(isinstance(t, str) for t in q))):
-            raise RequestError("Invalid request: missing q parameter")
-        if not isinstance(target, str) or not target:
-            raise RequestError("Invalid request: missing target parameter")
-        if values.get("format", "text") != "text":
-            raise RequestError("Only format \"text\" is supported: markup would be translated as words")
-        try:
-            count = int(values.get("alternatives", 0) or 0)
-        except (TypeError, ValueError):
-            raise RequestError("alternatives must be a number") from None
-        if not 0 <= count <= 10:
-            raise RequestError("alternatives must be in [0, 10]")
-        model, detected = _model_for(service, source, target)
-        settings = settings_from({"nbest": count + 1, "beam_size": max(5, count + 1)})
-        texts = [q] if isinstance(q, str) else q
-        results = service.translate(model, texts, settings)
-        for result in results:
-            if result["message"] and result["source"].strip():
-                raise RequestError(result["message"])
-        translated = [result["text"] for result in results]
-        answer: dict[str, Any] = {"translatedText": translated[0] if isinstance(q, str) else translated}
-        if count:
-            others = [_alternatives(result, count) for result in results]
-            answer["alternatives"] = others[0] if isinstance(q, str) else others
-        if detected:
-            language = {"language": detected, "confidence": 0.0}
-            answer["detectedLanguage"] = language if isinstance(q, str) else [language] * len(texts)
-        return answer
+def _add_docs(app: FastAPI) -> None:
+    """``/v1/docs``: Swagger UI from the swagger-ui-bundle package, so it works offline."""
+    from swagger_ui_bundle import swagger_ui_path
 
-    @app.get("/languages", tags=["LibreTranslate"])
-    def languages() -> list[dict[str, Any]]:
-        """Every language of the models, with the languages it translates into."""
-        pairs = _pairs(service)
-        codes = sorted({code for pair in pairs for code in pair})
-        return [{"code": code, "name": LANGUAGE_NAMES.get(code, code),
-                 "targets": sorted({target for source, target in pairs if source == code})} for code in codes]
+    app.mount("/v1/docs-assets", StaticFiles(directory=swagger_ui_path), name="swagger-assets")
 
-    @app.post("/detect", tags=["LibreTranslate"])
-    def detect() -> Any:
-        raise RequestError("Language detection is not supported: each model reads one source language and "
-                           "cannot tell languages apart. Name the source language.")
-
-
-def _logged_in(request: Request, logins: list[tuple[str, str]]) -> bool:
-    header = request.headers.get("authorization", "")
-    if not header.lower().startswith("basic "):
-        return False
-    try:
-        user, _, password = base64.b64decode(header[6:]).decode("utf-8").partition(":")
-    except (binascii.Error, UnicodeDecodeError):
-        return False
-    return any(secrets.compare_digest(user, u) and secrets.compare_digest(password, p) for u, p in logins)
-
-
-async def _body(request: Request) -> dict[str, Any]:
-    """A LibreTranslate request's values: JSON, or form-encoded as its Python client sends them."""
-    raw = await request.body()
-    if len(raw) > MAX_BODY_BYTES:
-        raise RequestError(f"the request body is over {MAX_BODY_BYTES // 2**20} MB")
-    if request.headers.get("content-type", "").startswith("application/json"):
-        try:
-            values = json.loads(raw or b"{}")
-        except ValueError:
-            raise RequestError("Invalid request: the body is not JSON") from None
-        if not isinstance(values, dict):
-            raise RequestError("Invalid request: the body must be a JSON object")
-        return values
-    form = parse_qs(raw.decode("utf-8", errors="replace"))
-    return {key: value if key == "q" and len(value) > 1 else value[0] for key, value in form.items()}
-
-
-def _pairs(service: Service) -> list[tuple[str, str]]:
-    """(source, target) of every model named ``source-target[-variant]``."""
-    pairs = []
-    for name in service.catalog.names():
-        parts = name.split("-")
-        if len(parts) >= 2 and all(len(p) == 2 and p.isalpha() for p in parts[:2]):
-            pairs.append((parts[0], parts[1]))
-    return sorted(set(pairs))
-
-
-def _model_for(service: Service, source: str, target: str) -> tuple[str, str | None]:
-    """The model for a language pair (the plain ``source-target`` folder first), and the source
-    language taken for "auto" (the only one a model translates into ``target`` from)."""
-    detected = None
-    if source == "auto":
-        sources = sorted({s for s, t in _pairs(service) if t == target})
-        if len(sources) != 1:
-            raise RequestError(f"source \"auto\" needs one model into {target!r}; name the source language "
-                               f"(languages: {', '.join(s + '-' + t for s, t in _pairs(service))})")
-        source = detected = sources[0]
-    names = service.catalog.names()
-    for name in [f"{source}-{target}"] + [n for n in names if n.startswith(f"{source}-{target}-")]:
-        if name in names:
-            return name, detected
-    raise RequestError(f"{source!r} to {target!r} is not supported; pairs: "
-                       f"{', '.join(s + '-' + t for s, t in _pairs(service)) or 'none'}")
-
-
-def _alternatives(result: dict[str, Any], count: int) -> list[str]:
-    """The texts of the next-best hypotheses, sentence by sentence joined."""
-    sentences = [s["hypotheses"] for s in result["sentences"]]
-    return [" ".join(h[min(i, len(h) - 1)]["text"] for h in sentences) for i in range(1, count + 1)
-            if any(len(h) > i for h in sentences)]
-
+    @app.get("/v1/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url="/v1/openapi.json", title="s2s explorer API",
+                                   swagger_js_url="/v1/docs-assets/swagger-ui-bundle.js",
+                                   swagger_css_url="/v1/docs-assets/swagger-ui.css",
+                                   swagger_favicon_url="/v1/docs-assets/favicon-32x32.png")
 
 def create_app_from_environment() -> FastAPI:
-    """For ``uvicorn --factory`` and ``python -m s2s serve``: the models in ``$S2S_CHECKPOINTS``
-    and the logins in ``$S2S_AUTH`` (``user:password``) or the file ``$S2S_AUTH_FILE``."""
-    from .logins import read_logins
+    """For ``uvicorn --factory`` and ``python -m s2s serve``: the models in ``$S2S_CHECKPOINTS``,
+    the logins in ``$S2S_AUTH`` (``user:password``) or the file ``$S2S_AUTH_FILE``, and the API
+    keys in ``$S2S_API_KEYS`` (comma-separated) or the file ``$S2S_API_KEYS_FILE``."""
+    from .logins import read_api_keys, read_logins
 
-    file = os.environ.get("S2S_AUTH_FILE")
-    return create_app(Service.from_environment(), read_logins(file, os.environ.get("S2S_AUTH")))
+    return create_app(Service.from_environment(),
+                      read_logins(os.environ.get("S2S_AUTH_FILE"), os.environ.get("S2S_AUTH")),
+                      api_keys=read_api_keys(os.environ.get("S2S_API_KEYS_FILE"), os.environ.get("S2S_API_KEYS")))

@@ -30,6 +30,11 @@ MAX_STEPS = 256
 # (convergence delta) was 1.2e-5 at 16 steps and 1.1e-5 at 32 (8.4e-3 at 8), so 16 lose nothing.
 DEFAULT_STEPS = 16
 DEFAULT_MEMORY_BUDGET = 512 * 2**20  # bytes one request (a search or a saliency question) may hold at once
+# The most work one saliency request may ask for, in attributed examples (output pieces x steps)
+# times the pieces each reads (source + output): the time of one request is bounded before it
+# starts. On the 2-core host of 2026-12-08 (en-fr) 150,000 took about 20 s; the default 16 steps
+# of a 40-word sentence stay under it, 256 steps of the same sentence (177 s) do not.
+MAX_SALIENCY_WORK = 150_000
 
 
 def rank_correlation(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -83,6 +88,12 @@ def _log_prob_at(model: EncoderDecoder) -> Any:
     return log_prob
 
 
+def saliency_work(source_length: int, target_length: int, method: str, steps: int) -> int:
+    """The work ``MAX_SALIENCY_WORK`` bounds: examples x (source + output pieces)."""
+    examples = target_length * (steps if method == "integrated_gradients" else 1)
+    return examples * (source_length + target_length)
+
+
 def source_saliency(model: EncoderDecoder, source_ids: list[int], target_ids: list[int],
                     method: str = "integrated_gradients", steps: int = DEFAULT_STEPS,
                     memory_budget: int = DEFAULT_MEMORY_BUDGET) -> dict[str, torch.Tensor]:
@@ -91,7 +102,8 @@ def source_saliency(model: EncoderDecoder, source_ids: list[int], target_ids: li
     source_ids [S] (ending in </s>), target_ids [T] -> ``signed`` [T, S] (positive: the piece
     raises the output piece's log-probability), ``relevance`` [T, S] (|signed| normalised to sum
     to 1 per row) and, for integrated gradients, ``convergence`` [T] (the completeness error).
-    The (output piece, step) examples run in chunks whose estimated memory (``example_bytes``)
+    A request over ``MAX_SALIENCY_WORK`` is refused before any work starts. The (output piece,
+    step) examples run in chunks whose estimated memory (``example_bytes``)
     stays within ``memory_budget`` bytes; a sentence whose one example would exceed it is refused
     with a ValueError before any work starts.
     """
@@ -101,6 +113,11 @@ def source_saliency(model: EncoderDecoder, source_ids: list[int], target_ids: li
         raise ValueError(f"steps must be an integer in [2, {MAX_STEPS}], got {steps!r}")
     if not source_ids or not target_ids:
         raise ValueError("saliency needs a source and an output")
+    work = saliency_work(len(source_ids), len(target_ids), method, steps)
+    if work > MAX_SALIENCY_WORK:
+        raise ValueError(f"saliency of {len(target_ids)} output pieces over {len(source_ids)} source pieces at {steps} "
+                         f"steps is {work:,} units of work; this server does at most {MAX_SALIENCY_WORK:,} per request "
+                         "(examples x pieces): use fewer steps, input_x_gradient, or a shorter sentence")
     per_example = example_bytes(model.config, len(source_ids), len(target_ids))
     chunk = memory_budget // per_example  # examples per forward/backward pass
     if chunk < 1:

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import dataclasses
 import typing
-from typing import Any, Optional
+from typing import Any, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
-from .translator import DecodeSettings
+from .translator import SETTING_RANGES, STRATEGIES, DecodeSettings
 
 
 class Shape(BaseModel):
@@ -161,6 +161,17 @@ class Scored(Sentence):
 
 
 def settings_fields() -> dict[str, tuple[Any, Any]]:
-    """Every ``DecodeSettings`` field as a pydantic field definition (type, default)."""
+    """Every ``DecodeSettings`` field as a pydantic field definition (type, Field with its default
+    and, from ``SETTING_RANGES`` and ``STRATEGIES``, the range or choices the server enforces), so
+    the OpenAPI schema states them."""
     hints = typing.get_type_hints(DecodeSettings)
-    return {field.name: (hints[field.name], field.default) for field in dataclasses.fields(DecodeSettings)}
+    fields: dict[str, tuple[Any, Any]] = {}
+    for field in dataclasses.fields(DecodeSettings):
+        kind, limits = hints[field.name], {}
+        if field.name == "strategy":
+            kind = Literal[STRATEGIES]  # type: ignore[valid-type]
+        elif field.name in SETTING_RANGES:
+            low, high, _ = SETTING_RANGES[field.name]
+            limits = {"ge": low, "le": high}
+        fields[field.name] = (kind, Field(field.default, **limits))
+    return fields

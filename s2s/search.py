@@ -63,10 +63,13 @@ def coverage_penalty(attention: torch.Tensor | None, beta: float) -> float:
 
 @dataclasses.dataclass(frozen=True)
 class Scoring:
-    """How a finished hypothesis is ranked: length penalty ``alpha``, coverage penalty ``beta``."""
+    """How a finished hypothesis is ranked: length penalty ``alpha``, coverage penalty ``beta``
+    over the attention shown, which leaves out ``heads_off``, the last cross-attention layer's
+    heads switched off (see ``last_layer_average``)."""
 
     alpha: float = 0.0
     beta: float = 0.0
+    heads_off: tuple[int, ...] = ()
 
     def normalize(self, score: float, length: int, attention: torch.Tensor | None) -> float:
         """score / lp(length) + cp(attention)."""
@@ -116,7 +119,7 @@ def make_hypothesis(ids: list[int], token_logprobs: list[float], attention: torc
         attention = attention[..., :source_length].clone()
         if attention.dim() == 4:
             head_attention = attention.permute(1, 2, 0, 3).contiguous()  # [layers, heads, T, S]
-            attention = last_layer_average(attention)
+            attention = last_layer_average(attention, scoring.heads_off)
     score = math.fsum(token_logprobs)
     return Hypothesis(
         ids=ids, token_logprobs=token_logprobs, score=score,
@@ -281,16 +284,21 @@ def constrain(log_probs: torch.Tensor, step: int, max_lengths: torch.Tensor,
     return log_probs
 
 
-def ban_repeated_ngrams(log_probs: torch.Tensor, history: torch.Tensor, n: int) -> torch.Tensor:
+def ban_repeated_ngrams(log_probs: torch.Tensor, history: torch.Tensor, n: int, step: int = 0,
+                        prefix: torch.Tensor | None = None) -> torch.Tensor:
     """Forbid tokens that would repeat an n-gram already in ``history`` [N, t] (log_probs [N, V]).
 
-    </s> is never banned, so a hypothesis can always end.
+    </s> is never banned, so a hypothesis can always end; nor is anything in a row whose forced
+    ``prefix`` [N, P] (-1 = free) fixes the token of ``step``: what a person forced is kept even
+    where it repeats, and the ban applies from the first piece the search chooses.
     """
     if n <= 0 or history.size(1) < n:
         return log_probs
     ngrams = history.unfold(1, n, 1)  # [N, t-n+1, n]
     current = history[:, history.size(1) - n + 1:]  # [N, n-1]
     matches = (ngrams[:, :, : n - 1] == current.unsqueeze(1)).all(-1)  # [N, t-n+1]
+    if prefix is not None and step < prefix.size(1):
+        matches &= (prefix[:, step] < 0).unsqueeze(1)
     rows, positions = matches.nonzero(as_tuple=True)
     end_scores = log_probs[:, EOS_ID].clone()
     log_probs[rows, ngrams[rows, positions, n - 1]] = NEG_INF
@@ -339,9 +347,10 @@ def _decode_paths(model: EncoderDecoder, source: torch.Tensor, lengths: torch.Te
                   prefix: torch.Tensor | None, choose: Chooser, scoring: Scoring,
                   min_lengths: torch.Tensor | None, alternatives: int,
                   steering: torch.Tensor | None = None, heads: HeadSettings = NO_HEAD_SETTINGS,
-                  with_attention: bool = True) -> list[Hypothesis]:
-    """Follow one path per row, picking each token with ``choose`` (log_probs [N, V] -> ids [N]).
-    A row leaves the batch at its </s>: the next steps compute only the rows still going."""
+                  with_attention: bool = True, no_repeat_ngram: int = 0) -> list[Hypothesis]:
+    """Follow one path per row, picking each token with ``choose`` (log_probs [N, V] -> ids [N])
+    among those ``no_repeat_ngram`` allows. A row leaves the batch at its </s>: the next steps
+    compute only the rows still going."""
     memory, state = model.encode(source, lengths, heads=heads)
     going = Going.of(torch.arange(source.size(0)), max_lengths, prefix, min_lengths)
     previous = torch.full((source.size(0),), BOS_ID, dtype=torch.long)
@@ -352,6 +361,9 @@ def _decode_paths(model: EncoderDecoder, source: torch.Tensor, lengths: torch.Te
         log_probs, state, alphas = decoder_log_probs(model, previous, state, memory,
                                                      steering_at(steering, step, going.rows), with_attention)
         top_values, top_ids = top_alternatives(log_probs, alternatives) if alternatives else (None, None)
+        if no_repeat_ngram > 0:
+            log_probs = ban_repeated_ngrams(log_probs, history.token_paths(log_probs.size(0)), no_repeat_ngram,
+                                            step, going.prefix)
         log_probs = constrain(log_probs, step, going.max_lengths, going.prefix, going.min_lengths)
         previous = choose(log_probs)
         tokens = previous.tolist()
@@ -376,10 +388,11 @@ def greedy(model: EncoderDecoder, source: torch.Tensor, lengths: torch.Tensor, m
            prefix: torch.Tensor | None = None, scoring: Scoring = Scoring(),
            min_lengths: torch.Tensor | None = None, alternatives: int = 0,
            steering: torch.Tensor | None = None, heads: HeadSettings = NO_HEAD_SETTINGS,
-           with_attention: bool = True) -> list[Hypothesis]:
-    """Most probable token at every step; one hypothesis per sentence."""
+           with_attention: bool = True, no_repeat_ngram: int = 0) -> list[Hypothesis]:
+    """Most probable token (that repeats no ``no_repeat_ngram``-gram) at every step; one
+    hypothesis per sentence."""
     return _decode_paths(model, source, lengths, max_lengths, prefix, lambda lp: lp.argmax(-1), scoring,
-                         min_lengths, alternatives, steering, heads, with_attention)
+                         min_lengths, alternatives, steering, heads, with_attention, no_repeat_ngram)
 
 
 def filter_for_sampling(log_probs: torch.Tensor, temperature: float, top_k: int, top_p: float) -> torch.Tensor:
@@ -402,10 +415,11 @@ def sample(model: EncoderDecoder, source: torch.Tensor, lengths: torch.Tensor, m
            prefix: torch.Tensor | None = None, scoring: Scoring = Scoring(),
            min_lengths: torch.Tensor | None = None, alternatives: int = 0,
            steering: torch.Tensor | None = None, heads: HeadSettings = NO_HEAD_SETTINGS,
-           with_attention: bool = True) -> list[list[Hypothesis]]:
+           with_attention: bool = True, no_repeat_ngram: int = 0) -> list[list[Hypothesis]]:
     """``samples`` random outputs per sentence, best normalised score first.
 
-    Tokens are drawn from the filtered, temperature-scaled distribution; the log-probabilities
+    Tokens are drawn from the filtered, temperature-scaled distribution of those that repeat no
+    ``no_repeat_ngram``-gram; the log-probabilities
     and scores reported are the model's own (temperature 1), so they compare across strategies.
     """
 
@@ -418,7 +432,7 @@ def sample(model: EncoderDecoder, source: torch.Tensor, lengths: torch.Tensor, m
                                None if prefix is None else prefix[index], choose, scoring,
                                None if min_lengths is None else min_lengths[index], alternatives,
                                None if steering is None else steering[index], heads,
-                               with_attention or scoring.reads_attention)
+                               with_attention or scoring.reads_attention, no_repeat_ngram)
     return [sorted(hypotheses[b * samples:(b + 1) * samples], key=lambda h: -h.normalized_score)
             for b in range(source.size(0))]
 
@@ -477,7 +491,8 @@ def beam_search(model: EncoderDecoder, source: torch.Tensor, lengths: torch.Tens
                                                      steering_at(steering, step, going.rows), with_attention)
         top_values, top_ids = top_alternatives(log_probs, alternatives) if alternatives else (None, None)  # [NK, A]
         if no_repeat_ngram > 0:
-            log_probs = ban_repeated_ngrams(log_probs, history.token_paths(log_probs.size(0)), no_repeat_ngram)
+            log_probs = ban_repeated_ngrams(log_probs, history.token_paths(log_probs.size(0)), no_repeat_ngram,
+                                            step, going.prefix)
         log_probs = constrain(log_probs, step, going.max_lengths, going.prefix, going.min_lengths)
         vocab = log_probs.size(1)
         candidate_scores, candidate_logprobs, candidate_index = (

@@ -24,11 +24,16 @@ from .batching import RequestBatcher
 from .catalog import ModelCatalog
 from .neighbours import DEFAULT_NEIGHBOURS
 from .saliency import DEFAULT_MEMORY_BUDGET, DEFAULT_STEPS
-from .translator import DecodeSettings, Translator, make_settings, without_control_characters
+from .translator import DecodeSettings, RequestCost, Translator, make_settings, without_control_characters
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL = "en-fr"
 MAX_REPLACEMENT_CHARS = 100
+MAX_TEXTS = 128  # texts in one request (each of at most MAX_SENTENCES sentences)
+# Decoder row-steps one request may take (``RequestCost.work``): about a minute of this project's
+# 2-core CPU at en-fr's beam 5 (scripts/abuse_server.py measures it), so every request's time is
+# bounded before it runs. 128 ten-word texts at beam 5 take about 40,000.
+MAX_REQUEST_WORK = 2_000_000
 
 
 class RequestError(ValueError):
@@ -146,10 +151,27 @@ class Service:
 
     def translate_all(self, jobs: list[tuple[str, Any, DecodeSettings]]) -> list[dict[str, Any]]:
         """Translations of (model, text, settings), asked together so that they decode at the same
-        time, and with concurrent requests (the batcher)."""
+        time, and with concurrent requests (the batcher). The request's cost is known before it
+        runs: at most ``MAX_TEXTS`` texts, ``MAX_REQUEST_WORK`` row-steps and the memory budget
+        (``Translator.request_cost``), or a RequestError naming the limit; the gate charges its
+        memory."""
+        if len(jobs) > MAX_TEXTS:
+            raise RequestError(f"{len(jobs):,} texts in one request; at most {MAX_TEXTS} are translated at once: "
+                               "send them in several requests")
         requests = [(self.translator(model), _text(text), settings) for model, text, settings in jobs]
-        with self.gate.admit("decode"), as_request_errors():
-            return self.batcher.translate_all(requests)
+        with as_request_errors():
+            costs = [translator.request_cost([text], settings) for translator, text, settings in requests]
+        total = sum(costs, RequestCost())
+        if total.work > MAX_REQUEST_WORK:
+            raise RequestError(f"This request's {total.sentences:,} sentences may take {total.work:,} decoder steps "
+                               f"(rows x steps); at most {MAX_REQUEST_WORK:,} are taken per request: send fewer "
+                               "texts, or lower the beam size, samples or maximum length")
+        if total.memory > self.memory_budget:
+            raise RequestError(f"This request's {total.sentences:,} sentences may hold {total.memory / 2**20:,.0f} MB, "
+                               f"over this server's budget of {self.memory_budget / 2**20:,.0f} MB per request: send "
+                               "fewer texts, or lower the beam size, samples or maximum length")
+        with self.gate.admit("decode", total.memory), as_request_errors():
+            return self.batcher.translate_all(requests, [cost.work for cost in costs])
 
     def translate(self, model: str, texts: list[str], settings: DecodeSettings) -> list[dict[str, Any]]:
         """The results of several texts with one model and settings, in order."""
@@ -166,6 +188,12 @@ class Service:
         return translator, sentence, sentence["hypotheses"][0]
 
     # ------------------------------------------------------------------------ what if
+
+    def _admit_sentence(self, translator: Translator, source: str, settings: DecodeSettings) -> Any:
+        """The gate's admission of one what-if question about ``source`` (one sentence), charged
+        what decoding it under ``settings`` may hold."""
+        cost = translator.request_cost([source], dataclasses.replace(settings, split_sentences=False))
+        return self.gate.admit("decode", cost.memory)
 
     def alternatives(self, model: str, text: Any, settings: DecodeSettings) -> dict[str, Any]:
         """The best output of the text's first sentence, with the model's top pieces at each position."""
@@ -190,7 +218,10 @@ class Service:
         if isinstance(replacement, str) and len(replacement) > MAX_REPLACEMENT_CHARS:
             raise RequestError(f"type at most {MAX_REPLACEMENT_CHARS} characters")
         with as_request_errors():
-            if replacement == "" and best:
+            if replacement == "":
+                if not best:  # the model's pieces along the given output, read by force-decoding it
+                    with self._admit_sentence(translator, source, settings):
+                        best = translator.score(source, ids, settings)["hypotheses"][0]
                 options = best["alternatives"][position] if isinstance(position, int) and \
                     0 <= position < len(best["alternatives"]) else []
                 if len(options) < 2:
@@ -198,7 +229,7 @@ class Service:
                                        "position (and alternatives >= 2)")
                 replacement = options[1]["id"]
             prefix = translator.edited_prefix(ids, position, replacement)
-            with self.gate.admit("decode"):
+            with self._admit_sentence(translator, source, settings):
                 sentence = translator.redecode(source, prefix, settings)
         note = without_control_characters(replacement)[1] if isinstance(replacement, str) else None
         return sentence | {"note": note}
@@ -216,7 +247,7 @@ class Service:
             if weights is None:
                 width = len(translator.source_pieces(source))
                 weights = even_weights(steer if steer is not None else list(range(width)), width)
-            with self.gate.admit("decode"):
+            with self._admit_sentence(translator, source, settings):
                 return translator.redecode(source, ids[:step], settings, {step: weights})
 
     def saliency(self, model: str, source: Any, ids: Any = None, method: Any = "integrated_gradients",
@@ -225,12 +256,12 @@ class Service:
         attention (see ``Translator.saliency``). The last answers are kept: asking again for the
         same sentence, output and method costs nothing."""
         translator, source, ids, _ = self._output(model, source, ids, settings or make_settings())
-        key = (model, source, tuple(ids), method, steps) \
+        key = (model, translator.weights_sha256 or id(translator), source, tuple(ids), method, steps) \
             if isinstance(model, str) and isinstance(method, str) and isinstance(steps, int) else None
         cached = self.saliency_answers.get(key) if key else None
         if cached is not None:
             return cached
-        with as_request_errors(), self.gate.admit("saliency"):
+        with as_request_errors(), self.gate.admit("saliency", self.memory_budget):  # what its chunks hold at most
             answer = translator.saliency(source, ids, method, steps, self.memory_budget)
         if key:
             self.saliency_answers.put(key, answer)
@@ -243,7 +274,7 @@ class Service:
         ``Translator.neighbours``); a missing or stale index is a RequestError that says how to
         build it."""
         translator, source, ids, _ = self._output(model, source, ids, settings or make_settings())
-        with as_request_errors(), self.gate.admit("decode"):
+        with as_request_errors(), self._admit_sentence(translator, source, make_settings(strategy="greedy")):
             return translator.neighbours(source, ids, side, whole(position), whole(k))
 
     def score(self, model: str, source: Any, target: Any, settings: DecodeSettings,
@@ -256,7 +287,7 @@ class Service:
             source = sentence["source"]
         else:
             translator, source, best = self.translator(model), _text(source, "source"), None
-        with as_request_errors(), self.gate.admit("decode"):
+        with as_request_errors(), self._admit_sentence(translator, source, settings):
             scored = translator.score(source, _text(target, "target"), settings)
         return scored | ({"best": best} if beside_best else {})
 

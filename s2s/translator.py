@@ -25,13 +25,13 @@ import sentencex
 import torch
 
 from . import search
-from .checkpoint import load_model, read_metrics
+from .checkpoint import WEIGHTS_FILE, load_model, read_metrics
 from .config import MODEL_SIZE_LIMITS
 from .data import pad
 from .familiarity import unfamiliar_notes
 from .heads import HeadSettings, parse_heads
 from .model import EncoderDecoder, evaluating
-from .neighbour_index import LazyIndex
+from .neighbour_index import LazyIndex, file_digest
 from .neighbours import DEFAULT_NEIGHBOURS, check_query, find_neighbours
 from .precision import DEFAULT_WEIGHTS, require_gradients, with_weights
 from .saliency import DEFAULT_MEMORY_BUDGET, DEFAULT_STEPS, rank_correlation, source_saliency
@@ -59,6 +59,20 @@ def word_count(pieces: tuple[str, ...]) -> int:
     return len(merge_pieces(pieces))
 
 
+# The range of every numeric decoding setting: (lowest, highest, whole numbers only). Read by
+# ``DecodeSettings.validate`` and by the REST API's schema (``s2s.schema.settings_fields``), so the
+# schema states exactly what the server enforces. nbest is at most beam_size for beam search.
+SETTING_RANGES: dict[str, tuple[float, float, bool]] = {
+    "beam_size": (1, MAX_BEAM_SIZE, True), "nbest": (1, MAX_SAMPLES, True), "alpha": (0.0, 5.0, False),
+    "coverage_penalty": (0.0, 5.0, False), "min_length_ratio": (0.0, 2.0, False),
+    "max_length_ratio": (0.1, 10.0, False), "max_length_extra": (0, MAX_TARGET_LEN, True),
+    "no_repeat_ngram": (0, 10, True), "alternatives": (0, MAX_ALTERNATIVES, True),
+    "temperature": (1e-3, 100.0, False), "top_k": (0, 1_000_000, True), "top_p": (1e-6, 1.0, False),
+    "seed": (0, 2**63 - 1, True), "steer_layer": (-1, MODEL_SIZE_LIMITS["decoder_layers"] - 1, True),
+    "steer_head": (-1, MODEL_SIZE_LIMITS["attention_heads"] - 1, True),
+}
+
+
 @dataclasses.dataclass(frozen=True)
 class DecodeSettings:
     """How to decode: the one definition of every decoding setting, used by the library, the
@@ -74,7 +88,7 @@ class DecodeSettings:
     min_length_ratio: float = 0.0  # output has at least ratio * source pieces before </s>; 0 = off
     max_length_ratio: float = 2.0  # output may have ratio * source pieces + extra tokens
     max_length_extra: int = 10
-    no_repeat_ngram: int = 0  # 0 = off
+    no_repeat_ngram: int = 0  # no n-gram of this size twice in an output (every strategy; forced pieces exempt); 0 = off
     temperature: float = 1.0
     top_k: int = 0  # 0 = off
     top_p: float = 1.0  # 1 = off
@@ -87,29 +101,18 @@ class DecodeSettings:
     steer_head: int = -1  # Transformer: the head of that layer it replaces (-1 = every head)
 
     def validate(self) -> "DecodeSettings":
-        def check(name: str, low: float, high: float, integer: bool) -> None:
+        if self.strategy not in STRATEGIES:
+            raise ValueError(f"strategy must be one of {STRATEGIES}, got {self.strategy!r}")
+        for name, (low, high, integer) in SETTING_RANGES.items():
             value = getattr(self, name)
+            if name == "seed" and value is None:
+                continue
+            if name == "nbest" and self.strategy == "beam":
+                high = self.beam_size  # the beam holds the n-best
             kind = int if integer else (int, float)
             if isinstance(value, bool) or not isinstance(value, kind) or not (low <= value <= high):
                 raise ValueError(f"{name} must be {'an integer' if integer else 'a number'} "
                                  f"in [{low}, {high}], got {value!r}")
-
-        if self.strategy not in STRATEGIES:
-            raise ValueError(f"strategy must be one of {STRATEGIES}, got {self.strategy!r}")
-        check("beam_size", 1, MAX_BEAM_SIZE, True)
-        check("nbest", 1, self.beam_size if self.strategy == "beam" else MAX_SAMPLES, True)
-        check("alpha", 0.0, 5.0, False)
-        check("coverage_penalty", 0.0, 5.0, False)
-        check("min_length_ratio", 0.0, 2.0, False)
-        check("max_length_ratio", 0.1, 10.0, False)
-        check("max_length_extra", 0, MAX_TARGET_LEN, True)
-        check("no_repeat_ngram", 0, 10, True)
-        check("alternatives", 0, MAX_ALTERNATIVES, True)
-        check("temperature", 1e-3, 100.0, False)
-        check("top_k", 0, 1_000_000, True)
-        check("top_p", 1e-6, 1.0, False)
-        if self.seed is not None:
-            check("seed", 0, 2**63 - 1, True)
         if not isinstance(self.prefix, str) or len(self.prefix) > MAX_INPUT_CHARS:
             raise ValueError(f"prefix must be a string of at most {MAX_INPUT_CHARS} characters")
         if not isinstance(self.split_sentences, bool):
@@ -117,14 +120,26 @@ class DecodeSettings:
         if not isinstance(self.heads_off, str) or len(self.heads_off) > MAX_HEADS_OFF_CHARS:
             raise ValueError(f"heads_off must be a string of at most {MAX_HEADS_OFF_CHARS} characters")
         parse_heads(self.heads_off)
-        check("steer_layer", -1, MODEL_SIZE_LIMITS["decoder_layers"] - 1, True)
-        check("steer_head", -1, MODEL_SIZE_LIMITS["attention_heads"] - 1, True)
         return self
 
     @property
     def heads(self) -> HeadSettings:
         """The head controls these settings ask for (checked against a model by ``HeadSettings.check``)."""
         return HeadSettings(parse_heads(self.heads_off), self.steer_layer, self.steer_head)
+
+
+@dataclasses.dataclass(frozen=True)
+class RequestCost:
+    """What a translation request may take, known before it runs (``Translator.request_cost``):
+    ``sentences`` decoded, ``work`` (decoder rows x steps, summed over them: the time it may take)
+    and ``memory`` (bytes it may hold at most, its results included)."""
+
+    sentences: int = 0
+    work: int = 0
+    memory: int = 0
+
+    def __add__(self, other: "RequestCost") -> "RequestCost":
+        return RequestCost(self.sentences + other.sentences, self.work + other.work, self.memory + other.memory)
 
 
 EMPTY_MESSAGE = "Empty input: type a sentence to translate."
@@ -181,9 +196,12 @@ class Translator:
 
     def __init__(self, model: EncoderDecoder, tokenizer: Tokenizer, name: str = "model",
                  metrics: dict[str, Any] | None = None, memory_budget: int = DEFAULT_MEMORY_BUDGET,
-                 folder: Path | None = None, weights: str = DEFAULT_WEIGHTS) -> None:
+                 folder: Path | None = None, weights: str = DEFAULT_WEIGHTS, weights_sha256: str | None = None) -> None:
         self.model = with_weights(model, weights)  # changed in place to hold them so (s2s.precision)
-        self.neighbour_index = LazyIndex(folder)  # the folder's index/, loaded on first use
+        # The digest of the weights file these weights were read from (None: not from a folder):
+        # what caches and the neighbour index's staleness check are keyed on.
+        self.weights_sha256 = weights_sha256
+        self.neighbour_index = LazyIndex(folder, weights_sha256)  # the folder's index/, loaded on first use
         self.memory_budget = memory_budget  # bytes one search may hold (see decode_bytes)
         self.tokenizer = tokenizer
         self.name = name
@@ -196,9 +214,12 @@ class Translator:
         """Load a model folder; ``weights`` is how it holds them (``s2s.precision``: fp32,
         bf16-output or int8; the reduced ones are faster on a CPU and may change outputs slightly);
         ``memory_budget``: bytes one search may hold."""
+        # The digest first: a file replaced between the two is a newer version, which the
+        # catalog (keyed on the file's modification time read before both) loads again.
+        digest = file_digest(Path(folder) / WEIGHTS_FILE) if (Path(folder) / WEIGHTS_FILE).is_file() else None
         model, tokenizer = load_model(Path(folder))
         return cls(model, tokenizer, name=Path(folder).name, metrics=read_metrics(Path(folder)),
-                   memory_budget=memory_budget, folder=Path(folder), weights=weights)
+                   memory_budget=memory_budget, folder=Path(folder), weights=weights, weights_sha256=digest)
 
     @property
     def has_attention(self) -> bool:
@@ -285,6 +306,17 @@ class Translator:
             sentence["encoder_attention"] = encoder[row, :, :, :s, :s].tolist()
             sentence["decoder_attention"] = decoder[row, :, :, :t, :t].tolist()
 
+    def decoder_rows(self, settings: DecodeSettings) -> int:
+        """Decoder rows one sentence takes: its beams, its samples, or one."""
+        return {"greedy": 1, "beam": settings.beam_size, "sample": settings.nbest}[settings.strategy]
+
+    @staticmethod
+    def max_steps(settings: DecodeSettings, source_length: int, prefix_length: int = 0) -> int:
+        """The most decoder steps of a sentence of ``source_length`` pieces (</s> included): the
+        longest output ``_decode`` allows."""
+        return max(prefix_length + 2, min(MAX_TARGET_LEN, int(source_length * settings.max_length_ratio
+                                                               + settings.max_length_extra)))
+
     def decode_bytes(self, settings: DecodeSettings, sentences: int, source_length: int, prefix_length: int = 0) -> int:
         """An upper bound on the memory one search holds for ``sentences`` sentences of at most
         ``source_length`` pieces (</s> included), in bytes, known before it starts: per decoder row
@@ -295,9 +327,8 @@ class Translator:
         stored, concatenated when hypotheses are built from them, and gathered for those; each step's
         back-pointer, id, log-probability and slot as Python numbers); and the result's attention as
         Python lists (``PYTHON_FLOAT_BYTES`` a number: a Transformer's every head, and its self-attention)."""
-        rows = sentences * {"greedy": 1, "beam": settings.beam_size, "sample": settings.nbest}[settings.strategy]
-        steps = max(prefix_length + 1, min(MAX_TARGET_LEN, int(source_length * settings.max_length_ratio
-                                                              + settings.max_length_extra)))
+        rows = sentences * self.decoder_rows(settings)
+        steps = self.max_steps(settings, source_length, prefix_length)
         config = self.model.config
         per_step = config.vocab_size * 4
         self_attention = 0
@@ -313,6 +344,22 @@ class Translator:
         paths = steps * 4 * PYTHON_FLOAT_BYTES
         listed = (rows * steps * attended + self_attention) * PYTHON_FLOAT_BYTES
         return rows * ((per_step + history + encoder) * 4 + paths) + listed
+
+    def request_cost(self, texts: list[str], settings: DecodeSettings) -> "RequestCost":
+        """What translating ``texts`` may take, known before any decoding (the texts are split and
+        tokenised, nothing more): their sentences, the decoder rows x steps of each summed
+        (``work``), and the sum of each sentence's ``decode_bytes`` (``memory``), an upper bound
+        on the whole request, every result it piles up included. A text refused with a
+        ``message`` costs nothing."""
+        prefix_length = len(self.tokenizer.encode(settings.prefix)) if settings.prefix.strip() else 0
+        rows, sentences, work, memory = self.decoder_rows(settings), 0, 0, 0
+        for text in texts:
+            for sentence in self._prepare(text, settings)["sentences"]:
+                length = len(sentence["ids"]) + 1
+                sentences += 1
+                work += rows * self.max_steps(settings, length, prefix_length)
+                memory += self.decode_bytes(settings, 1, length, prefix_length)
+        return RequestCost(sentences, work, memory)
 
     def check_budget(self, settings: DecodeSettings, source_length: int, prefix_length: int = 0) -> None:
         """Refuse, before any decoding, one sentence whose search would not fit ``memory_budget``."""
@@ -449,7 +496,7 @@ class Translator:
             raise ValueError(result["message"])
         (sentence,) = result["sentences"]
         source_ids = sentence.pop("ids") + [EOS_ID]
-        scoring = search.Scoring(alpha=settings.alpha, beta=settings.coverage_penalty)
+        scoring = self.scoring(settings)
         with evaluating(self.model):
             (forced,) = search.force_decode(self.model, torch.tensor([source_ids]), torch.tensor([len(source_ids)]),
                                             [target_ids + [EOS_ID]], scoring, settings.alternatives, settings.heads)
@@ -574,11 +621,12 @@ class Translator:
         source = pad([ids + [EOS_ID] for ids in sources])
         lengths = torch.tensor([len(ids) + 1 for ids in sources])
         max_lengths = (lengths.double() * settings.max_length_ratio + settings.max_length_extra).long()
-        max_lengths = max_lengths.clamp(min=len(prefix_ids) + 1, max=max(MAX_TARGET_LEN, len(prefix_ids) + 1))
+        # At least one piece after the prefix before </s>, so no output is empty, whatever the ratio says.
+        max_lengths = max_lengths.clamp(min=len(prefix_ids) + 2, max=max(MAX_TARGET_LEN, len(prefix_ids) + 2))
         min_lengths = torch.minimum((lengths.double() * settings.min_length_ratio).long(), max_lengths - 1) \
             if settings.min_length_ratio > 0 else None
         prefix = torch.tensor([prefix_ids] * len(sources)) if prefix_ids else None
-        scoring = search.Scoring(alpha=settings.alpha, beta=settings.coverage_penalty)
+        scoring = self.scoring(settings)
         with evaluating(self.model):
             return self._search(source, lengths, max_lengths, min_lengths, prefix, scoring, settings, generator,
                                 steering, with_attention)
@@ -590,17 +638,26 @@ class Translator:
         """The strategy of ``settings`` over source [B, S] (see ``s2s.search``)."""
         if settings.strategy == "greedy":
             hypotheses = search.greedy(self.model, source, lengths, max_lengths, prefix, scoring, min_lengths,
-                                       settings.alternatives, steering, settings.heads, with_attention)
+                                       settings.alternatives, steering, settings.heads, with_attention,
+                                       settings.no_repeat_ngram)
             return [([h], None) for h in hypotheses]
         if settings.strategy == "sample":
             samples = search.sample(self.model, source, lengths, max_lengths, settings.nbest, settings.temperature,
                                     settings.top_k, settings.top_p, generator, prefix, scoring, min_lengths,
-                                    settings.alternatives, steering, settings.heads, with_attention)
+                                    settings.alternatives, steering, settings.heads, with_attention,
+                                    settings.no_repeat_ngram)
             return [(h, None) for h in samples]
         beams, traces = search.beam_search(self.model, source, lengths, max_lengths, settings.beam_size,
                                            settings.nbest, scoring, settings.no_repeat_ngram, prefix, min_lengths,
                                            settings.alternatives, steering, settings.heads, with_attention)
         return list(zip(beams, traces))
+
+    def scoring(self, settings: DecodeSettings) -> search.Scoring:
+        """How ``settings`` rank hypotheses on this model: the coverage penalty (and the attention
+        shown) over the last cross-attention layer's heads that are on."""
+        last_layer = self.model.config.decoder_layers - 1
+        return search.Scoring(alpha=settings.alpha, beta=settings.coverage_penalty,
+                              heads_off=settings.heads.cross_off_in_layer(last_layer))
 
     def hypothesis_dict(self, hypothesis: Hypothesis, forced: int = 0) -> dict[str, Any]:
         """JSON form of a hypothesis, with pieces and detokenised text; its first ``forced``

@@ -6,7 +6,9 @@ FastAPI app through ``launch(app_kwargs={"middleware": web_protections(...)})``)
   ``frame-ancestors 'self'``, on every HTTP response;
 - ``LoginThrottle``: failed logins (``POST /login`` answered 400) are slowed per client address,
   and refused with 429 and ``Retry-After`` once ``limit`` have failed within ``window`` seconds; a
-  right password before that still logs in and clears the address's count.
+  right password before that still logs in and clears the address's count. The count
+  (``FailedLogins``) is shared with the REST API's HTTP Basic and API-key checks
+  (``s2s.rest``), so no door of the server lets a password be guessed faster than the page does.
 """
 
 from __future__ import annotations
@@ -50,10 +52,14 @@ class SecurityHeaders:
         await self.app(scope, receive, with_headers)
 
 
-class LoginThrottle:
-    def __init__(self, app: ASGIApp, limit: int = 10, window: float = 60.0, delay: float = 0.25,
-                 max_delay: float = 2.0) -> None:
-        self.app, self.limit, self.window, self.delay, self.max_delay = app, limit, window, delay, max_delay
+class FailedLogins:
+    """Failed logins per client address, from every door: each failure slows the next try by
+    ``delay`` seconds more (at most ``max_delay``), and ``limit`` failures within ``window``
+    seconds refuse the address until the oldest is ``window`` old; a right login clears it.
+    Bounded: at most ``MAX_TRACKED_ADDRESSES`` addresses are remembered."""
+
+    def __init__(self, limit: int = 10, window: float = 60.0, delay: float = 0.25, max_delay: float = 2.0) -> None:
+        self.limit, self.window, self.delay, self.max_delay = limit, window, delay, max_delay
         self.failures: collections.OrderedDict[str, list[float]] = collections.OrderedDict()
 
     def _recent(self, address: str, now: float) -> list[float]:
@@ -65,21 +71,47 @@ class LoginThrottle:
             self.failures.pop(address, None)
         return recent
 
+    def retry_after(self, address: str) -> int | None:
+        """Seconds until ``address`` may try again, or None when it may now."""
+        now = time.monotonic()
+        recent = self._recent(address, now)
+        return max(1, int(self.window - (now - recent[0])) + 1) if len(recent) >= self.limit else None
+
+    async def slow_down(self, address: str) -> None:
+        """Wait as long as the address's recent failures say."""
+        await asyncio.sleep(min(self.max_delay, self.delay * len(self._recent(address, time.monotonic()))))
+
+    def failed(self, address: str) -> None:
+        self.failures.setdefault(address, []).append(time.monotonic())
+        self.failures.move_to_end(address)
+        while len(self.failures) > MAX_TRACKED_ADDRESSES:
+            self.failures.popitem(last=False)
+
+    def succeeded(self, address: str) -> None:
+        self.failures.pop(address, None)
+
+
+def client_address(scope: Scope) -> str:
+    return (scope.get("client") or ("unknown", 0))[0]
+
+
+class LoginThrottle:
+    def __init__(self, app: ASGIApp, failures: FailedLogins | None = None) -> None:
+        self.app, self.failures = app, failures or FailedLogins()
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope.get("method") != "POST" or scope.get("path") not in LOGIN_PATHS:
             await self.app(scope, receive, send)
             return
-        address = (scope.get("client") or ("unknown", 0))[0]
-        now = time.monotonic()
-        recent = self._recent(address, now)
-        if len(recent) >= self.limit:
-            retry = max(1, int(self.window - (now - recent[0])) + 1)
+        address = client_address(scope)
+        retry = self.failures.retry_after(address)
+        if retry is not None:
             await send({"type": "http.response.start", "status": 429,
                         "headers": [(b"content-type", b"application/json"), (b"retry-after", str(retry).encode())]})
             await send({"type": "http.response.body",
                         "body": b'{"detail": "Too many failed logins from this address: try again later."}'})
             return
-        await asyncio.sleep(min(self.max_delay, self.delay * len(recent)))  # each failure slows the next try
+        await self.failures.slow_down(address)  # each failure slows the next try
         status = {}
 
         async def watch(message: dict[str, Any]) -> None:
@@ -89,14 +121,12 @@ class LoginThrottle:
 
         await self.app(scope, receive, watch)
         if status.get("code") == 400:
-            self.failures.setdefault(address, []).append(time.monotonic())
-            self.failures.move_to_end(address)
-            while len(self.failures) > MAX_TRACKED_ADDRESSES:
-                self.failures.popitem(last=False)
+            self.failures.failed(address)
         elif status.get("code", 500) < 400:
-            self.failures.pop(address, None)
+            self.failures.succeeded(address)
 
 
-def web_protections(allow_framing: bool = False) -> list[Middleware]:
-    """The middleware list for the server's app."""
-    return [Middleware(SecurityHeaders, allow_framing=allow_framing), Middleware(LoginThrottle)]
+def web_protections(allow_framing: bool = False, failures: FailedLogins | None = None) -> list[Middleware]:
+    """The middleware list for the server's app; ``failures``: the count of failed logins the
+    REST API shares."""
+    return [Middleware(SecurityHeaders, allow_framing=allow_framing), Middleware(LoginThrottle, failures=failures)]
