@@ -30,7 +30,10 @@ with long_lived_imports():  # Gradio's and torch's imports, about a fifth faster
     from s2s.saliency import DEFAULT_MEMORY_BUDGET
     from s2s.ui import explorer
     from s2s.web_guard import FailedLogins, web_protections
-    from s2s.uploads import MAX_UPLOAD_BYTES
+    from gradio.utils import get_upload_folder
+    from starlette.middleware import Middleware
+
+    from s2s.uploads import MAX_UPLOAD_BYTES, UploadGuard
 
 
 def main() -> None:
@@ -63,8 +66,9 @@ def main() -> None:
                               memory_budget_mb=args.memory_budget_mb)
     demo.state_session_capacity = args.session_capacity
     # The REST API is the outer app (one service with the page); the page is mounted under it.
-    app = create_app(explorer.service, logins, middleware=web_protections(args.allow_framing, failures),
-                     api_keys=api_keys, failures=failures)
+    # Uploads are kept briefly and within a quota (s2s.uploads.UploadGuard).
+    middleware = web_protections(args.allow_framing, failures) + [Middleware(UploadGuard, folder=get_upload_folder())]
+    app = create_app(explorer.service, logins, middleware=middleware, api_keys=api_keys, failures=failures)
     app = gr.mount_gradio_app(app, demo, path="", auth=logins, max_file_size=MAX_UPLOAD_BYTES,
                               css_paths=[explorer.ASSETS / "style.css"], footer_links=["api"])
     print(f"* Running on local URL:  http://{args.host}:{args.port}  (REST API: /v1/docs)", flush=True)

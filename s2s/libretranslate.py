@@ -25,6 +25,7 @@ from typing import Any, Callable
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
 
 from .logins import is_api_key
 from .service import RequestError, Service, settings_from
@@ -155,9 +156,9 @@ async def read_values(request: Request, max_bytes: int) -> dict[str, Any]:
     if content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
         try:
             form = await request.form(max_files=0, max_fields=MAX_FORM_FIELDS, max_part_size=max_bytes)
+        except HTTPException:  # the body's limits (s2s.rest.ApiGuard)
+            raise
         except Exception as error:  # noqa: BLE001 - python-multipart's and Starlette's parse errors
-            if type(error).__name__ in ("BodyTooLarge", "BodyTimeout"):
-                raise
             raise LibreError(400, f"Invalid request: the form cannot be read ({error})") from None
         values: dict[str, Any] = {key: form.get(key) for key in form.keys()}
         if len(form.getlist("q")) > 1:

@@ -47,6 +47,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client import CONTENT_TYPE_LATEST, ProcessCollector
 from pydantic import BaseModel, ConfigDict, Field, create_model
@@ -162,12 +163,19 @@ class Metrics:
                                buckets=(1, 2, 4, 8, 16, 32, 64, 128))
 
 
-class BodyTooLarge(Exception):
-    """A request body passed ``MAX_BODY_BYTES`` while it was read."""
+class BodyTooLarge(HTTPException):
+    """A request body passed ``MAX_BODY_BYTES`` while it was read (an HTTPException, so that the
+    body readers of FastAPI and Starlette hand it on as it is)."""
+
+    def __init__(self) -> None:
+        super().__init__(413, f"the request body is over {MAX_BODY_BYTES // 2**20} MB")
 
 
-class BodyTimeout(Exception):
+class BodyTimeout(HTTPException):
     """A request body was not sent within ``BODY_READ_TIMEOUT`` seconds."""
+
+    def __init__(self) -> None:
+        super().__init__(408, "the request body was not sent in time")
 
 
 class ApiGuard:
@@ -272,12 +280,10 @@ class ApiGuard:
 
         try:
             await self.app(scope, limited_receive, watched_send)
-        except (BodyTooLarge, BodyTimeout) as error:
+        except (BodyTooLarge, BodyTimeout) as error:  # read outside a route (the routes' handler answers)
             if started["response"]:
                 raise
-            response = _refusal(path, 413, f"the request body is over {MAX_BODY_BYTES // 2**20} MB") \
-                if isinstance(error, BodyTooLarge) else _refusal(path, 408, "the request body was not sent in time")
-            await response(scope, receive, send)
+            await _refusal(path, error.status_code, error.detail)(scope, receive, send)
 
 class Api:
     """Blocking work of the API's routes, run on the API's own threads (``API_THREADS``), never on
@@ -337,6 +343,10 @@ def _add_error_handlers(app: FastAPI) -> None:
             message = str(error) if str(error).startswith("Slowdown") else f"Slowdown: {error}"
             return error_response(429, message, headers)
         return JSONResponse({"detail": str(error), "error": str(error)}, status_code=503, headers=headers)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, error: HTTPException) -> JSONResponse:
+        return _refusal(request.url.path, error.status_code, str(error.detail), getattr(error, "headers", None))
 
     @app.exception_handler(RecursionError)
     async def nested(request: Request, error: RecursionError) -> JSONResponse:

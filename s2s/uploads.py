@@ -4,14 +4,24 @@ that is wrong before any training starts.
 Unlike ``data.read_pairs`` (which skips a few malformed lines of a large corpus), an upload must be
 clean: UTF-8 text, one ``source<TAB>target`` per line (or two line-aligned files), no empty line or
 side, the same number of columns on every line, within the stated limits.
+
+What is uploaded is kept only briefly (``UploadGuard``): a training job deletes its upload once
+read, the rest is deleted after ``UPLOAD_TTL_SECONDS``, and uploads are refused while the folder
+holds ``UPLOAD_QUOTA_BYTES``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import gzip
+import json
+import os
+import stat
+import threading
+import time
 import zlib
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 MAX_UPLOAD_BYTES = 50 * 2**20  # per file as uploaded (compressed or not)
 MAX_UNPACKED_BYTES = 50 * 2**20  # per file once unpacked
@@ -96,3 +106,71 @@ def read_upload(paths: Sequence[Path], min_pairs: int = MIN_PAIRS) -> list[tuple
     if len(pairs) < min_pairs:
         raise ValueError(f"only {len(pairs)} pairs; at least {min_pairs} are needed to train")
     return pairs
+
+
+UPLOAD_TTL_SECONDS = 15 * 60  # an upload not read by then (a training job reads it at once) is deleted
+UPLOAD_QUOTA_BYTES = 1024 * 2**20  # the upload folder's size beyond which new uploads are refused
+SWEEP_EVERY_SECONDS = 30.0
+KEPT_FOLDERS_PREFIX = "s2s-"  # the explorer's own folders there (exports) bound themselves
+
+
+def _upload_files(folder: Path) -> list[tuple[Path, os.stat_result]]:
+    """Every file under ``folder`` that a person uploaded (not the explorer's own folders)."""
+    files = []
+    for path in Path(folder).rglob("*"):
+        if path.relative_to(folder).parts[0].startswith(KEPT_FOLDERS_PREFIX):
+            continue
+        with contextlib.suppress(OSError):
+            status = path.stat()
+            if stat.S_ISREG(status.st_mode):
+                files.append((path, status))
+    return files
+
+
+def sweep_uploads(folder: Path, max_age: float = UPLOAD_TTL_SECONDS, quota: int = UPLOAD_QUOTA_BYTES) -> int:
+    """Delete the uploads in ``folder`` older than ``max_age`` seconds, then the oldest until the
+    rest fit ``quota`` bytes, and the folders left empty; returns the bytes the rest take."""
+    files = sorted(_upload_files(folder), key=lambda item: item[1].st_mtime)
+    now, total = time.time(), sum(status.st_size for _, status in files)
+    for path, status in files:
+        if now - status.st_mtime <= max_age and total <= quota:
+            continue
+        with contextlib.suppress(OSError):
+            path.unlink()
+            total -= status.st_size
+            with contextlib.suppress(OSError):  # Gradio puts each upload in a folder of its own
+                path.parent.rmdir()
+    return total
+
+
+class UploadGuard:
+    """ASGI middleware for a server that takes uploads into ``folder`` (Gradio's upload route): a
+    new upload is refused with 507 while the folder holds ``quota`` bytes (each upload counted by
+    its Content-Length until the next sweep measures the folder again), and a sweeper thread
+    deletes uploads older than ``max_age`` seconds every ``SWEEP_EVERY_SECONDS`` (``sweep_uploads``).
+    So nobody can fill the disk, and a server left up for a term keeps only recent uploads."""
+
+    def __init__(self, app: Any, folder: Path, path: str = "/gradio_api/upload", max_age: float = UPLOAD_TTL_SECONDS,
+                 quota: int = UPLOAD_QUOTA_BYTES) -> None:
+        self.app, self.folder, self.path, self.max_age, self.quota = app, Path(folder), path, max_age, quota
+        self.held = 0
+        self._stop = threading.Event()
+        threading.Thread(target=self._sweep, name="s2s-upload-sweeper", daemon=True).start()
+
+    def _sweep(self) -> None:
+        while True:
+            self.held = sweep_uploads(self.folder, self.max_age, self.quota) if self.folder.is_dir() else 0
+            if self._stop.wait(SWEEP_EVERY_SECONDS):
+                return
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope.get("path") == self.path and scope.get("method") == "POST":
+            if self.held >= self.quota:
+                body = json.dumps({"detail": "The server's upload space is full: try again in a few minutes."}).encode()
+                await send({"type": "http.response.start", "status": 507,
+                            "headers": [(b"content-type", b"application/json"), (b"retry-after", b"60")]})
+                await send({"type": "http.response.body", "body": body})
+                return
+            length = dict(scope.get("headers", [])).get(b"content-length", b"")
+            self.held += int(length) if length.isdigit() else MAX_UPLOAD_BYTES  # counted until the next sweep
+        await self.app(scope, receive, send)

@@ -420,3 +420,46 @@ def test_output_layer_without_gradients_follows_every_change_of_its_weights(arch
     assert agrees()
     layer.weight = torch.nn.Parameter(torch.randn_like(layer.weight))
     assert agrees()
+
+
+def _all_strategies(model: EncoderDecoder, source: torch.Tensor, lengths: torch.Tensor, max_lengths: torch.Tensor,
+                    **options: object) -> list[search.Hypothesis]:
+    """Every hypothesis of greedy, beam search (3 wide, 3-best) and sampling (4 samples) on the batch."""
+    greedy = search.greedy(model, source, lengths, max_lengths, **options)
+    beams, _ = search.beam_search(model, source, lengths, max_lengths, 3, 3, **options)
+    samples = search.sample(model, source, lengths, max_lengths, 4, 1.0, 0, 1.0,
+                            torch.Generator().manual_seed(0), **options)
+    return greedy + [h for hs in beams for h in hs] + [h for hs in samples for h in hs]
+
+
+@pytest.mark.parametrize("n", [1, 2])
+def test_every_strategy_keeps_the_no_repeat_ngram_rule(n: int) -> None:
+    model = random_model(8, "bahdanau", seed=1, scale=3.0)  # tiny vocabulary: repeats are likely
+    source, lengths = batch_of([[4, 5, 6, 7], [5, 5]])
+    for hypothesis in _all_strategies(model, source, lengths, torch.tensor([7, 7]), no_repeat_ngram=n):
+        body = hypothesis.ids[:-1] if hypothesis.finished else hypothesis.ids
+        ngrams = [tuple(body[i:i + n]) for i in range(len(body) - n + 1)]
+        assert len(ngrams) == len(set(ngrams)), hypothesis.ids
+
+
+def test_a_forced_prefix_that_repeats_is_kept_and_the_ban_applies_after_it() -> None:
+    """The prefix a person forced ("le le", a picked alternative) may repeat itself: it is kept,
+    every strategy still ends, and from the first chosen piece on no n-gram repeats."""
+    model = random_model(12, "bahdanau", seed=2, scale=3.0)
+    source, lengths = batch_of([[4, 5, 6], [7, 8]])
+    prefix = torch.tensor([[9, 9], [9, 9]])
+    for hypothesis in _all_strategies(model, source, lengths, torch.tensor([8, 8]), prefix=prefix,
+                                      no_repeat_ngram=1):
+        assert hypothesis.ids[:2] == [9, 9] and hypothesis.finished
+        chosen = hypothesis.ids[2:-1]
+        assert len(chosen) == len(set(chosen)) and not set(chosen) & {9}, hypothesis.ids
+
+
+def test_the_shortest_output_allowed_still_has_one_piece() -> None:
+    """A max length of 2 (what any ratio is clamped to) leaves room for one piece before </s>."""
+    model = random_model(10, "bahdanau", seed=3)
+    with torch.no_grad():
+        model.decoder.output.bias[EOS_ID] = 50.0
+    source, lengths = batch_of([[4, 5]])
+    for hypothesis in _all_strategies(model, source, lengths, torch.tensor([2])):
+        assert len(hypothesis.ids) == 2 and hypothesis.ids[0] != EOS_ID and hypothesis.finished

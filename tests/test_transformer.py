@@ -240,3 +240,17 @@ def test_saliency_and_scoring_run_on_a_transformer_beside_its_shown_attention(to
     scored = translator.score("red cat sleeps", best["ids"][:-1])["hypotheses"][0]
     assert scored["score"] == pytest.approx(best["score"], abs=1e-4)
     assert torch.tensor(scored["head_attention"]).shape == torch.tensor(best["head_attention"]).shape
+
+
+def test_heads_switched_off_leave_the_shown_average_and_the_coverage_penalty() -> None:
+    model = transformer(scale=3.0)
+    source, lengths = batch_of([[5, 6, 7, 8]])
+    off = HeadSettings(off=(("cross", 1, 0), ("cross", 1, 3), ("cross", 0, 1)))
+    scoring = search.Scoring(alpha=0.6, beta=0.5, heads_off=off.cross_off_in_layer(1))
+    (hypotheses,), _ = search.beam_search(model, source, lengths, torch.tensor([8]), 3, 3, scoring, heads=off)
+    for hypothesis in hypotheses:
+        shown = hypothesis.head_attention[1, [1, 2]].mean(0)  # the last layer's heads that are on
+        torch.testing.assert_close(hypothesis.attention, shown)
+        assert hypothesis.normalized_score == pytest.approx(
+            hypothesis.score / search.length_penalty(len(hypothesis.ids), 0.6)
+            + search.coverage_penalty(shown, 0.5), abs=1e-5)
