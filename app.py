@@ -25,6 +25,7 @@ with long_lived_imports():  # Gradio's and torch's imports, about a fifth faster
     import gradio as gr  # (gradio reads the setting above at import)
     import uvicorn
 
+    from s2s.catalog import DEFAULT_MAX_LOADED
     from s2s.logins import read_api_keys, read_logins
     from s2s.rest import create_app
     from s2s.saliency import DEFAULT_MEMORY_BUDGET
@@ -56,6 +57,8 @@ def main() -> None:
     parser.add_argument("--memory-budget-mb", type=int, default=DEFAULT_MEMORY_BUDGET // 2**20,
                         help="memory one search or saliency request may hold at once: larger batches are "
                              "split, and a sentence over it is refused up front with a message")
+    parser.add_argument("--max-loaded-models", type=int, default=DEFAULT_MAX_LOADED,
+                        help="models kept loaded at once; the least recently used beyond it are let go")
     parser.add_argument("--allow-framing", action="store_true",
                         help="let other sites put the explorer in a frame (default: same origin only)")
     args = parser.parse_args()
@@ -65,6 +68,9 @@ def main() -> None:
     demo = explorer.build_app(max_batch=args.max_batch, concurrency=args.concurrency, queue_size=args.queue_size,
                               memory_budget_mb=args.memory_budget_mb)
     demo.state_session_capacity = args.session_capacity
+    if args.max_loaded_models < 1:
+        parser.error("--max-loaded-models must be at least 1")
+    explorer.service.catalog.max_loaded = args.max_loaded_models
     # The REST API is the outer app (one service with the page); the page is mounted under it.
     # Uploads are kept briefly and within a quota (s2s.uploads.UploadGuard).
     middleware = web_protections(args.allow_framing, failures) + [Middleware(UploadGuard, folder=get_upload_folder())]

@@ -13,8 +13,21 @@ const GRID_CELL = 7;  // pixels per word of a small heatmap
 // A shared link (assets/share_link.js) may name the head to show: `head=LAYER.HEAD` (HEAD "avg").
 let linkedHead = new URLSearchParams(window.location.search).get("head");
 
-function averageHeads(heads) {
-  return heads[0].map((row, t) => row.map((_, s) => heads.reduce((sum, h) => sum + h[t][s], 0) / heads.length));
+// The cross-attention heads of `layer` switched off in the column shown (its heads_off setting):
+// their weights reach nothing, so the average leaves them out, as the server's `attention` and
+// coverage penalty do (s2s.heads.last_layer_average).
+function crossHeadsOff(layer) {
+  const value = viewValue();
+  const column = value && value.columns[state.column];
+  const off = (column && column.settings && column.settings.heads_off) || "";
+  return new Set(off.split(",").map((name) => name.trim().split(".")).filter(([kind, l]) => kind === "cross" &&
+    Number(l) === layer).map(([, , head]) => Number(head)));
+}
+
+function averageHeads(heads, off = new Set()) {
+  const on = heads.filter((_, h) => !off.has(h));
+  const used = on.length ? on : heads;  // every head off: nothing reaches the output; all are shown
+  return used[0].map((row, t) => row.map((_, s) => used.reduce((sum, h) => sum + h[t][s], 0) / used.length));
 }
 
 function shownLayer(hyp) {
@@ -26,16 +39,21 @@ function shownLayer(hyp) {
 function shownAttention(hyp) {
   if (!hyp.head_attention) return hyp.attention;
   const layer = hyp.head_attention[shownLayer(hyp)];
-  return state.head.head < 0 ? averageHeads(layer) : layer[state.head.head];
+  return state.head.head < 0 ? averageHeads(layer, crossHeadsOff(shownLayer(hyp))) : layer[state.head.head];
 }
 
 function headLabel(layer, head) {
   return `layer ${layer + 1}, ${head < 0 ? "average of heads" : `head ${head + 1}`}`;
 }
 
-// What the heatmap's caption says it shows.
+// What the heatmap's caption says it shows (an average says which heads it leaves out).
 function shownHeadLabel(hyp) {
-  return hyp.head_attention ? ` (${headLabel(shownLayer(hyp), state.head.head)})` : "";
+  if (!hyp.head_attention) return "";
+  const layer = shownLayer(hyp);
+  const off = state.head.head < 0 ? [...crossHeadsOff(layer)].sort((a, b) => a - b) : [];
+  const without = off.length && off.length < hyp.head_attention[layer].length ?
+    ` without head${off.length > 1 ? "s" : ""} ${off.map((h) => h + 1).join(", ")}, switched off` : "";
+  return ` (${headLabel(layer, state.head.head)}${without})`;
 }
 
 function headPicker(value) {

@@ -38,6 +38,7 @@ class ModelCatalog:
         self._loaded: collections.OrderedDict[str, tuple[Translator, int | None]] = collections.OrderedDict()
         self._lock = threading.Lock()  # guards _loaded and _loading, never held while loading
         self._loading: dict[str, threading.Lock] = {}  # one per model being loaded
+        self._failed: dict[str, tuple[int | None, str]] = {}  # name -> (the weights' mtime, why it failed)
 
     def names(self) -> list[str]:
         """Model folder names, the default first, then alphabetical."""
@@ -66,8 +67,11 @@ class ModelCatalog:
             try:
                 translator = Translator.load(self.root / name, memory_budget=self.memory_budget)
             except (OSError, ValueError) as error:
+                with self._lock:
+                    self._failed[name] = (version, str(error))
                 raise ValueError(f"model {name!r} failed to load: {error}") from error
             with self._lock:
+                self._failed.pop(name, None)
                 self._loaded[name] = (translator, version)
                 self._loaded.move_to_end(name)
                 while len(self._loaded) > self.max_loaded:  # requests under way keep theirs until done
@@ -80,11 +84,18 @@ class ModelCatalog:
             return list(self._loaded)
 
     def summary(self, name: str) -> dict[str, Any]:
-        """What the model card says, in brief: title, description, data and scores."""
+        """What the model card says, in brief: title, description, data and scores; or ``error``
+        for a folder whose card cannot be read or whose model failed to load (until it changes)."""
         try:
             metrics = read_metrics(self.root / name)
         except ValueError as error:
             return {"name": name, "error": str(error)}
+        weights = self.root / name / WEIGHTS_FILE
+        version = weights.stat().st_mtime_ns if weights.is_file() else None
+        with self._lock:
+            failed = self._failed.get(name)
+        if failed and failed[0] == version:  # it failed to load, and has not changed since
+            return {"name": name, "error": failed[1]}
         return {
             "name": name,
             "title": metrics.get("title", name),

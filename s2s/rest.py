@@ -44,6 +44,7 @@ from urllib.parse import parse_qs
 
 import anyio
 from fastapi import APIRouter, FastAPI, Request
+from fastapi.routing import APIRoute
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -68,6 +69,7 @@ API_THREADS = 32  # API calls doing blocking work at once (the page has its own 
 MAX_WAITING = 256  # API calls waiting for a thread; beyond them a call is told the server is busy
 API_PATHS = ("/v1/", "/metrics", "/healthz") + LIBRE_PATHS
 PUBLIC_PATHS = ("/healthz", "/languages", "/frontend/settings")  # no login: as LibreTranslate's, they tell no secret
+HTTP_METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 SETTINGS = schema.settings_fields()
 Texts = Union[str, Annotated[list[str], Field(min_length=1, max_length=MAX_TEXTS)]]
 
@@ -309,7 +311,8 @@ def create_app(service: Service, logins: list[tuple[str, str]] | None = None, mi
     metrics, api = Metrics(), Api()
     app.add_middleware(ApiGuard, metrics=metrics, logins=logins, api_keys=api_keys, failures=failures)
     _add_error_handlers(app)
-    app.include_router(_v1_routes(service, metrics, api))
+    v1 = _v1_routes(service, metrics, api)
+    app.include_router(v1)
     _add_operations(app, service, metrics)
     _add_docs(app)
 
@@ -317,7 +320,31 @@ def create_app(service: Service, logins: list[tuple[str, str]] | None = None, mi
         return bool(request.scope.get("state", {}).get("needs_key"))
 
     add_libretranslate(app, service, api.run, api_keys, requires_key, MAX_BODY_BYTES)
+    _add_wrong_method_answers(app, [*app.routes, *v1.routes])
     return app
+
+
+def _not_allowed(allow: str) -> Callable[[], Any]:
+    async def answer() -> JSONResponse:
+        return JSONResponse({"detail": "Method Not Allowed"}, status_code=405, headers={"Allow": allow})
+    return answer
+
+
+def _add_wrong_method_answers(app: FastAPI, routes: list[Any]) -> None:
+    """A known API path asked with another method is answered 405 with ``Allow``, and an unknown
+    ``/v1/`` path 404, here rather than by whatever app is mounted under this one (``app.py``
+    mounts the page at "", which would answer both with its own 404)."""
+    methods: dict[str, set[str]] = {}
+    for route in routes:
+        if isinstance(route, APIRoute) and route.path.startswith(API_PATHS):
+            methods.setdefault(route.path, set()).update(route.methods)
+    for path, allowed in methods.items():
+        app.add_api_route(path, _not_allowed(", ".join(sorted(allowed))), methods=sorted(HTTP_METHODS - allowed),
+                          include_in_schema=False)
+
+    @app.api_route("/v1/{path:path}", methods=sorted(HTTP_METHODS), include_in_schema=False)
+    async def unknown(path: str) -> JSONResponse:
+        return JSONResponse({"detail": "Not Found"}, status_code=404)
 
 
 def _add_error_handlers(app: FastAPI) -> None:

@@ -30,10 +30,11 @@ ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL = "en-fr"
 MAX_REPLACEMENT_CHARS = 100
 MAX_TEXTS = 128  # texts in one request (each of at most MAX_SENTENCES sentences)
-# Decoder row-steps one request may take (``RequestCost.work``): about a minute of this project's
-# 2-core CPU at en-fr's beam 5 (scripts/abuse_server.py measures it), so every request's time is
-# bounded before it runs. 128 ten-word texts at beam 5 take about 40,000.
-MAX_REQUEST_WORK = 2_000_000
+# Decoder row-steps one request may take (``RequestCost.work``, counted at the longest output
+# allowed): about a minute of the 2-core host of 2026-12-08, where en-fr's batched beam search ran
+# 18,000-21,000 of them a second (256 Tatoeba dev sentences at beam 5 and 16), so every request's
+# time is bounded before it runs. 128 one-sentence texts at beam 5 take about 15,000.
+MAX_REQUEST_WORK = 1_200_000
 
 
 class RequestError(ValueError):

@@ -298,3 +298,45 @@ def test_a_model_without_attention_finds_neighbours_without_aligned_words(tmp_pa
     found = Translator.load(folder).neighbours(source, ids, "output", 0, k=3)
     assert (found["neighbours"][0]["source"], found["neighbours"][0]["target"]) == (source, target)
     assert all(n["source_word"] is None and n["target_word"] is not None for n in found["neighbours"])
+
+
+def test_pairs_with_carriage_returns_and_line_separators_round_trip(tmp_path: Path, tokenizer: Tokenizer,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """A training line may hold "\\r", U+2028 or U+0085 inside it (the data is read with "\\n" alone
+    ending a line): the index keeps each pair whole, when built at once and when resumed."""
+    folder = model_folder(tmp_path, tokenizer)
+    odd = [("red\rcat", "cat\rred"), ("big\u2028dog", "dog\u2028big"), ("the\x85bird", "bird\x85the")]
+    data = write_tsv(tmp_path / "train.tsv", (odd + TRAIN_PAIRS[:40]) * 2)
+    build_index(folder, [data], bytes_per_vector=4, progress=False, log=lambda message: None)
+    assert NeighbourIndex.load(folder).pairs[:3] == odd
+    shutil.rmtree(folder / INDEX_FOLDER)
+    monkeypatch.setattr(neighbour_index, "CHUNK_PAIRS", 43)
+    real, calls = neighbour_index._chunk_states, {"count": 0}
+
+    def interrupted(*args):
+        calls["count"] += 1
+        if calls["count"] == 2:
+            raise KeyboardInterrupt
+        return real(*args)
+
+    monkeypatch.setattr(neighbour_index, "_chunk_states", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        build_index(folder, [data], bytes_per_vector=4, progress=False, log=lambda message: None)
+    monkeypatch.setattr(neighbour_index, "_chunk_states", real)
+    build_index(folder, [data], bytes_per_vector=4, progress=False, log=lambda message: None)  # resumed
+    pairs = NeighbourIndex.load(folder).pairs
+    assert pairs[:3] == odd and pairs[43:46] == odd
+
+
+def test_the_staleness_check_reads_the_weights_in_memory_not_the_file(indexed: tuple[Path, Path],
+                                                                       tokenizer: Tokenizer) -> None:
+    folder, _ = indexed
+    translator = Translator.load(folder)  # the weights the index was built for
+    config = json.loads((folder / "config.json").read_text())
+    retrained = random_model(tokenizer.vocab_size, scale=2.0, seed=9, **{
+        k: v for k, v in config.items() if k in ("arch", "encoder_layers", "decoder_layers", "attention_heads",
+                                                 "feedforward_dim")})
+    save_model(folder, retrained, tokenizer, fp16=False)  # the file changes; the translator's weights do not
+    assert translator.neighbours(TRAIN_PAIRS[0][0], [EOS_ID], "source", 0)["neighbours"]
+    with pytest.raises(NeighbourIndexError, match="stale"):
+        Translator.load(folder).neighbours(TRAIN_PAIRS[0][0], [EOS_ID], "source", 0)

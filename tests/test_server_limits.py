@@ -341,3 +341,30 @@ def test_uploads_expire_and_a_full_upload_folder_refuses_more(tmp_path: Path) ->
     assert client.post("/gradio_api/upload", content=b"x" * 1000).status_code == 200
     assert client.post("/gradio_api/upload", content=b"x" * 1000).status_code == 200
     assert client.post("/gradio_api/upload", content=b"x" * 10).status_code == 507
+
+
+def test_a_known_path_with_another_method_is_405_even_with_the_page_mounted_under_it(service: Service) -> None:
+    from fastapi import FastAPI
+
+    app = create_app(service)
+    page = FastAPI()
+
+    @page.get("/{anything:path}")
+    async def everything(anything: str) -> dict:  # stands for the page mounted at ""
+        return {"page": anything}
+
+    app.mount("", page)
+    client = TestClient(app)
+    for method, path, allow in (("GET", "/v1/translate", "POST"), ("GET", "/translate", "POST"),
+                                ("POST", "/healthz", "GET")):
+        answer = client.request(method, path)
+        assert answer.status_code == 405 and answer.headers["allow"] == allow, (method, path)
+    assert client.get("/v1/no-such-route").status_code == 404
+    assert client.get("/anything-else").json() == {"page": "anything-else"}
+
+
+def test_a_model_that_failed_to_load_is_listed_with_its_error(service: Service, client: TestClient) -> None:
+    (service.catalog.root / "de-en" / "model.safetensors").write_bytes(b"not weights")
+    assert client.post("/v1/translate", json={"model": "de-en", "text": "the cat"}).status_code == 404
+    listed = {model["name"]: model for model in client.get("/v1/models").json()}
+    assert "corrupt weights" in listed["de-en"]["error"] and "error" not in listed["en-fr"]
