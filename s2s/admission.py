@@ -94,6 +94,7 @@ class Gate:
                 self._running[kind] -= 1
                 self._held -= memory
                 self._changed.notify_all()
-            if kind == "saliency" or memory >= TRIM_AFTER_BYTES:
+            if kind == "saliency":  # autograd leaves reference cycles: collect them first
                 gc.collect()
-                _malloc_trim()
+            if kind == "saliency" or memory >= TRIM_AFTER_BYTES:
+                _malloc_trim()  # a foreign call: other threads run meanwhile

@@ -13,9 +13,9 @@ share each pass through the model while a lone request is decoded at once; ``max
 (default 0) makes a request wait that many seconds for company as well; on 2 cores
 (``scripts/load_app.py``, one run each) a 5 ms wait gave no more throughput under load.
 
-Fair to everyone: a batch takes the waiting submissions' texts in turn, one text of each before a
-second of any, up to ``max_batch`` texts and ``round_work`` decoder row-steps (``RequestCost.work``),
-so a submission of a thousand sentences is decoded over many short batches and a one-sentence
+Fair to everyone: a batch takes the texts of up to ``max_batch`` waiting submissions in turn, one
+text of each before a second of any, up to ``round_work`` decoder row-steps (``RequestCost.work``:
+about a second of decoding), so a submission of a thousand sentences is decoded over many short batches and a one-sentence
 request that arrives meanwhile joins the next one instead of waiting for it all. Each text is
 decoded with the others of its group in one call, so an error (a sentence over the memory budget,
 say) reaches only the caller whose text it is: a failed group is decoded again text by text. A
@@ -50,12 +50,13 @@ class _Request:
     text: str
     settings: DecodeSettings
     work: int
+    details: bool
     future: Future
 
 
 class RequestBatcher:
-    """Decodes concurrent ``translate_all`` calls in batches of up to ``max_batch`` texts and
-    ``round_work`` row-steps, taken from the waiting submissions in turn; groups with different
+    """Decodes concurrent ``translate_all`` calls in batches of the texts of up to ``max_batch``
+    submissions, taken in turn up to ``round_work`` row-steps; groups with different
     models or settings in one batch decode at the same time, up to ``parallel`` at once."""
 
     def __init__(self, max_batch: int = 32, max_wait: float = 0.0, parallel: int = 2,
@@ -71,24 +72,24 @@ class RequestBatcher:
         self._worker.start()
 
     def translate_all(self, jobs: list[tuple[Translator, str, DecodeSettings]],
-                      works: list[int] | None = None) -> list[dict[str, Any]]:
-        """The results of ``translator.translate(text, settings)`` for each job, decoded with the
-        other waiting requests; ``works`` is each job's ``RequestCost.work`` (1 each when not
-        given). Jobs asked together (the page's greedy and beam columns, or two models side by
+                      works: list[int] | None = None, details: bool = True) -> list[dict[str, Any]]:
+        """The results of ``translator.translate_batch([text], settings, details=details)`` for each
+        job, decoded with the other waiting requests; ``works`` is each job's ``RequestCost.work``
+        (1 each when not given). Jobs asked together (the page's greedy and beam columns, or two models side by
         side) join the same batch, so that those with different settings decode at the same time.
         Errors are raised in the caller's thread; ``Busy`` after ``timeout`` seconds."""
         for _, text, _ in jobs:  # checked here so that one bad request cannot fail a whole batch
             if not isinstance(text, str):
                 raise ValueError(f"text must be a string, got {type(text).__name__}")
         works = works or [1] * len(jobs)
-        batched = {index: _Request(translator, text, settings, work, Future())
+        batched = {index: _Request(translator, text, settings, work, details, Future())
                    for index, ((translator, text, settings), work) in enumerate(zip(jobs, works))
                    if self.max_batch > 1 and settings.strategy != "sample"}
         if batched:
             with self._arrived:
                 self._waiting.append(collections.deque(batched.values()))
                 self._arrived.notify()
-        alone = {index: translator.translate(text, settings)  # while the batch decodes
+        alone = {index: translator.translate_batch([text], settings, details=details)[0]  # while the batch decodes
                  for index, (translator, text, settings) in enumerate(jobs) if index not in batched}
         deadline = time.monotonic() + self.timeout
         try:
@@ -102,42 +103,41 @@ class RequestBatcher:
         return [results[index] if index in batched else alone[index] for index in range(len(jobs))]
 
     def _take_batch(self) -> list[_Request]:
-        """The next batch: the waiting submissions' texts in turn (one of each, then a second...),
-        up to ``max_batch`` texts and ``round_work`` row-steps (at least one text); cancelled
-        texts are dropped. Waits for a submission, and ``max_wait`` more for company."""
+        """The next batch: the texts of up to ``max_batch`` waiting submissions (the longest waiting
+        first), taken in turn (one of each, then a second...) until ``round_work`` row-steps are
+        reached (at least one text); cancelled texts are dropped. A submission with texts left goes
+        behind those that had no turn. Waits for a submission, and ``max_wait`` more for company."""
         with self._arrived:
             self._arrived.wait_for(lambda: bool(self._waiting))
             deadline = time.monotonic() + self.max_wait
-            while sum(len(s) for s in self._waiting) < self.max_batch and time.monotonic() < deadline:
+            while len(self._waiting) < self.max_batch and time.monotonic() < deadline:
                 self._arrived.wait(timeout=max(0.0, deadline - time.monotonic()))
+            taking = [self._waiting.popleft() for _ in range(min(self.max_batch, len(self._waiting)))]
             batch: list[_Request] = []
             work = 0
-            while self._waiting and len(batch) < self.max_batch:
-                submission = self._waiting.popleft()
-                request = submission.popleft()
-                if submission:
-                    self._waiting.append(submission)  # its next text waits for the others' turn
-                if not request.future.set_running_or_notify_cancel():
-                    continue
-                batch.append(request)
-                work += request.work
-                if work >= self.round_work:
-                    break
+            while work < self.round_work and any(taking):
+                for submission in taking:
+                    if submission and work < self.round_work:
+                        request = submission.popleft()
+                        if request.future.set_running_or_notify_cancel():
+                            batch.append(request)
+                            work += request.work
+            self._waiting.extend(submission for submission in taking if submission)
             return batch
-
     def _run(self) -> None:
         while True:
-            groups: dict[tuple[int, DecodeSettings], list[_Request]] = {}
+            groups: dict[tuple[int, DecodeSettings, bool], list[_Request]] = {}
             for request in self._take_batch():
-                groups.setdefault((id(request.translator), request.settings), []).append(request)
+                groups.setdefault((id(request.translator), request.settings, request.details), []).append(request)
             wait([self._groups.submit(self._decode, requests) for requests in groups.values()])
 
     @classmethod
     def _decode(cls, requests: list[_Request]) -> None:
-        """One group (same model and settings) in one ``translate_batch`` call; a group that
+        """One group (same model, settings and details) in one ``translate_batch`` call; a group that
         fails is decoded again text by text, so each error reaches only its own caller."""
         try:
-            results = requests[0].translator.translate_batch([r.text for r in requests], requests[0].settings)
+            first = requests[0]
+            results = first.translator.translate_batch([r.text for r in requests], first.settings, details=first.details)
         except Exception as error:  # noqa: BLE001 - handed to the caller it belongs to
             if len(requests) == 1:
                 requests[0].future.set_exception(error)

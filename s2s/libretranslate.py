@@ -28,7 +28,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from .logins import is_api_key
-from .service import RequestError, Service, settings_from
+from .service import MAX_TEXTS, RequestError, Service, settings_from
 from .translator import MAX_INPUT_CHARS, looks_like_text
 
 LIBRE_PATHS = ("/translate", "/detect", "/languages", "/frontend/settings")
@@ -179,6 +179,9 @@ def _texts(values: dict[str, Any]) -> list[str]:
     texts = [q] if isinstance(q, str) else q
     if not q or not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
         raise LibreError(400, "Invalid request: missing q parameter")
+    if len(texts) > MAX_TEXTS:
+        raise LibreError(400, f"{len(texts):,} texts in one request; at most {MAX_TEXTS} are translated at once: "
+                              "send them in several requests")
     if any(len(t) > MAX_INPUT_CHARS for t in texts):
         raise LibreError(400, f"Invalid request: a text is over {MAX_INPUT_CHARS} characters")
     return texts
@@ -211,17 +214,19 @@ def add_libretranslate(app: FastAPI, service: Service, run: Callable[..., Any], 
             sources = [code for code, _ in detected]
         settings = settings_from({"nbest": count + 1, "beam_size": max(5, count + 1), "alternatives": 0})
         translated, others = list(texts), [[] for _ in texts]
+        models = {language: model_for(service, language, target) for language in set(sources) if language != target}
         by_model: dict[str, list[int]] = {}
         for index, (text, language) in enumerate(zip(texts, sources)):
             if language != target and looks_like_text(text):  # a text already in the target is kept
-                by_model.setdefault(model_for(service, language, target), []).append(index)
+                by_model.setdefault(models[language], []).append(index)
         for model, indices in by_model.items():
             if markup:
                 for index in indices:
-                    translated[index] = translate_html(
-                        texts[index], lambda parts: [r["text"] for r in service.translate(model, parts, settings)])
+                    translated[index] = translate_html(texts[index], lambda parts: [
+                        r["text"] for r in service.translate(model, parts, settings, details=False)])
                 continue
-            for index, result in zip(indices, service.translate(model, [texts[i] for i in indices], settings)):
+            results = service.translate(model, [texts[i] for i in indices], settings, details=False)  # text only
+            for index, result in zip(indices, results):
                 if result["message"]:
                     raise RequestError(result["message"])
                 translated[index] = result["text"]

@@ -150,12 +150,12 @@ class Service:
 
     # ------------------------------------------------------------------------ translation
 
-    def translate_all(self, jobs: list[tuple[str, Any, DecodeSettings]]) -> list[dict[str, Any]]:
+    def translate_all(self, jobs: list[tuple[str, Any, DecodeSettings]], details: bool = True) -> list[dict[str, Any]]:
         """Translations of (model, text, settings), asked together so that they decode at the same
         time, and with concurrent requests (the batcher). The request's cost is known before it
         runs: at most ``MAX_TEXTS`` texts, ``MAX_REQUEST_WORK`` row-steps and the memory budget
         (``Translator.request_cost``), or a RequestError naming the limit; the gate charges its
-        memory."""
+        memory. ``details=False``: only what a text output needs (``Translator.translate_batch``)."""
         if len(jobs) > MAX_TEXTS:
             raise RequestError(f"{len(jobs):,} texts in one request; at most {MAX_TEXTS} are translated at once: "
                                "send them in several requests")
@@ -172,11 +172,12 @@ class Service:
                                f"over this server's budget of {self.memory_budget / 2**20:,.0f} MB per request: send "
                                "fewer texts, or lower the beam size, samples or maximum length")
         with self.gate.admit("decode", total.memory), as_request_errors():
-            return self.batcher.translate_all(requests, [cost.work for cost in costs])
+            return self.batcher.translate_all(requests, [cost.work for cost in costs], details)
 
-    def translate(self, model: str, texts: list[str], settings: DecodeSettings) -> list[dict[str, Any]]:
+    def translate(self, model: str, texts: list[str], settings: DecodeSettings, details: bool = True
+                  ) -> list[dict[str, Any]]:
         """The results of several texts with one model and settings, in order."""
-        return self.translate_all([(model, text, settings) for text in texts])
+        return self.translate_all([(model, text, settings) for text in texts], details)
 
     def best(self, model: str, text: Any, settings: DecodeSettings) -> tuple[Translator, dict, dict]:
         """The translator, the text's first sentence and its best hypothesis; an empty-looking

@@ -67,12 +67,15 @@ async def stall(http: httpx.AsyncClient, base: str) -> None:
     texts = [f"{SENTENCE} Number {n}." for n in range(40)]
     done = asyncio.Event()
     waits: list[float] = []
+    began = time.perf_counter()
+    slowest: list[tuple[float, float]] = []  # (wait, seconds into the phase)
 
     async def probe() -> None:
         while not done.is_set():
             started = time.perf_counter()
             await http.get(f"{base}/healthz")
             waits.append(time.perf_counter() - started)
+            slowest.append((waits[-1], started - began))
             await asyncio.sleep(0.05)
 
     async def call() -> tuple[int, float]:
@@ -88,7 +91,8 @@ async def stall(http: httpx.AsyncClient, base: str) -> None:
     print(f"stall: 20 LibreTranslate calls of 40 texts: statuses {statuses}, each took "
           f"{statistics.median(t for _, t in results):.1f} s (median), {max(t for _, t in results):.1f} s (max)")
     print(f"stall: /healthz meanwhile ({len(waits)} probes): median {1000 * statistics.median(waits):.1f} ms, "
-          f"p99 {1000 * percentile(waits, 0.99):.1f} ms, max {1000 * max(waits):.1f} ms")
+          f"p99 {1000 * percentile(waits, 0.99):.1f} ms, max {1000 * max(waits):.1f} ms; the slowest (ms at s): " +
+          ", ".join(f"{1000 * wait:.0f} at {at:.1f}" for wait, at in sorted(slowest, reverse=True)[:5]))
 
 
 async def huge(http: httpx.AsyncClient, base: str, pid: int) -> None:
