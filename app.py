@@ -25,6 +25,7 @@ with long_lived_imports():  # Gradio's and torch's imports, about a fifth faster
     import gradio as gr  # (gradio reads the setting above at import)
     import uvicorn
 
+    from s2s.admission import limit_malloc_arenas
     from s2s.catalog import DEFAULT_MAX_LOADED
     from s2s.logins import read_api_keys, read_logins
     from s2s.rest import create_app
@@ -62,6 +63,7 @@ def main() -> None:
     parser.add_argument("--allow-framing", action="store_true",
                         help="let other sites put the explorer in a frame (default: same origin only)")
     args = parser.parse_args()
+    limit_malloc_arenas()  # before the server's threads start (s2s.admission)
     logins = read_logins(args.auth_file, os.environ.get("S2S_AUTH"))
     api_keys = read_api_keys(args.api_keys_file, os.environ.get("S2S_API_KEYS"))
     failures = FailedLogins()  # one count of failed logins for the page, HTTP Basic and API keys

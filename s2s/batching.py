@@ -22,6 +22,10 @@ say) reaches only the caller whose text it is: a failed group is decoded again t
 caller waits at most ``timeout`` seconds; then its texts not yet started are dropped and it gets
 ``Busy``.
 
+Small submissions (``FAST_LANE_WORK``) skip the queue while one of ``parallel`` fast lanes is
+free: decoded at once in the caller's thread, they are not held up by a round of large ones, and
+under a flood of small ones the rest still share batches.
+
 Sampling requests are decoded alone: their random draws depend on the batch they are in, and
 a request with a seed must give the same samples whoever else is asking. Greedy and beam
 search give the same outputs batched or alone (scores agree to float rounding).
@@ -42,6 +46,9 @@ from .translator import DecodeSettings, Translator
 
 DEFAULT_ROUND_WORK = 20_000  # decoder row-steps per batch: about a second of en-fr's batched beam search here
 DEFAULT_TIMEOUT = 120.0  # seconds a caller waits for its results
+# A submission of at most this much work (a sentence at beam 16, a few at beam 5: tens of
+# milliseconds) is decoded at once in its caller's thread while one of ``parallel`` lanes is free.
+FAST_LANE_WORK = 2_000
 
 
 @dataclasses.dataclass
@@ -68,6 +75,7 @@ class RequestBatcher:
         self._waiting: collections.deque[collections.deque[_Request]] = collections.deque()  # one per submission
         self._arrived = threading.Condition()
         self._groups = ThreadPoolExecutor(parallel, thread_name_prefix="s2s-decode")
+        self._fast_lane = threading.BoundedSemaphore(parallel)
         self._worker = threading.Thread(target=self._run, name="s2s-batcher", daemon=True)
         self._worker.start()
 
@@ -82,6 +90,12 @@ class RequestBatcher:
             if not isinstance(text, str):
                 raise ValueError(f"text must be a string, got {type(text).__name__}")
         works = works or [1] * len(jobs)
+        if sum(works) <= FAST_LANE_WORK and self._fast_lane.acquire(blocking=False):
+            try:  # small, and a lane is free: decoded now, not behind a batch under way
+                return [translator.translate_batch([text], settings, details=details)[0]
+                        for translator, text, settings in jobs]
+            finally:
+                self._fast_lane.release()
         batched = {index: _Request(translator, text, settings, work, details, Future())
                    for index, ((translator, text, settings), work) in enumerate(zip(jobs, works))
                    if self.max_batch > 1 and settings.strategy != "sample"}

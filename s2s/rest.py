@@ -477,8 +477,10 @@ def create_app_from_environment() -> FastAPI:
     """For ``uvicorn --factory`` and ``python -m s2s serve``: the models in ``$S2S_CHECKPOINTS``,
     the logins in ``$S2S_AUTH`` (``user:password``) or the file ``$S2S_AUTH_FILE``, and the API
     keys in ``$S2S_API_KEYS`` (comma-separated) or the file ``$S2S_API_KEYS_FILE``."""
+    from .admission import limit_malloc_arenas
     from .logins import read_api_keys, read_logins
 
+    limit_malloc_arenas()  # before the server's threads start
     return create_app(Service.from_environment(),
                       read_logins(os.environ.get("S2S_AUTH_FILE"), os.environ.get("S2S_AUTH")),
                       api_keys=read_api_keys(os.environ.get("S2S_API_KEYS_FILE"), os.environ.get("S2S_API_KEYS")))

@@ -94,6 +94,20 @@ def saliency_work(source_length: int, target_length: int, method: str, steps: in
     return examples * (source_length + target_length)
 
 
+def check_work(source_length: int, target_length: int, method: str, steps: int) -> None:
+    """Refuse, before any work, an unknown method, steps out of range, or more than
+    ``MAX_SALIENCY_WORK``."""
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    if not isinstance(steps, int) or isinstance(steps, bool) or not 2 <= steps <= MAX_STEPS:
+        raise ValueError(f"steps must be an integer in [2, {MAX_STEPS}], got {steps!r}")
+    work = saliency_work(source_length, target_length, method, steps)
+    if work > MAX_SALIENCY_WORK:
+        raise ValueError(f"saliency of {target_length} output pieces over {source_length} source pieces at {steps} "
+                         f"steps is {work:,} units of work; this server does at most {MAX_SALIENCY_WORK:,} per request "
+                         "(examples x pieces): use fewer steps, input_x_gradient, or a shorter sentence")
+
+
 def source_saliency(model: EncoderDecoder, source_ids: list[int], target_ids: list[int],
                     method: str = "integrated_gradients", steps: int = DEFAULT_STEPS,
                     memory_budget: int = DEFAULT_MEMORY_BUDGET) -> dict[str, torch.Tensor]:
@@ -107,17 +121,9 @@ def source_saliency(model: EncoderDecoder, source_ids: list[int], target_ids: li
     stays within ``memory_budget`` bytes; a sentence whose one example would exceed it is refused
     with a ValueError before any work starts.
     """
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    if not isinstance(steps, int) or isinstance(steps, bool) or not 2 <= steps <= MAX_STEPS:
-        raise ValueError(f"steps must be an integer in [2, {MAX_STEPS}], got {steps!r}")
     if not source_ids or not target_ids:
         raise ValueError("saliency needs a source and an output")
-    work = saliency_work(len(source_ids), len(target_ids), method, steps)
-    if work > MAX_SALIENCY_WORK:
-        raise ValueError(f"saliency of {len(target_ids)} output pieces over {len(source_ids)} source pieces at {steps} "
-                         f"steps is {work:,} units of work; this server does at most {MAX_SALIENCY_WORK:,} per request "
-                         "(examples x pieces): use fewer steps, input_x_gradient, or a shorter sentence")
+    check_work(len(source_ids), len(target_ids), method, steps)
     per_example = example_bytes(model.config, len(source_ids), len(target_ids))
     chunk = memory_budget // per_example  # examples per forward/backward pass
     if chunk < 1:

@@ -263,6 +263,8 @@ class Service:
         cached = self.saliency_answers.get(key) if key else None
         if cached is not None:
             return cached
+        with as_request_errors():
+            translator.check_saliency(source, ids, method, steps)  # refused before it waits for a slot
         with as_request_errors(), self.gate.admit("saliency", self.memory_budget):  # what its chunks hold at most
             answer = translator.saliency(source, ids, method, steps, self.memory_budget)
         if key:

@@ -34,7 +34,7 @@ from .model import EncoderDecoder, evaluating
 from .neighbour_index import LazyIndex, file_digest
 from .neighbours import DEFAULT_NEIGHBOURS, check_query, find_neighbours
 from .precision import DEFAULT_WEIGHTS, require_gradients, with_weights
-from .saliency import DEFAULT_MEMORY_BUDGET, DEFAULT_STEPS, rank_correlation, source_saliency
+from .saliency import DEFAULT_MEMORY_BUDGET, DEFAULT_STEPS, check_work, rank_correlation, source_saliency
 from .search import BeamStep, Hypothesis
 from .tokenizer import BOS_ID, EOS_ID, EOS_PIECE, Tokenizer, merge_pieces, word_spans
 
@@ -516,12 +516,7 @@ class Translator:
         gradients, ``convergence`` (per piece, how far the row's sum is from the exact change).
         ``memory_budget`` (bytes) bounds what the attribution holds at once; a sentence too long for
         it is refused before any work starts."""
-        require_gradients(self.weights, "saliency")
-        self.check_output(ids)
-        result = self._prepare(source, make_settings(split_sentences=False))
-        if result["message"]:
-            raise ValueError(result["message"])
-        (sentence,) = result["sentences"]
+        sentence = self.check_saliency(source, ids, method, steps)
         source_ids = sentence["ids"] + [EOS_ID]
         scores = source_saliency(self.model, source_ids, ids, method, steps, memory_budget)
         with evaluating(self.model):
@@ -539,6 +534,19 @@ class Translator:
             "rank_correlation": correlation,
             "convergence": scores["convergence"].tolist() if "convergence" in scores else None,
         }
+
+    def check_saliency(self, source: str, ids: list[int], method: str, steps: int) -> dict[str, Any]:
+        """Refuse a saliency question that cannot or may not be answered (no gradients, ids not an
+        output, an empty source, over ``saliency.MAX_SALIENCY_WORK``) before any work; returns
+        the source's one sentence (``_prepare``)."""
+        require_gradients(self.weights, "saliency")
+        self.check_output(ids)
+        result = self._prepare(source, make_settings(split_sentences=False))
+        if result["message"]:
+            raise ValueError(result["message"])
+        (sentence,) = result["sentences"]
+        check_work(len(sentence["ids"]) + 1, len(ids), method, steps)
+        return sentence
 
     def neighbours(self, source: str, ids: list[int], side: str = "output", position: int = 0,
                    k: int = DEFAULT_NEIGHBOURS) -> dict[str, Any]:

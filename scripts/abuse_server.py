@@ -9,9 +9,9 @@ prints one figure per target of the server issue:
   each decode at once;
 - ``huge``: a 50,000-text request to ``/v1/translate`` and to LibreTranslate's ``/translate``:
   status, time to the answer, resident memory before and after;
-- ``mix``: at once, 16 sampling requests (50 sentences, 64 samples), 20 saliency requests (a
-  20-word sentence, 16 steps, and 4 at 256 steps), 4 lists of 20 texts x 50 sentences at beam 16
-  and 10 uploads of 10 MB, while a prober translates one sentence every 0.2 s: the prober's p95,
+- ``mix``: at once, 16 sampling requests of 64 samples (12 of 50 sentences, 4 of one), 20
+  saliency requests (a 20-word sentence, 16 steps, and 4 at 256 steps), 4 lists of 20 texts at
+  beam 16 (2 of 50 sentences each, 2 of 5) and 10 uploads of 10 MB, while a prober translates one sentence every 0.2 s: the prober's p95,
   the peak resident memory above idle, and the memory a minute after;
 - ``soak``: ``--soak-calls`` mixed calls over the six shipped models (translate, alternatives,
   score; 4 clients): resident memory at the start and the end.
@@ -119,30 +119,38 @@ async def mix(http: httpx.AsyncClient, base: str, pid: int, watch: MemoryWatch, 
             waits.append(time.perf_counter() - started if answer.status_code == 200 else float("inf"))
             await asyncio.sleep(0.2)
 
-    async def post(path: str, body: dict) -> int:
-        return (await http.post(f"{base}{path}", json=body)).status_code
+    async def post(kind: str, path: str, body: dict) -> tuple[str, int]:
+        return kind, (await http.post(f"{base}{path}", json=body)).status_code
 
-    async def upload() -> int:
-        files = {"files": ("big.tsv", b"a\tb\n" * (10 * 2**20 // 4), "text/plain")}
-        return (await http.post(f"{base}/gradio_api/upload", files=files)).status_code
+    async def upload() -> tuple[str, int]:
+        files = {"files": ("big.tsv", random.randbytes(10 * 2**20), "text/plain")}  # distinct: Gradio keeps one copy
+        return "upload 10 MB", (await http.post(f"{base}/gradio_api/upload", files=files)).status_code
 
     prober = asyncio.create_task(probe())
     started = time.perf_counter()
-    jobs = [post("/v1/translate", {"text": paragraph, "strategy": "sample", "nbest": 64}) for _ in range(16)]
-    jobs += [post("/v1/saliency", {"text": " ".join(WORDS.split()[:20])}) for _ in range(16)]
-    jobs += [post("/v1/saliency", {"text": WORDS, "steps": 256}) for _ in range(4)]
-    jobs += [post("/v1/translate", {"text": [paragraph] * 20, "beam_size": 16}) for _ in range(4)]
+    one_sentence = "Where is the station?"
+    jobs = [post("sample 50 sentences x 64", "/v1/translate", {"text": paragraph, "strategy": "sample", "nbest": 64})
+            for _ in range(12)]
+    jobs += [post("sample 1 sentence x 64", "/v1/translate", {"text": one_sentence, "strategy": "sample", "nbest": 64})
+             for _ in range(4)]
+    jobs += [post("saliency 20 words", "/v1/saliency", {"text": " ".join(WORDS.split()[:20])}) for _ in range(16)]
+    jobs += [post("saliency 256 steps", "/v1/saliency", {"text": WORDS, "steps": 256}) for _ in range(4)]
+    jobs += [post("20 x 50 sentences beam 16", "/v1/translate", {"text": [paragraph] * 20, "beam_size": 16})
+             for _ in range(2)]
+    jobs += [post("20 x 5 sentences beam 16", "/v1/translate",
+                  {"text": [" ".join([SENTENCE] * 5)] * 20, "beam_size": 16}) for _ in range(2)]
     jobs += [upload() for _ in range(10)]
-    statuses = await asyncio.gather(*jobs)
+    answers = await asyncio.gather(*jobs)
     took = time.perf_counter() - started
     done.set()
     await prober
     peak = watch.peak
-    counts: dict[int, int] = {}
-    for status in statuses:
-        counts[status] = counts.get(status, 0) + 1
+    counts: dict[str, dict[int, int]] = {}
+    for kind, status in answers:
+        counts.setdefault(kind, {})[status] = counts.setdefault(kind, {}).get(status, 0) + 1
     finite = [w for w in waits if w != float("inf")]
-    print(f"mix: {len(statuses)} requests at once answered in {took:.1f} s; statuses {dict(sorted(counts.items()))}")
+    print(f"mix: {len(answers)} requests at once answered in {took:.1f} s; statuses by kind: " +
+          "; ".join(f"{kind} {dict(sorted(statuses.items()))}" for kind, statuses in counts.items()))
     print(f"mix: one-sentence prober ({len(waits)} calls, {len(waits) - len(finite)} refused): median "
           f"{1000 * statistics.median(finite):.0f} ms, p95 {1000 * percentile(waits, 0.95):.0f} ms")
     print(f"mix: resident memory idle {idle:.0f} MB, peak {peak:.0f} MB ({peak - idle:+.0f} MB)")

@@ -162,7 +162,7 @@ def test_one_callers_error_reaches_only_that_caller() -> None:
 
     def ask(text: str) -> None:
         try:
-            results[text] = batcher.translate_all([(fake, text, settings)])[0]
+            results[text] = batcher.translate_all([(fake, text, settings)], [5_000])[0]  # batched, not fast
         except ValueError as error:
             results[text] = error
 
@@ -175,12 +175,25 @@ def test_one_callers_error_reaches_only_that_caller() -> None:
     assert all(results[text] == {"text": text} for text in ("first", "good", "fine"))
 
 
+def test_a_small_request_skips_the_queue_while_a_lane_is_free() -> None:
+    fake = RecordingTranslator(seconds=1.0)
+    batcher = RequestBatcher(max_batch=4, round_work=100)
+    big = threading.Thread(target=batcher.translate_all, args=([(fake, "big", make_settings())], [100_000]))
+    big.start()
+    time.sleep(0.1)
+    fake.seconds = 0.0
+    started = time.monotonic()
+    assert batcher.translate_all([(fake, "small", make_settings())], [100]) == [{"text": "small"}]
+    assert time.monotonic() - started < 0.5  # not after the big one's second
+    big.join()
+
+
 def test_a_caller_waits_at_most_the_timeout_and_its_unstarted_texts_are_dropped() -> None:
     fake = RecordingTranslator(seconds=0.5)
     batcher = RequestBatcher(max_batch=1 + 1, round_work=1, timeout=0.2)
     started = time.monotonic()
     with pytest.raises(Busy, match="did not finish within"):
-        batcher.translate_all([(fake, f"text {n}", make_settings()) for n in range(10)])
+        batcher.translate_all([(fake, f"text {n}", make_settings()) for n in range(10)], [10_000] * 10)
     assert time.monotonic() - started < 0.45
     time.sleep(0.7)
     assert len([text for batch in fake.batches for text in batch]) <= 2  # the rest never ran
