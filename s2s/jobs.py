@@ -46,6 +46,8 @@ TOY_DEV_PAIRS = 300  # fewer than toy-data's 500: the tab validates every 25 ste
 MAX_DEV_PAIRS = 1000
 MAX_BUDGET_SECONDS = 3600  # the tab offers 1 to 60 minutes
 KEPT_JOBS = 10  # job folders kept for resuming; older ones are removed (their published models stay)
+MAX_TAB_MODELS = 20  # models trained in the tab that a checkpoints folder keeps; a 21st needs one removed
+TAB_ORIGIN = "train-tab"  # metrics.json's "origin" of a model trained in the tab
 RUNNING, FINISHED, STOPPED, FAILED, CRASHED = "running", "finished", "stopped", "failed", "crashed"
 
 
@@ -240,6 +242,11 @@ class JobBoard:
                              f"got {train.max_time / 60:g}")
         self._refuse_if_busy()
         published, folder = self.checkpoints / name, self.folder / name
+        trained_here = self.tab_models()
+        if len(trained_here) >= MAX_TAB_MODELS and name not in trained_here:
+            raise ValueError(f"this server keeps at most {MAX_TAB_MODELS} models trained in this tab and has "
+                             f"{len(trained_here)} ({', '.join(trained_here[:5])}, ...): retrain one of them under its "
+                             "name (tick overwrite), or ask the server's operator to remove some")
         if (published.exists() or folder.exists()) and not overwrite:
             raise ValueError(f"a model or job named {name!r} already exists; choose another name or tick overwrite")
         if published.exists() and not folder.exists():  # shipped, or trained on the command line
@@ -266,6 +273,20 @@ class JobBoard:
                                          "budget_seconds": train.max_time, "created": time.time()})
         self._forget_old_jobs()
         return self._launch(Job(folder), resume=False)
+
+    def tab_models(self) -> list[str]:
+        """The published models that were trained in the tab (their card's ``origin``), oldest first."""
+        models = []
+        for folder in sorted(self.checkpoints.iterdir() if self.checkpoints.is_dir() else [],
+                             key=lambda path: path.stat().st_mtime):
+            if folder.name.startswith(".") or not (folder / METRICS_FILE).is_file():
+                continue
+            try:
+                if read_metrics(folder).get("origin") == TAB_ORIGIN:
+                    models.append(folder.name)
+            except ValueError:
+                continue
+        return models
 
     def _forget_old_jobs(self) -> None:
         """Keep the newest ``KEPT_JOBS`` job folders (data, training state, log), so a server left
@@ -354,7 +375,7 @@ def _card_fields(spec: dict[str, Any]) -> dict[str, str | None]:
         data = f"uploaded sentence pairs ({', '.join(spec['uploads'])})"
         attribution = "uploaded by the person who trained it; their terms apply"
     return {"title": spec["name"], "description": f"Trained in the app's Train tab on {data}.",
-            "data_attribution": attribution, "toy_task": spec["task"] or None}
+            "data_attribution": attribution, "toy_task": spec["task"] or None, "origin": TAB_ORIGIN}
 
 
 def run(folder: Path, resume: bool) -> int:

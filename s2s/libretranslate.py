@@ -28,7 +28,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from .logins import is_api_key
-from .service import MAX_TEXTS, RequestError, Service, settings_from
+from .service import RequestError, Service, check_text_count, settings_from
 from .translator import MAX_INPUT_CHARS, looks_like_text
 
 LIBRE_PATHS = ("/translate", "/detect", "/languages", "/frontend/settings")
@@ -179,9 +179,7 @@ def _texts(values: dict[str, Any]) -> list[str]:
     texts = [q] if isinstance(q, str) else q
     if not q or not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
         raise LibreError(400, "Invalid request: missing q parameter")
-    if len(texts) > MAX_TEXTS:
-        raise LibreError(400, f"{len(texts):,} texts in one request; at most {MAX_TEXTS} are translated at once: "
-                              "send them in several requests")
+    check_text_count(len(texts))  # before anything is done per text
     if any(len(t) > MAX_INPUT_CHARS for t in texts):
         raise LibreError(400, f"Invalid request: a text is over {MAX_INPUT_CHARS} characters")
     return texts
@@ -195,7 +193,8 @@ def add_libretranslate(app: FastAPI, service: Service, run: Callable[..., Any], 
 
     def check_key(request: Request, values: dict[str, Any]) -> None:
         if requires_key(request) and not is_api_key(values.get("api_key"), api_keys):
-            request.scope.setdefault("state", {})["failed_login"] = True  # counted by the guard's throttle
+            if values.get("api_key"):  # a wrong key, not a missing one: counted by the guard's throttle
+                request.scope.setdefault("state", {})["failed_login"] = True
             raise LibreError(403, "Invalid API key")
 
     def detect_all(texts: list[str], candidates: list[str]) -> list[tuple[str, float]]:

@@ -235,7 +235,9 @@ class ApiGuard:
         length = headers.get(b"content-length")
         if length is not None and b"transfer-encoding" in headers:
             return _refusal(path, 400, "a request may not have both Content-Length and Transfer-Encoding")
-        if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
+        if length is not None and not length.isdigit():
+            return _refusal(path, 400, "the Content-Length header is not a number")
+        if length is not None and int(length) > MAX_BODY_BYTES:
             return _refusal(path, 413, f"the request body is over {MAX_BODY_BYTES // 2**20} MB")
         scope.setdefault("state", {})["needs_key"] = False
         if (self.logins or self.api_keys) and path not in PUBLIC_PATHS:
@@ -249,7 +251,8 @@ class ApiGuard:
             elif path in ("/translate", "/detect") and self.api_keys:
                 scope["state"]["needs_key"] = True  # LibreTranslate's routes read api_key from the body
             else:
-                self.failures.failed(address)
+                if b"authorization" in headers or b"api_key=" in scope.get("query_string", b""):
+                    self.failures.failed(address)  # a wrong login, not a missing one (a browser's first try)
                 await self.failures.slow_down(address)
                 if _is_libre(path):
                     return error_response(403, "Invalid API key (or log in with HTTP Basic)")

@@ -65,6 +65,13 @@ def as_request_errors() -> Iterator[None]:
         raise RequestError(str(error)) from None
 
 
+def check_text_count(count: int) -> None:
+    """Refuse a request of more than ``MAX_TEXTS`` texts, by name, before anything is read of them."""
+    if count > MAX_TEXTS:
+        raise RequestError(f"{count:,} texts in one request; at most {MAX_TEXTS} are translated at once: "
+                           "send them in several requests")
+
+
 def whole(value: Any) -> Any:
     """Sliders and number boxes send floats: 5.0 -> 5."""
     return int(value) if isinstance(value, float) and value.is_integer() else value
@@ -128,9 +135,14 @@ class Service:
     def __init__(self, catalog: ModelCatalog, batcher: RequestBatcher | None = None, gate: Gate | None = None,
                  memory_budget: int = DEFAULT_MEMORY_BUDGET) -> None:
         self.catalog, self.batcher, self.gate = catalog, batcher or RequestBatcher(), gate or Gate()
-        self.memory_budget = memory_budget  # bytes a search or a saliency request may hold
-        catalog.memory_budget = memory_budget
+        self.set_memory_budget(memory_budget)
         self.saliency_answers = RecentAnswers(SALIENCY_CACHE_SIZE)
+
+    def set_memory_budget(self, budget: int) -> None:
+        """Bytes one search or saliency request may hold (every loaded model's searches too); the
+        gate admits at least three such requests at once."""
+        self.memory_budget = self.catalog.memory_budget = budget
+        self.gate.memory_capacity = max(self.gate.memory_capacity, 3 * budget)
 
     @classmethod
     def from_environment(cls) -> "Service":
@@ -156,9 +168,7 @@ class Service:
         runs: at most ``MAX_TEXTS`` texts, ``MAX_REQUEST_WORK`` row-steps and the memory budget
         (``Translator.request_cost``), or a RequestError naming the limit; the gate charges its
         memory. ``details=False``: only what a text output needs (``Translator.translate_batch``)."""
-        if len(jobs) > MAX_TEXTS:
-            raise RequestError(f"{len(jobs):,} texts in one request; at most {MAX_TEXTS} are translated at once: "
-                               "send them in several requests")
+        check_text_count(len(jobs))
         requests = [(self.translator(model), _text(text), settings) for model, text, settings in jobs]
         with as_request_errors():
             costs = [translator.request_cost([text], settings) for translator, text, settings in requests]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 import torch
@@ -13,6 +14,11 @@ from s2s.architectures import build_model
 from s2s.model import EncoderDecoder
 from s2s.tokenizer import Tokenizer
 from s2s.translator import Translator
+
+if TYPE_CHECKING:
+    from fastapi.testclient import TestClient
+
+    from s2s.service import Service
 
 WORDS = ["red", "blue", "green", "cat", "dog", "bird", "runs", "sleeps", "eats", "big", "small", "the"]
 
@@ -76,6 +82,29 @@ def random_model(vocab_size: int, attention: str = "bahdanau", rnn_type: str = "
 @pytest.fixture
 def translator(tokenizer: Tokenizer) -> Translator:
     return Translator(random_model(tokenizer.vocab_size, scale=3.0), tokenizer, name="random")
+
+
+@pytest.fixture
+def service(translator: Translator, tmp_path: Path) -> "Service":
+    """The service over three folders of the random model, named as the REST API's pairs need."""
+    from s2s.admission import Gate
+    from s2s.catalog import ModelCatalog
+    from s2s.checkpoint import save_model
+    from s2s.service import Service
+
+    for name in ("en-fr", "en-fr-noattn", "de-en"):
+        save_model(tmp_path / name, translator.model, translator.tokenizer)
+    return Service(ModelCatalog(tmp_path, default="en-fr"), gate=Gate(max_wait=0.05))
+
+
+@pytest.fixture
+def client(service: "Service") -> "TestClient":
+    """The REST API over ``service``, answering a bug with 500 as a server would."""
+    from fastapi.testclient import TestClient
+
+    from s2s.rest import create_app
+
+    return TestClient(create_app(service), raise_server_exceptions=False)
 
 
 @pytest.fixture(scope="session")

@@ -211,3 +211,19 @@ def test_uploads_get_sizes_that_fit_their_size_and_unknown_settings_are_refused(
     assert flags[200]["--rnn-type"] == flags[25_000]["--rnn-type"] == "lstm"
     with pytest.raises(ValueError, match="hidden_size"):
         board.start("typo", task="sort", model={"hidden_size": 10}, train={"max_time": 60.0})
+
+
+def test_the_tab_keeps_a_bounded_number_of_models(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A server up for a term: models trained in the tab are counted by their card, and past the
+    quota a new name is refused (retraining one of them in place still works)."""
+    monkeypatch.setattr(jobs, "MAX_TAB_MODELS", 2)
+    monkeypatch.setattr(JobBoard, "_launch", lambda self, job, resume: job)  # no training process
+    for name, origin in (("first", jobs.TAB_ORIGIN), ("second", jobs.TAB_ORIGIN), ("shipped", None)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "metrics.json").write_text(json.dumps({"origin": origin}))
+    board = JobBoard(tmp_path)
+    assert board.tab_models() == ["first", "second"]
+    with pytest.raises(ValueError, match="at most 2 models trained in this tab"):
+        board.start("third", task="sort", train={"max_time": 5.0})
+    (tmp_path / jobs.JOBS_FOLDER / "first").mkdir(parents=True)  # its job folder: it was trained here
+    board.start("first", task="sort", train={"max_time": 5.0}, overwrite=True)

@@ -8,38 +8,21 @@ import contextlib
 import json
 import threading
 import time
-from pathlib import Path
 from typing import Iterator
 
-import httpx
 import pytest
 import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from libretranslatepy import LibreTranslateAPI
 
-from s2s.admission import Busy, Gate
-from s2s.catalog import ModelCatalog
-from s2s.checkpoint import save_model
+from s2s.admission import Busy
 from s2s.libretranslate import detect_languages, translate_html
 from s2s.rest import create_app
 from s2s.service import Service
-from s2s.translator import Translator
 from scripts.local_server import free_port
 
 KEY = "a-key-long-enough-to-be-safe"
-
-
-@pytest.fixture
-def service(translator: Translator, tmp_path: Path) -> Service:
-    for name in ("en-fr", "en-fr-noattn", "de-en"):
-        save_model(tmp_path / name, translator.model, translator.tokenizer)
-    return Service(ModelCatalog(tmp_path, default="en-fr"), gate=Gate(max_wait=0.05))
-
-
-@pytest.fixture
-def client(service: Service) -> TestClient:
-    return TestClient(create_app(service), raise_server_exceptions=False)
 
 
 @contextlib.contextmanager

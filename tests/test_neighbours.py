@@ -199,6 +199,19 @@ def test_bad_queries_are_refused_before_any_search(tmp_path: Path, tokenizer: To
         translator.neighbours("red cat", ids[-2:], side, position, k)
 
 
+def interrupted_at(call: int, chunk_states):
+    """``chunk_states`` that stops the build (as Ctrl-C would) at its ``call``-th chunk."""
+    calls = {"count": 0}
+
+    def interrupted(*args):
+        calls["count"] += 1
+        if calls["count"] == call:
+            raise KeyboardInterrupt
+        return chunk_states(*args)
+
+    return interrupted
+
+
 def test_a_build_cut_off_continues_and_gives_the_index_a_whole_build_gives(tmp_path: Path, tokenizer: Tokenizer,
                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     import s2s.neighbour_index as neighbour_index
@@ -208,16 +221,7 @@ def test_a_build_cut_off_continues_and_gives_the_index_a_whole_build_gives(tmp_p
     monkeypatch.setattr(neighbour_index, "CHUNK_PAIRS", 64)
     whole = build_index(folder, [data], bytes_per_vector=4, progress=False, log=lambda message: None)
     shutil.rmtree(folder / INDEX_FOLDER)
-    calls = {"count": 0}
-    real = neighbour_index._chunk_states
-
-    def interrupted(*args):
-        calls["count"] += 1
-        if calls["count"] == 3:
-            raise KeyboardInterrupt
-        return real(*args)
-
-    monkeypatch.setattr(neighbour_index, "_chunk_states", interrupted)
+    monkeypatch.setattr(neighbour_index, "_chunk_states", interrupted_at(3, neighbour_index._chunk_states))
     with pytest.raises(KeyboardInterrupt):
         build_index(folder, [data], bytes_per_vector=4, progress=False, log=lambda message: None)
     assert not (folder / INDEX_FOLDER).exists() and (folder / PARTIAL_FOLDER / "progress.json").exists()
@@ -311,15 +315,8 @@ def test_pairs_with_carriage_returns_and_line_separators_round_trip(tmp_path: Pa
     assert NeighbourIndex.load(folder).pairs[:3] == odd
     shutil.rmtree(folder / INDEX_FOLDER)
     monkeypatch.setattr(neighbour_index, "CHUNK_PAIRS", 43)
-    real, calls = neighbour_index._chunk_states, {"count": 0}
-
-    def interrupted(*args):
-        calls["count"] += 1
-        if calls["count"] == 2:
-            raise KeyboardInterrupt
-        return real(*args)
-
-    monkeypatch.setattr(neighbour_index, "_chunk_states", interrupted)
+    real = neighbour_index._chunk_states
+    monkeypatch.setattr(neighbour_index, "_chunk_states", interrupted_at(2, real))
     with pytest.raises(KeyboardInterrupt):
         build_index(folder, [data], bytes_per_vector=4, progress=False, log=lambda message: None)
     monkeypatch.setattr(neighbour_index, "_chunk_states", real)

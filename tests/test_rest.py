@@ -19,26 +19,11 @@ from fastapi.testclient import TestClient
 
 from s2s import schema
 from s2s.admission import Gate
-from s2s.catalog import ModelCatalog
-from s2s.checkpoint import save_model
 from s2s.rest import create_app
 from s2s.service import Service
-from s2s.translator import Translator
 from scripts.local_server import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture
-def service(translator: Translator, tmp_path: Path) -> Service:
-    for name in ("en-fr", "en-fr-noattn", "de-en"):
-        save_model(tmp_path / name, translator.model, translator.tokenizer)
-    return Service(ModelCatalog(tmp_path, default="en-fr"), gate=Gate(max_wait=0.05))
-
-
-@pytest.fixture
-def client(service: Service) -> TestClient:
-    return TestClient(create_app(service), raise_server_exceptions=False)
 
 
 def test_translate_answers_what_the_python_api_answers_one_text_or_many_in_order(

@@ -6,14 +6,12 @@ from __future__ import annotations
 
 import base64
 import socket
-import statistics
 import threading
 import time
 from pathlib import Path
 
 import httpx
 import pytest
-import torch
 from fastapi.testclient import TestClient
 
 from s2s import rest
@@ -27,18 +25,6 @@ from s2s.translator import STRATEGIES, Translator, make_settings
 from s2s.uploads import UploadGuard, sweep_uploads
 from tests.conftest import random_model
 from tests.test_libretranslate import live_server
-
-
-@pytest.fixture
-def service(translator: Translator, tmp_path: Path) -> Service:
-    for name in ("en-fr", "de-en"):
-        save_model(tmp_path / name, translator.model, translator.tokenizer, fp16=False)
-    return Service(ModelCatalog(tmp_path, default="en-fr"), gate=Gate(max_wait=0.05))
-
-
-@pytest.fixture
-def client(service: Service) -> TestClient:
-    return TestClient(create_app(service), raise_server_exceptions=False)
 
 
 # ---------------------------------------------------------------------------- the event loop

@@ -510,7 +510,7 @@ def build_app(max_batch: int = 32, concurrency: int = 8, queue_size: int = 256,
     batches are split; a single sentence over it is refused with a message)."""
     if max_batch != service.batcher.max_batch:
         service.batcher = RequestBatcher(max_batch=max_batch)
-    service.memory_budget = service.catalog.memory_budget = memory_budget_mb * 2**20
+    service.set_memory_budget(memory_budget_mb * 2**20)
     names = service.catalog.names()
     first = names[0] if names else None
     page = Page()
