@@ -42,7 +42,7 @@ class Busy(RuntimeError):
         self.kind, self.retry_after = kind, retry_after
 
 
-def _malloc_trim() -> None:
+def malloc_trim() -> None:
     """Give freed heap memory back to the system (glibc); nothing elsewhere."""
     name = ctypes.util.find_library("c")
     if not name:
@@ -109,4 +109,4 @@ class Gate:
             if kind == "saliency":  # autograd leaves reference cycles: collect them first
                 gc.collect()
             if kind == "saliency" or memory >= TRIM_AFTER_BYTES:
-                _malloc_trim()  # a foreign call: other threads run meanwhile
+                malloc_trim()  # a foreign call: other threads run meanwhile

@@ -17,6 +17,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from .admission import malloc_trim
 from .checkpoint import CONFIG_FILE, WEIGHTS_FILE, read_metrics
 from .saliency import DEFAULT_MEMORY_BUDGET
 from .translator import Translator, source_language
@@ -74,8 +75,10 @@ class ModelCatalog:
                 self._failed.pop(name, None)
                 self._loaded[name] = (translator, version)
                 self._loaded.move_to_end(name)
-                while len(self._loaded) > self.max_loaded:  # requests under way keep theirs until done
-                    self._loaded.popitem(last=False)
+                evicted = [self._loaded.popitem(last=False) for _ in range(len(self._loaded) - self.max_loaded)]
+            if evicted:  # requests under way keep theirs until done; the rest is given back to the system
+                del evicted
+                malloc_trim()
             return translator
 
     def loaded(self) -> list[str]:

@@ -168,7 +168,9 @@ async def soak(http: httpx.AsyncClient, base: str, pid: int, calls: int) -> None
 
     async def client() -> None:
         while queue:
-            queue.pop()
+            left = queue.pop()
+            if left % 1000 == 0 and left < calls - 1:
+                print(f"soak: after {calls - left:,} calls resident {resident_mb(pid):.0f} MB", flush=True)
             model = rng.choice(MODELS)
             text = sources[model[:2]]
             kind = rng.random()
