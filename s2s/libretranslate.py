@@ -35,7 +35,6 @@ LIBRE_PATHS = ("/translate", "/detect", "/languages", "/frontend/settings")
 LANGUAGE_NAMES = {"en": "English", "fr": "French", "es": "Spanish", "de": "German"}
 MAX_FORM_FIELDS = 256
 MAX_ALTERNATIVES = 10
-MAX_HTML_TEXTS = 128  # text nodes of one html document translated at once
 UNTRANSLATED_TAGS = frozenset({"script", "style", "code", "pre", "textarea"})
 
 
@@ -132,21 +131,24 @@ class _Markup(HTMLParser):
         self.parts.append(f"<![{data}]>")
 
 
-def translate_html(document: str, translate: Callable[[list[str]], list[str]]) -> str:
-    """``document`` with each text node replaced by its translation (``translate`` of all of them
-    at once, in order); tags, attributes, comments and the text of script, style, code, pre and
-    textarea are kept as they were. The space around a text node is kept around its translation."""
+def html_texts(document: str) -> tuple[list[str], Callable[[list[str]], str]]:
+    """The text passages of an HTML ``document`` to translate (space around them stripped), and
+    a function that puts their translations back in order: tags, attributes, comments and the
+    text of script, style, code, pre and textarea kept as they were, the space around each passage
+    kept around its translation."""
     parser = _Markup()
     parser.feed(document)
     parser.close()
-    if len(parser.texts) > MAX_HTML_TEXTS:
-        raise LibreError(400, f"the document has {len(parser.texts)} text passages; at most {MAX_HTML_TEXTS} are "
-                              "translated at once")
     sources = [parser.parts[index] for index in parser.texts]
-    for index, source, translated in zip(parser.texts, sources, translate([s.strip() for s in sources])):
-        leading, trailing = source[: len(source) - len(source.lstrip())], source[len(source.rstrip()):]
-        parser.parts[index] = leading + html.escape(translated, quote=False) + trailing
-    return "".join(parser.parts)
+
+    def with_translations(translations: list[str]) -> str:
+        parts = list(parser.parts)
+        for index, source, translated in zip(parser.texts, sources, translations):
+            leading, trailing = source[: len(source) - len(source.lstrip())], source[len(source.rstrip()):]
+            parts[index] = leading + html.escape(translated, quote=False) + trailing
+        return "".join(parts)
+
+    return [source.strip() for source in sources], with_translations
 
 
 async def read_values(request: Request, max_bytes: int) -> dict[str, Any]:
@@ -219,10 +221,12 @@ def add_libretranslate(app: FastAPI, service: Service, run: Callable[..., Any], 
             if language != target and looks_like_text(text):  # a text already in the target is kept
                 by_model.setdefault(models[language], []).append(index)
         for model, indices in by_model.items():
-            if markup:
-                for index in indices:
-                    translated[index] = translate_html(texts[index], lambda parts: [
-                        r["text"] for r in service.translate(model, parts, settings, details=False)])
+            if markup:  # every passage of every document in one request, bounded as one
+                documents = [html_texts(texts[index]) for index in indices]
+                passages = [passage for parts, _ in documents for passage in parts]
+                results = iter(service.translate(model, passages, settings, details=False) if passages else [])
+                for index, (parts, with_translations) in zip(indices, documents):
+                    translated[index] = with_translations([next(results)["text"] for _ in parts])
                 continue
             results = service.translate(model, [texts[i] for i in indices], settings, details=False)  # text only
             for index, result in zip(indices, results):

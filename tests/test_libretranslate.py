@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient
 from libretranslatepy import LibreTranslateAPI
 
 from s2s.admission import Busy
-from s2s.libretranslate import detect_languages, translate_html
+from s2s.libretranslate import detect_languages, html_texts
 from s2s.rest import create_app
 from s2s.service import Service
 from scripts.local_server import free_port
@@ -154,7 +154,9 @@ def test_wrong_keys_are_throttled_like_wrong_passwords(service: Service) -> None
 def test_html_keeps_tags_attributes_comments_and_code() -> None:
     document = ('<div class="a b" data-x=\'1\'><!-- note --><p>red dog &lt;3</p><br/>'
                 '<code>the cat</code><script>var x = "<b>";</script> blue </div>')
-    translated = translate_html(document, lambda texts: [text.upper() for text in texts])
+    passages, with_translations = html_texts(document)
+    assert passages == ["red dog <3", "blue"]
+    translated = with_translations([text.upper() for text in passages])
     assert translated == ('<div class="a b" data-x=\'1\'><!-- note --><p>RED DOG &lt;3</p><br/>'
                           '<code>the cat</code><script>var x = "<b>";</script> BLUE </div>')
 
