@@ -28,7 +28,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from .logins import is_api_key
-from .service import RequestError, Service, check_text_count, settings_from
+from .service import MAX_TEXTS, RequestError, Service, check_text_count, settings_from
 from .translator import MAX_INPUT_CHARS, looks_like_text
 
 LIBRE_PATHS = ("/translate", "/detect", "/languages", "/frontend/settings")
@@ -165,6 +165,8 @@ async def read_values(request: Request, max_bytes: int) -> dict[str, Any]:
         values: dict[str, Any] = {key: form.get(key) for key in form.keys()}
         if len(form.getlist("q")) > 1:
             values["q"] = form.getlist("q")
+        if isinstance(values.get("alternatives"), str) and values["alternatives"].strip().isdigit():
+            values["alternatives"] = int(values["alternatives"])  # a form sends every value as text
         return values
     raw = await request.body()
     try:
@@ -187,13 +189,37 @@ def _texts(values: dict[str, Any]) -> list[str]:
     return texts
 
 
+TEXTS_SCHEMA = {"anyOf": [{"type": "string", "minLength": 1},
+                          {"type": "array", "items": {"type": "string"}, "minItems": 1, "maxItems": MAX_TEXTS}]}
+# Clients send null for what they leave unset (Mastodon's api_key without a key), so those may be null.
+DETECT_FIELDS: dict[str, Any] = {"q": TEXTS_SCHEMA, "api_key": {"type": ["string", "null"]}}
+TRANSLATE_FIELDS: dict[str, Any] = DETECT_FIELDS | {
+    "source": {"type": ["string", "null"], "default": "auto", "description": "a language code, or \"auto\""},
+    "target": {"type": "string", "minLength": 1},
+    "format": {"enum": ["text", "html", None], "default": "text"},
+    "alternatives": {"type": ["integer", "null"], "minimum": 0, "maximum": MAX_ALTERNATIVES, "default": 0}}
+
+
+def _body_schema(fields: dict[str, Any]) -> dict[str, Any]:
+    """The OpenAPI request body of a LibreTranslate route (read by hand, in any of three encodings)."""
+    required = [name for name in ("q", "target") if name in fields]
+    schema = {"type": "object", "properties": fields, "required": required}
+    return {"requestBody": {"required": True, "content": {
+        kind: {"schema": schema} for kind in ("application/json", "application/x-www-form-urlencoded")}}}
+
+
 def add_libretranslate(app: FastAPI, service: Service, run: Callable[..., Any], api_keys: list[str] | None,
-                       requires_key: Callable[[Request], bool], max_bytes: int) -> None:
+                       requires_key: Callable[[Request], bool], max_bytes: int,
+                       errors: dict[int | str, dict[str, Any]]) -> None:
     """LibreTranslate's routes on ``app``: ``run(function, *args)`` runs blocking work off the
     event loop; ``requires_key(request)``: whether the request still needs a valid ``api_key``
-    (logins or keys are set and it brought no valid login)."""
+    (logins or keys are set and it brought no valid login); ``errors``: the error answers the
+    routes document."""
 
     def check_key(request: Request, values: dict[str, Any]) -> None:
+        for name in ("api_key", "source", "format"):
+            if values.get(name) is not None and not isinstance(values[name], str):
+                raise LibreError(400, f"Invalid request: {name} must be text")
         if requires_key(request) and not is_api_key(values.get("api_key"), api_keys):
             if values.get("api_key"):  # a wrong key, not a missing one: counted by the guard's throttle
                 request.scope.setdefault("state", {})["failed_login"] = True
@@ -236,7 +262,7 @@ def add_libretranslate(app: FastAPI, service: Service, run: Callable[..., Any], 
                 others[index] = _alternatives(result, count)
         return translated, others, detected
 
-    @app.post("/translate", tags=["LibreTranslate"])
+    @app.post("/translate", tags=["LibreTranslate"], responses=errors, openapi_extra=_body_schema(TRANSLATE_FIELDS))
     async def libre_translate(request: Request) -> Any:
         """LibreTranslate's `/translate`: `q` (a text or a list), `source` (or "auto"), `target`,
         `format` ("text" or "html"), `alternatives`, `api_key`; JSON, form-encoded or multipart."""
@@ -251,10 +277,9 @@ def add_libretranslate(app: FastAPI, service: Service, run: Callable[..., Any], 
         markup = values.get("format") or "text"
         if markup not in ("text", "html"):
             raise LibreError(400, "Invalid request: format must be \"text\" or \"html\"")
-        try:
-            count = int(values.get("alternatives", 0) or 0)
-        except (TypeError, ValueError):
-            raise LibreError(400, "Invalid request: alternatives must be a number") from None
+        count = values.get("alternatives") or 0
+        if isinstance(count, bool) or not isinstance(count, int):
+            raise LibreError(400, "Invalid request: alternatives must be a whole number")
         if not 0 <= count <= MAX_ALTERNATIVES:
             raise LibreError(400, f"Invalid request: alternatives must be in [0, {MAX_ALTERNATIVES}]")
         if source != "auto":
@@ -269,7 +294,7 @@ def add_libretranslate(app: FastAPI, service: Service, run: Callable[..., Any], 
             answer["detectedLanguage"] = languages[0] if one else languages
         return answer
 
-    @app.post("/detect", tags=["LibreTranslate"])
+    @app.post("/detect", tags=["LibreTranslate"], responses=errors, openapi_extra=_body_schema(DETECT_FIELDS))
     async def detect(request: Request) -> Any:
         """LibreTranslate's `/detect`: the languages of `q` (the first text of a list), most
         likely first, each with a confidence in [0, 100], among the models' languages."""

@@ -61,6 +61,7 @@ from .libretranslate import LIBRE_PATHS, LibreError, add_libretranslate, error_r
 from .logins import is_api_key, is_login
 from .neighbours import DEFAULT_NEIGHBOURS, MAX_NEIGHBOURS
 from .saliency import DEFAULT_STEPS, MAX_STEPS, METHODS
+from .translator import MAX_TARGET_LEN
 from .service import DEFAULT_MODEL, MAX_TEXTS, RequestError, Service, SettingError, UnknownModel, settings_from
 from .web_guard import FailedLogins, client_address, web_protections
 
@@ -74,6 +75,8 @@ PUBLIC_PATHS = ("/healthz", "/languages", "/frontend/settings")  # no login: as 
 HTTP_METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 SETTINGS = schema.settings_fields()
 Texts = Union[str, Annotated[list[str], Field(min_length=1, max_length=MAX_TEXTS)]]
+OutputIds = Annotated[list[int], Field(min_length=1, max_length=MAX_TARGET_LEN,
+                                       description="an output's piece ids (null: the model's best output)")]
 
 
 def _request_model(name: str, doc: str, fields: dict[str, Any], example: dict[str, Any]) -> type[BaseModel]:
@@ -96,13 +99,13 @@ RedecodeRequest = _request_model(
     "RedecodeRequest", "Put a piece id or a typed word (empty: the runner-up piece) at an output position of `ids` "
     "(null: the best output) and decode the rest.",
     {"model": (str, DEFAULT_MODEL), "text": (str, ...), "position": (int, 1),
-     "replacement": (Union[int, str], ""), "ids": (Optional[list[int]], None)},
+     "replacement": (Union[int, str], ""), "ids": (Optional[OutputIds], None)},
     {"model": "en-fr", "text": "The cat sleeps.", "position": 1, "replacement": "chien"})
 OverrideRequest = _request_model(
     "OverrideRequest", "At output `step`, the decoder looks where `weights` say (one per source piece, </s> "
     "included), or evenly over the source pieces `steer`, or evenly over all; the rest is decoded again.",
     {"model": (str, DEFAULT_MODEL), "text": (str, ...), "step": (int, 0), "weights": (Optional[list[float]], None),
-     "steer": (Optional[list[int]], None), "ids": (Optional[list[int]], None)},
+     "steer": (Optional[list[int]], None), "ids": (Optional[OutputIds], None)},
     {"model": "en-fr", "text": "The cat sleeps.", "step": 1, "steer": [0]})
 ScoreRequest = _request_model(
     "ScoreRequest", "The model's score of a person's translation of the text's first sentence, beside its own best.",
@@ -117,7 +120,7 @@ class SaliencyRequest(BaseModel):
         {"model": "en-fr", "text": "The cat sleeps.", "method": "input_x_gradient"}]})
     model: str = DEFAULT_MODEL
     text: str
-    ids: Optional[list[int]] = None
+    ids: Optional[OutputIds] = None
     method: Literal[METHODS] = "integrated_gradients"  # type: ignore[valid-type]
     steps: int = Field(DEFAULT_STEPS, ge=2, le=MAX_STEPS, description="integrated gradients' steps")
 
@@ -130,7 +133,7 @@ class NeighboursRequest(BaseModel):
         {"model": "en-fr", "text": "The cat sleeps.", "side": "output", "position": 1, "k": 10}]})
     model: str = DEFAULT_MODEL
     text: str
-    ids: Optional[list[int]] = None
+    ids: Optional[OutputIds] = None
     side: Literal["source", "output"] = "output"
     position: int = Field(0, description="piece index on that side (not </s>)")
     k: int = Field(DEFAULT_NEIGHBOURS, ge=1, le=MAX_NEIGHBOURS, description="how many neighbours")
@@ -141,8 +144,35 @@ def _settings(body: BaseModel) -> Any:
 
 
 def _error(status: int, message: str, field: str | None = None, headers: dict[str, str] | None = None) -> JSONResponse:
-    detail: Any = message if field is None else [{"loc": ["body", field], "msg": message, "type": "value_error"}]
+    """``{"detail": message}``; a 422 in FastAPI's documented shape, a list of errors with the
+    field where there is one (``["body", field]``), else the body (``["body"]``)."""
+    detail: Any = message if status != 422 else \
+        [{"loc": ["body"] + ([field] if field else []), "msg": message, "type": "value_error"}]
     return JSONResponse({"detail": detail}, status_code=status, headers=headers)
+
+
+class Problem(BaseModel):
+    """An error of the ``/v1/`` routes other than 422: what went wrong, for a person to read."""
+
+    detail: str
+
+
+class LibreProblem(BaseModel):
+    """An error of LibreTranslate's routes, in LibreTranslate's shape."""
+
+    error: str
+
+
+V1_ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": Problem, "description": description} for status, description in (
+        (400, "a malformed request (Content-Length, a body nested too deeply)"),
+        (401, "no valid login (HTTP Basic, or ?api_key=)"), (404, "no such model"),
+        (408, "the body was not sent in time"), (413, "the body is over 1 MB"),
+        (429, "too many failed logins from this address"), (503, "the server is busy: retry after Retry-After"))}
+LIBRE_ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": LibreProblem, "description": description} for status, description in (
+        (400, "a bad request"), (403, "no valid API key or login"), (408, "the body was not sent in time"),
+        (413, "the body is over 1 MB"), (429, "Slowdown: busy, or too many failed logins"), (500, "a bug"))}
 
 
 def _is_libre(path: str) -> bool:
@@ -324,7 +354,7 @@ def create_app(service: Service, logins: list[tuple[str, str]] | None = None, mi
     def requires_key(request: Request) -> bool:
         return bool(request.scope.get("state", {}).get("needs_key"))
 
-    add_libretranslate(app, service, api.run, api_keys, requires_key, MAX_BODY_BYTES)
+    add_libretranslate(app, service, api.run, api_keys, requires_key, MAX_BODY_BYTES, LIBRE_ERRORS)
     _add_wrong_method_answers(app, [*app.routes, *v1.routes])
     return app
 
@@ -402,7 +432,7 @@ def _add_error_handlers(app: FastAPI) -> None:
 def _v1_routes(service: Service, metrics: Metrics, api: Api) -> APIRouter:
     """``/v1/``: translate, models and the what-if questions, thin over ``service``, each run
     off the event loop (``api.run``)."""
-    v1 = APIRouter(prefix="/v1", tags=["s2s"])
+    v1 = APIRouter(prefix="/v1", tags=["s2s"], responses=V1_ERRORS)
 
     @v1.post("/translate", response_model=Union[schema.Result, list[schema.Result]])
     async def translate(body: TranslateRequest) -> Any:  # type: ignore[valid-type]

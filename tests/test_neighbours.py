@@ -289,7 +289,7 @@ def test_the_page_the_gradio_endpoint_and_rest_answer_with_real_neighbours(index
     assert response.status_code == 200 and response.json() == found
     assert client.post("/v1/neighbours", json={"text": source, "k": 0}).status_code == 422
     response = client.post("/v1/neighbours", json={"model": "en-fr-noindex", "text": source})
-    assert response.status_code == 422 and "python -m s2s index" in response.json()["detail"]
+    assert response.status_code == 422 and "python -m s2s index" in response.json()["detail"][0]["msg"]
 
 
 def test_a_model_without_attention_finds_neighbours_without_aligned_words(tmp_path: Path, tokenizer: Tokenizer) -> None:

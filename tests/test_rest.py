@@ -116,7 +116,7 @@ def test_the_what_if_routes(client: TestClient) -> None:
     scored = client.post("/v1/score", json={"text": "the big cat runs", "target": "runs cat big the"}).json()
     assert scored["hypotheses"][0]["forced"] and scored["best"]["ids"]
     assert client.post("/v1/override", json={"text": "the cat", "step": 99}).status_code == 422
-    assert client.post("/v1/score", json={"text": "\u200b", "target": "x"}).json()["detail"].startswith("Empty input")
+    assert client.post("/v1/score", json={"text": "\u200b", "target": "x"}).json()["detail"][0]["msg"].startswith("Empty input")
 
 
 def test_models_health_metrics_and_the_openapi_schema(client: TestClient) -> None:
