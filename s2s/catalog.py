@@ -23,7 +23,7 @@ from .saliency import DEFAULT_MEMORY_BUDGET
 from .translator import Translator, source_language
 
 
-DEFAULT_MAX_LOADED = 4  # models kept loaded (about 25-80 MB each with their caches)
+DEFAULT_MAX_LOADED = 4  # models kept loaded at once
 
 
 class ModelCatalog:
@@ -57,14 +57,16 @@ class ModelCatalog:
         if name not in self.names():
             raise ValueError(f"unknown model {name!r}; available: {', '.join(self.names()) or 'none'}")
         weights = self.root / name / WEIGHTS_FILE
+        loaded = self._cached(name, weights)
+        if loaded is not None:
+            return loaded
         with self._lock:
             loading = self._loading.setdefault(name, threading.Lock())
         with loading:  # one load of a model at a time; other models go on
+            loaded = self._cached(name, weights)  # loaded by the request this one waited for
+            if loaded is not None:
+                return loaded
             version = weights.stat().st_mtime_ns if weights.is_file() else None
-            with self._lock:
-                if name in self._loaded and self._loaded[name][1] == version:  # loaded, not retrained since
-                    self._loaded.move_to_end(name)
-                    return self._loaded[name][0]
             try:
                 translator = Translator.load(self.root / name, memory_budget=self.memory_budget)
             except (OSError, ValueError) as error:
@@ -80,6 +82,15 @@ class ModelCatalog:
                 del evicted
                 malloc_trim()
             return translator
+
+    def _cached(self, name: str, weights: Path) -> Translator | None:
+        """The loaded model ``name`` if its weights have not changed since it loaded, else None."""
+        version = weights.stat().st_mtime_ns if weights.is_file() else None
+        with self._lock:
+            if name in self._loaded and self._loaded[name][1] == version:
+                self._loaded.move_to_end(name)
+                return self._loaded[name][0]
+        return None
 
     def loaded(self) -> list[str]:
         """The models loaded now, least recently used first."""

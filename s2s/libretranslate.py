@@ -158,7 +158,7 @@ async def read_values(request: Request, max_bytes: int) -> dict[str, Any]:
     if content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
         try:
             form = await request.form(max_files=0, max_fields=MAX_FORM_FIELDS, max_part_size=max_bytes)
-        except HTTPException:  # the body's limits (s2s.rest.ApiGuard)
+        except HTTPException:  # the body's limits (s2s.api_guard.ApiGuard)
             raise
         except Exception as error:  # noqa: BLE001 - python-multipart's and Starlette's parse errors
             raise LibreError(400, f"Invalid request: the form cannot be read ({error})") from None
@@ -208,6 +208,44 @@ def _body_schema(fields: dict[str, Any]) -> dict[str, Any]:
         kind: {"schema": schema} for kind in ("application/json", "application/x-www-form-urlencoded")}}}
 
 
+def translate_texts(service: Service, texts: list[str], source: str, target: str, count: int, markup: bool
+                    ) -> tuple[list[str], list[list[str]], list[tuple[str, float]] | None]:
+    """``texts`` translated into ``target`` (``count`` alternatives each, ``markup``: HTML) from
+    ``source``, or from each text's detected language (``"auto"``: then also the detections); a
+    text already in the target language is kept as it is. Blocking: run off the event loop."""
+    detected = None
+    sources = [source] * len(texts)
+    if source == "auto":
+        into = sorted({s for s, t in model_pairs(service) if t == target})
+        if not into:
+            raise LibreError(400, f"no model translates into {target!r}; pairs: "
+                                  f"{', '.join(s + '-' + t for s, t in model_pairs(service)) or 'none'}")
+        detected = [detect_languages(text, sorted(set(into) | {target}))[0] for text in texts]
+        sources = [code for code, _ in detected]
+    settings = settings_from({"nbest": count + 1, "beam_size": max(5, count + 1), "alternatives": 0})
+    translated, others = list(texts), [[] for _ in texts]
+    models = {language: model_for(service, language, target) for language in set(sources) if language != target}
+    by_model: dict[str, list[int]] = {}
+    for index, (text, language) in enumerate(zip(texts, sources)):
+        if language != target and looks_like_text(text):  # a text already in the target is kept
+            by_model.setdefault(models[language], []).append(index)
+    for model, indices in by_model.items():
+        if markup:  # every passage of every document in one request, bounded as one
+            documents = [html_texts(texts[index]) for index in indices]
+            passages = [passage for parts, _ in documents for passage in parts]
+            results = iter(service.translate(model, passages, settings, details=False) if passages else [])
+            for index, (parts, with_translations) in zip(indices, documents):
+                translated[index] = with_translations([next(results)["text"] for _ in parts])
+            continue
+        results = service.translate(model, [texts[i] for i in indices], settings, details=False)  # text only
+        for index, result in zip(indices, results):
+            if result["message"]:
+                raise RequestError(result["message"])
+            translated[index] = result["text"]
+            others[index] = _alternatives(result, count)
+    return translated, others, detected
+
+
 def add_libretranslate(app: FastAPI, service: Service, run: Callable[..., Any], api_keys: list[str] | None,
                        requires_key: Callable[[Request], bool], max_bytes: int,
                        errors: dict[int | str, dict[str, Any]]) -> None:
@@ -224,43 +262,6 @@ def add_libretranslate(app: FastAPI, service: Service, run: Callable[..., Any], 
             if values.get("api_key"):  # a wrong key, not a missing one: counted by the guard's throttle
                 request.scope.setdefault("state", {})["failed_login"] = True
             raise LibreError(403, "Invalid API key")
-
-    def detect_all(texts: list[str], candidates: list[str]) -> list[tuple[str, float]]:
-        return [detect_languages(text, candidates)[0] for text in texts]
-
-    def translate(texts: list[str], source: str, target: str, count: int, markup: bool
-                  ) -> tuple[list[str], list[list[str]], list[tuple[str, float]] | None]:
-        detected = None
-        sources = [source] * len(texts)
-        if source == "auto":
-            into = sorted({s for s, t in model_pairs(service) if t == target})
-            if not into:
-                raise LibreError(400, f"no model translates into {target!r}; pairs: "
-                                      f"{', '.join(s + '-' + t for s, t in model_pairs(service)) or 'none'}")
-            detected = detect_all(texts, sorted(set(into) | {target}))
-            sources = [code for code, _ in detected]
-        settings = settings_from({"nbest": count + 1, "beam_size": max(5, count + 1), "alternatives": 0})
-        translated, others = list(texts), [[] for _ in texts]
-        models = {language: model_for(service, language, target) for language in set(sources) if language != target}
-        by_model: dict[str, list[int]] = {}
-        for index, (text, language) in enumerate(zip(texts, sources)):
-            if language != target and looks_like_text(text):  # a text already in the target is kept
-                by_model.setdefault(models[language], []).append(index)
-        for model, indices in by_model.items():
-            if markup:  # every passage of every document in one request, bounded as one
-                documents = [html_texts(texts[index]) for index in indices]
-                passages = [passage for parts, _ in documents for passage in parts]
-                results = iter(service.translate(model, passages, settings, details=False) if passages else [])
-                for index, (parts, with_translations) in zip(indices, documents):
-                    translated[index] = with_translations([next(results)["text"] for _ in parts])
-                continue
-            results = service.translate(model, [texts[i] for i in indices], settings, details=False)  # text only
-            for index, result in zip(indices, results):
-                if result["message"]:
-                    raise RequestError(result["message"])
-                translated[index] = result["text"]
-                others[index] = _alternatives(result, count)
-        return translated, others, detected
 
     @app.post("/translate", tags=["LibreTranslate"], responses=errors, openapi_extra=_body_schema(TRANSLATE_FIELDS))
     async def libre_translate(request: Request) -> Any:
@@ -284,7 +285,7 @@ def add_libretranslate(app: FastAPI, service: Service, run: Callable[..., Any], 
             raise LibreError(400, f"Invalid request: alternatives must be in [0, {MAX_ALTERNATIVES}]")
         if source != "auto":
             model_for(service, source, target)  # an unsupported pair is refused before any work
-        translated, others, detected = await run(translate, texts, source, target, count, markup == "html")
+        translated, others, detected = await run(translate_texts, service, texts, source, target, count, markup == "html")
         one = isinstance(values["q"], str)
         answer: dict[str, Any] = {"translatedText": translated[0] if one else translated}
         if count:

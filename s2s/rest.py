@@ -31,16 +31,11 @@ kept between requests.
 
 from __future__ import annotations
 
-import asyncio
-import base64
-import binascii
 import functools
 import logging
 import os
-import time
 import uuid
 from typing import Annotated, Any, Callable, Literal, Optional, Union
-from urllib.parse import parse_qs
 
 import anyio
 from fastapi import APIRouter, FastAPI, Request
@@ -57,21 +52,17 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from . import schema
 from .admission import Busy
-from .libretranslate import LIBRE_PATHS, LibreError, add_libretranslate, error_response
-from .logins import is_api_key, is_login
+from .api_guard import API_PATHS, MAX_BODY_BYTES, ApiGuard, detail_response, is_libre, refusal_response
+from .libretranslate import LibreError, add_libretranslate, error_response
 from .neighbours import DEFAULT_NEIGHBOURS, MAX_NEIGHBOURS
 from .saliency import DEFAULT_STEPS, MAX_STEPS, METHODS
 from .translator import MAX_TARGET_LEN
 from .service import DEFAULT_MODEL, MAX_TEXTS, RequestError, Service, SettingError, UnknownModel, settings_from
-from .web_guard import FailedLogins, client_address, web_protections
+from .web_guard import FailedLogins, web_protections
 
 LOG = logging.getLogger(__name__)
-MAX_BODY_BYTES = 2**20
-BODY_READ_TIMEOUT = 30.0  # seconds to send a whole request body
 API_THREADS = 32  # API calls doing blocking work at once (the page has its own threads)
 MAX_WAITING = 256  # API calls waiting for a thread; beyond them a call is told the server is busy
-API_PATHS = ("/v1/", "/metrics", "/healthz") + LIBRE_PATHS
-PUBLIC_PATHS = ("/healthz", "/languages", "/frontend/settings")  # no login: as LibreTranslate's, they tell no secret
 HTTP_METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 SETTINGS = schema.settings_fields()
 Texts = Union[str, Annotated[list[str], Field(min_length=1, max_length=MAX_TEXTS)]]
@@ -143,14 +134,6 @@ def _settings(body: BaseModel) -> Any:
     return settings_from({name: getattr(body, name) for name in SETTINGS})
 
 
-def _error(status: int, message: str, field: str | None = None, headers: dict[str, str] | None = None) -> JSONResponse:
-    """``{"detail": message}``; a 422 in FastAPI's documented shape, a list of errors with the
-    field where there is one (``["body", field]``), else the body (``["body"]``)."""
-    detail: Any = message if status != 422 else \
-        [{"loc": ["body"] + ([field] if field else []), "msg": message, "type": "value_error"}]
-    return JSONResponse({"detail": detail}, status_code=status, headers=headers)
-
-
 class Problem(BaseModel):
     """An error of the ``/v1/`` routes other than 422: what went wrong, for a person to read."""
 
@@ -175,15 +158,6 @@ LIBRE_ERRORS: dict[int | str, dict[str, Any]] = {
         (413, "the body is over 1 MB"), (429, "Slowdown: busy, or too many failed logins"), (500, "a bug"))}
 
 
-def _is_libre(path: str) -> bool:
-    return path in LIBRE_PATHS
-
-
-def _refusal(path: str, status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    """An answer in the shape of the route's API: ``{"error"}`` on LibreTranslate's, else ``{"detail"}``."""
-    return error_response(status, message, headers) if _is_libre(path) else _error(status, message, headers=headers)
-
-
 class Metrics:
     """Requests by route and status, latency by route, resident memory; one registry per app."""
 
@@ -196,131 +170,6 @@ class Metrics:
         self.texts = Histogram("s2s_texts_per_request", "texts in a translate request", registry=self.registry,
                                buckets=(1, 2, 4, 8, 16, 32, 64, 128))
 
-
-class BodyTooLarge(HTTPException):
-    """A request body passed ``MAX_BODY_BYTES`` while it was read (an HTTPException, so that the
-    body readers of FastAPI and Starlette hand it on as it is)."""
-
-    def __init__(self) -> None:
-        super().__init__(413, f"the request body is over {MAX_BODY_BYTES // 2**20} MB")
-
-
-class BodyTimeout(HTTPException):
-    """A request body was not sent within ``BODY_READ_TIMEOUT`` seconds."""
-
-    def __init__(self) -> None:
-        super().__init__(408, "the request body was not sent in time")
-
-
-class ApiGuard:
-    """ASGI middleware for the API's paths (the page mounted under the same app has its own rules):
-    the body limit and read timeout as the body streams in, the logins (HTTP Basic, or an API key
-    as the ``api_key`` query parameter; LibreTranslate's routes also read it from the body) with
-    the shared throttle of failed tries, and the metrics of every request."""
-
-    def __init__(self, app: Any, metrics: Metrics, logins: list[tuple[str, str]] | None, api_keys: list[str] | None,
-                 failures: FailedLogins) -> None:
-        self.app, self.metrics, self.logins, self.api_keys, self.failures = app, metrics, logins, api_keys, failures
-
-    def _logged_in(self, scope: dict[str, Any], headers: dict[bytes, bytes]) -> bool:
-        header = headers.get(b"authorization", b"").decode("latin-1")
-        if header.lower().startswith("basic "):
-            try:
-                user, _, password = base64.b64decode(header[6:], validate=True).decode("utf-8").partition(":")
-            except (binascii.Error, UnicodeDecodeError):
-                return False
-            return is_login(user, password, self.logins)
-        key = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("api_key", [None])[0]
-        return is_api_key(key, self.api_keys)
-
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        path = scope.get("path", "")
-        if scope["type"] != "http" or not path.startswith(API_PATHS):
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        status = {"code": 500}
-
-        async def counted_send(message: dict[str, Any]) -> None:
-            if message["type"] == "http.response.start":
-                status["code"] = message["status"]
-            await send(message)
-
-        try:
-            response = await self._refusal(scope, path)
-            if response is not None:
-                await response(scope, receive, counted_send)
-            else:
-                await self._answer(scope, receive, counted_send, path)
-        finally:
-            if scope.get("state", {}).get("failed_login"):  # a wrong api_key in a LibreTranslate body
-                self.failures.failed(client_address(scope))
-            name = getattr(scope.get("route"), "path", "other")
-            self.metrics.requests.labels(name, str(status["code"])).inc()
-            self.metrics.latency.labels(name).observe(time.perf_counter() - started)
-
-    async def _refusal(self, scope: dict[str, Any], path: str) -> Response | None:
-        """The answer to a request refused from its headers alone, or None."""
-        headers = dict(scope.get("headers", []))
-        length = headers.get(b"content-length")
-        if length is not None and b"transfer-encoding" in headers:
-            return _refusal(path, 400, "a request may not have both Content-Length and Transfer-Encoding")
-        if length is not None and not length.isdigit():
-            return _refusal(path, 400, "the Content-Length header is not a number")
-        if length is not None and int(length) > MAX_BODY_BYTES:
-            return _refusal(path, 413, f"the request body is over {MAX_BODY_BYTES // 2**20} MB")
-        scope.setdefault("state", {})["needs_key"] = False
-        if (self.logins or self.api_keys) and path not in PUBLIC_PATHS:
-            address = client_address(scope)
-            retry = self.failures.retry_after(address)
-            if retry is not None:
-                return _refusal(path, 429, "Slowdown: too many failed logins from this address; try again later",
-                                {"Retry-After": str(retry)})
-            if self._logged_in(scope, headers):
-                self.failures.succeeded(address)
-            elif path in ("/translate", "/detect") and self.api_keys:
-                scope["state"]["needs_key"] = True  # LibreTranslate's routes read api_key from the body
-            else:
-                if b"authorization" in headers or b"api_key=" in scope.get("query_string", b""):
-                    self.failures.failed(address)  # a wrong login, not a missing one (a browser's first try)
-                await self.failures.slow_down(address)
-                if _is_libre(path):
-                    return error_response(403, "Invalid API key (or log in with HTTP Basic)")
-                return _error(401, "log in (HTTP Basic, or ?api_key=) with one of the server's logins",
-                              headers={"WWW-Authenticate": 'Basic realm="s2s"'})
-        return None
-
-    async def _answer(self, scope: dict[str, Any], receive: Any, send: Any, path: str) -> None:
-        """Run the app with the body counted and timed as it is read; a body over the limit or
-        too slow is answered 413 or 408 (when no answer has started)."""
-        read = {"bytes": 0, "done": False}
-        started = {"response": False}
-
-        async def limited_receive() -> dict[str, Any]:
-            if read["done"]:
-                return await receive()
-            try:
-                message = await asyncio.wait_for(receive(), BODY_READ_TIMEOUT)
-            except asyncio.TimeoutError:
-                raise BodyTimeout() from None
-            if message["type"] == "http.request":
-                read["bytes"] += len(message.get("body", b""))
-                if read["bytes"] > MAX_BODY_BYTES:
-                    raise BodyTooLarge()
-                read["done"] = not message.get("more_body", False)
-            return message
-
-        async def watched_send(message: dict[str, Any]) -> None:
-            if message["type"] == "http.response.start":
-                started["response"] = True
-            await send(message)
-
-        try:
-            await self.app(scope, limited_receive, watched_send)
-        except (BodyTooLarge, BodyTimeout) as error:  # read outside a route (the routes' handler answers)
-            if started["response"]:
-                raise
-            await _refusal(path, error.status_code, error.detail)(scope, receive, send)
 
 class Api:
     """Blocking work of the API's routes, run on the API's own threads (``API_THREADS``), never on
@@ -392,16 +241,16 @@ def _add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestError)
     async def bad_request(request: Request, error: RequestError) -> JSONResponse:
-        if _is_libre(request.url.path):
+        if is_libre(request.url.path):
             return error_response(400, str(error))
         if isinstance(error, UnknownModel):
-            return _error(404, str(error))
-        return _error(422, str(error), error.field if isinstance(error, SettingError) else None)
+            return detail_response(404, str(error))
+        return detail_response(422, str(error), error.field if isinstance(error, SettingError) else None)
 
     @app.exception_handler(Busy)
     async def busy(request: Request, error: Busy) -> JSONResponse:
         headers = {"Retry-After": str(error.retry_after)}
-        if _is_libre(request.url.path):
+        if is_libre(request.url.path):
             message = str(error) if str(error).startswith("Slowdown") else f"Slowdown: {error}"
             return error_response(429, message, headers)
         return JSONResponse({"detail": str(error), "error": str(error)}, status_code=503, headers=headers)
@@ -414,17 +263,17 @@ def _add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, error: HTTPException) -> JSONResponse:
-        return _refusal(request.url.path, error.status_code, str(error.detail), getattr(error, "headers", None))
+        return refusal_response(request.url.path, error.status_code, str(error.detail), getattr(error, "headers", None))
 
     @app.exception_handler(RecursionError)
     async def nested(request: Request, error: RecursionError) -> JSONResponse:
-        return _refusal(request.url.path, 400, "the request body is nested too deeply")
+        return refusal_response(request.url.path, 400, "the request body is nested too deeply")
 
     @app.exception_handler(Exception)
     async def bug(request: Request, error: Exception) -> JSONResponse:
         incident = uuid.uuid4().hex[:8]
         LOG.exception("%s %s failed (error %s)", request.method, request.url.path, incident, exc_info=error)
-        if _is_libre(request.url.path):
+        if is_libre(request.url.path):
             return error_response(500, f"internal error {incident}; it is in the server's log")
         return JSONResponse({"detail": "internal error; it is in the server's log", "id": incident}, status_code=500)
 

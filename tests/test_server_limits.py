@@ -14,7 +14,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from s2s import rest
+from s2s import api_guard
 from s2s.admission import Busy, Gate
 from s2s.batching import RequestBatcher
 from s2s.catalog import ModelCatalog
@@ -236,7 +236,7 @@ def _raw_request(url: str, request: bytes, wait: float = 5.0) -> bytes:
 
 def test_half_sent_bodies_time_out_and_ambiguous_lengths_are_refused(service: Service,
                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(rest, "BODY_READ_TIMEOUT", 0.5)
+    monkeypatch.setattr(api_guard, "BODY_READ_TIMEOUT", 0.5)
     with live_server(create_app(service)) as url:
         started = time.monotonic()
         answer = _raw_request(url, b"POST /v1/translate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
