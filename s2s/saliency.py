@@ -32,8 +32,9 @@ DEFAULT_STEPS = 16
 DEFAULT_MEMORY_BUDGET = 512 * 2**20  # bytes one request (a search or a saliency question) may hold at once
 # The most work one saliency request may ask for, in attributed examples (output pieces x steps)
 # times the pieces each reads (source + output): the time of one request is bounded before it
-# starts. On the 2-core host of 2026-12-08 (en-fr) 150,000 took about 20 s; the default 16 steps
-# of a 40-word sentence stay under it, 256 steps of the same sentence (177 s) do not.
+# starts. Not timed directly: a probe of the server issue (en-fr, 40 words at 256 steps, about
+# 1.3 million of these units) ran 177 s, so 150,000 is about 20 s at that rate; the default 16
+# steps of a 40-word sentence stay under it.
 MAX_SALIENCY_WORK = 150_000
 
 
