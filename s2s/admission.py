@@ -23,9 +23,10 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import functools
 import gc
 import threading
-from typing import Iterator
+from typing import Any, Iterator
 
 DEFAULT_LIMITS = {"decode": 32, "saliency": 1, "upload": 1}
 DEFAULT_MAX_WAIT = 20.0  # seconds a call may wait for its turn before it is told to come back
@@ -42,13 +43,21 @@ class Busy(RuntimeError):
         self.kind, self.retry_after = kind, retry_after
 
 
+@functools.lru_cache(maxsize=1)
+def _libc() -> Any:
+    """glibc, found once (``find_library`` runs a subprocess); None elsewhere."""
+    name = ctypes.util.find_library("c")
+    try:
+        return ctypes.CDLL(name) if name else None
+    except OSError:
+        return None
+
+
 def malloc_trim() -> None:
     """Give freed heap memory back to the system (glibc); nothing elsewhere."""
-    name = ctypes.util.find_library("c")
-    if not name:
-        return
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(name).malloc_trim(0)
+    with contextlib.suppress(AttributeError):
+        if _libc() is not None:
+            _libc().malloc_trim(0)
 
 
 def limit_malloc_arenas(count: int = 2) -> None:
@@ -56,11 +65,9 @@ def limit_malloc_arenas(count: int = 2) -> None:
     whose many threads would each get one: memory freed in one arena cannot serve another, and a
     burst of requests left hundreds of MB resident in them. Call it before the threads start;
     nothing elsewhere than glibc."""
-    name = ctypes.util.find_library("c")
-    if not name:
-        return
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(name).mallopt(-8, count)  # M_ARENA_MAX
+    with contextlib.suppress(AttributeError):
+        if _libc() is not None:
+            _libc().mallopt(-8, count)  # M_ARENA_MAX
 
 
 class Gate:
